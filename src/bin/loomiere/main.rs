@@ -1,0 +1,36 @@
+//! The `loomiere` command: argument parsing (clap, derive) and dispatch to one small module
+//! per subcommand. All logic lives in the library; these modules parse, call and print.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod cut;
+mod inspect;
+
+/// HTTP pseudo-streaming for MP4 and FLV: seek, cut, index and serve without re-encoding.
+#[derive(Parser)]
+#[command(name = "loomiere", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a file's boxes (MP4) or tags (FLV), its tracks and keyframes.
+    Inspect(inspect::Args),
+    /// Write a clip from START to END without re-encoding.
+    Cut(cut::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+        Command::Cut(a) => cut::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("loomiere: {e:#}");
+        std::process::exit(1);
+    }
+}
