@@ -1,0 +1,90 @@
+//! Shared helpers for the integration tests: the test media (made once per target directory
+//! by `tests/make-media.sh` with ffmpeg), the built binary, and ffprobe/ffmpeg checks that
+//! judge loomiere's output with real decoders.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The directory holding the generated test media (short.mp4, long.mp4, short.flv, …).
+pub fn media_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::var_os("LOOMIERE_TEST_MEDIA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target").join("test-media"));
+        std::fs::create_dir_all(&dir).expect("create test media dir");
+        if !dir.join("MD5SUMS").exists() {
+            // flock serialises test processes that start at once (nextest, several binaries).
+            let lock = dir.join(".lock");
+            let status = Command::new("flock")
+                .arg(&lock)
+                .arg("bash")
+                .arg(root.join("tests").join("make-media.sh"))
+                .arg(&dir)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("run tests/make-media.sh (needs flock, bash, ffmpeg)");
+            assert!(status.success(), "tests/make-media.sh failed");
+        }
+        dir
+    })
+}
+
+/// Path of one generated medium, e.g. `media("short.mp4")`.
+pub fn media(name: &str) -> PathBuf {
+    let p = media_dir().join(name);
+    assert!(p.exists(), "test medium {name} is missing from {}", media_dir().display());
+    p
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The built `loomiere` binary.
+pub fn loomiere() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loomiere"))
+}
+
+/// Runs a command, returning its output (panics only if it cannot be started).
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `ffprobe` format duration in seconds.
+pub fn duration(path: &Path) -> f64 {
+    let out = run(Command::new("ffprobe").args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]).arg(path));
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().unwrap_or_else(|_| panic!("no duration from ffprobe for {}: {text:?}", path.display()))
+}
+
+/// Number of streams ffprobe sees.
+pub fn stream_count(path: &Path) -> usize {
+    let out = run(Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=index", "-of", "csv=p=0"]).arg(path));
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+/// What `ffmpeg -v error -i FILE -f null -` prints: empty means a clean decode.
+pub fn decode_errors(path: &Path) -> String {
+    let out = run(Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-i"]).arg(path).args(["-f", "null", "-"]));
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!("\nffmpeg exited with {}", out.status));
+    }
+    s
+}
+
+/// First packet pts (seconds) of the first stream of `kind` ("v" or "a").
+pub fn first_pts(path: &Path, kind: &str) -> Option<f64> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", kind, "-show_entries", "frame=pts_time", "-read_intervals", "%+#1", "-of", "csv=p=0"])
+        .arg(path));
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().trim_end_matches(',').parse().ok())
+}
