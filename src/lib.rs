@@ -11,6 +11,7 @@
 pub mod error;
 pub mod media;
 pub mod mp4;
+pub mod output;
 pub mod plan;
 pub mod request;
 pub mod sink;

@@ -97,6 +97,11 @@ pub fn open(path: &Path, req: &Request) -> Result<Plan> {
 /// Like [`open`], for a source that is already open.
 pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
     match kind {
+        // Nothing to seek: the file as it is (byte-exact, cacheable, no moov work).
+        Kind::Mp4 if req.start.is_none() && req.end.is_none() && !req.force_co64 => {
+            let info = src.info(kind.content_type(path));
+            Plan::whole_file(src.file, src.len, info)
+        }
         Kind::Mp4 => crate::mp4::plan(src, req, kind.content_type(path)),
         Kind::Flv => {
             // FLV seeking arrives with the flv module; until then only whole files.

@@ -1,15 +1,269 @@
-//! MP4 (ISO base media) seek and rewrite. This module is the engine's MP4 half: it reads only
-//! `ftyp`, `moov` and the position of the media data, and turns a request into a plan whose
-//! synthesised part is a new `moov` emitted table by table from the source's.
+//! MP4 (ISO base media) seek and rewrite: the engine's MP4 half. It reads only the top-level
+//! box headers, `ftyp` and `moov` (mapped, never copied), and turns a request into a plan
+//! whose synthesised part is a new `moov` emitted table by table from the source's, followed
+//! by one byte range of the source's media data.
+//!
+//! Module map: `boxes` (header walk), `tables` (sample tables as views), `track` (one trak),
+//! `seek` (time → samples, edit lists), `rewrite` (the new moov as segments), `inspect`.
+
+pub mod boxes;
+pub mod inspect;
+pub mod rewrite;
+pub mod seek;
+pub mod tables;
+pub mod track;
 
 use crate::media::Source;
-use crate::plan::Plan;
-use crate::request::Request;
-use crate::Result;
+use crate::plan::{Piece, Plan};
+use crate::request::{Position, Request};
+use crate::{Error, Result};
+use boxes::{children, BoxHeader, TopLevel};
+use rewrite::TrackPlan;
+use std::ops::Deref;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use track::Track;
+
+pub use inspect::inspect;
+
+/// The largest `moov` loomiere will map (a 10-hour movie's moov is about 20 MB).
+pub const MAX_MOOV: u64 = 512 << 20;
+/// The largest `ftyp` copied into the output.
+const MAX_FTYP: u64 = 64 << 10;
+
+/// The bytes of the source `moov` box: mapped from the file, or owned (tests, fuzzing).
+pub enum MoovBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Deref for MoovBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            MoovBytes::Mapped(m) => m,
+            MoovBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// An opened MP4 file: its layout and its `moov`, ready to plan any number of requests. A
+/// server may keep one per file and share it between viewers.
+pub struct Movie {
+    pub src: Source,
+    pub top: TopLevel,
+    /// The moov box, header included; offsets in its boxes are relative to its start.
+    pub moov: Arc<MoovBytes>,
+    /// The moov box header, relative to `moov` (offset 0).
+    pub root: BoxHeader,
+    ftyp: Vec<u8>,
+}
+
+impl Movie {
+    /// Reads the layout of `src` and maps its moov. Fragmented files and files without a moov
+    /// are errors that say so.
+    pub fn open(src: Source) -> Result<Movie> {
+        let (top, fault) = boxes::walk_top(&src.file, src.len, false);
+        let Some(moov) = top.moov else {
+            return Err(fault.unwrap_or_else(|| {
+                Error::corrupt(src.len, "no 'moov' box: not an MP4 file, or its index was never written")
+            }));
+        };
+        if top.fragmented {
+            return Err(Error::Unsupported(
+                "fragmented MP4 (moof boxes) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
+            ));
+        }
+        if moov.size > MAX_MOOV {
+            return Err(Error::Unsupported(format!(
+                "the moov box is {} bytes, over the limit of {MAX_MOOV}",
+                moov.size
+            )));
+        }
+        // SAFETY: the mapping is read-only and private to this process; loomiere serves files
+        // that are not modified in place while being read (a truncation while mapped would
+        // raise SIGBUS, as it would for any mmap-based server).
+        let mapped = unsafe { memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(&*src.file) };
+        let bytes = match mapped {
+            Ok(m) => MoovBytes::Mapped(m),
+            Err(_) => {
+                let mut v = vec![0u8; moov.size as usize];
+                src.file.read_exact_at(&mut v, moov.offset).map_err(|e| Error::io("cannot read moov", e))?;
+                MoovBytes::Owned(v)
+            }
+        };
+        let ftyp = match top.ftyp {
+            Some(f) if f.size <= MAX_FTYP => {
+                let mut v = vec![0u8; f.size as usize];
+                src.file.read_exact_at(&mut v, f.offset).map_err(|e| Error::io("cannot read ftyp", e))?;
+                v
+            }
+            _ => Vec::new(),
+        };
+        let root = BoxHeader { offset: 0, ..moov };
+        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp };
+        if boxes::find(&movie.moov, root.body_start(), root.end(), b"mvex")?.is_some() {
+            return Err(Error::Unsupported(
+                "fragmented MP4 (mvex) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
+            ));
+        }
+        Ok(movie)
+    }
+
+    /// The movie header's timescale and duration.
+    pub fn header(&self) -> Result<track::TimeFields> {
+        let mvhd = boxes::find(&self.moov, self.root.body_start(), self.root.end(), b"mvhd")?
+            .ok_or_else(|| Error::corrupt(self.top.moov.map_or(0, |m| m.offset), "'moov' has no 'mvhd'"))?;
+        track::time_fields(&self.moov, &mvhd)
+    }
+
+    /// Every track, in moov order.
+    pub fn tracks(&self) -> Result<Vec<Track<'_>>> {
+        let mut out = Vec::new();
+        for h in children(&self.moov, self.root.body_start(), self.root.end()) {
+            let h = h?;
+            if &h.kind == b"trak" {
+                out.push(Track::parse(&self.moov, &h).map_err(|e| self.at_file_offset(e))?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Turns moov-relative error offsets into file offsets.
+    fn at_file_offset(&self, e: Error) -> Error {
+        match e {
+            Error::Corrupt { offset, what } => {
+                Error::Corrupt { offset: offset + self.top.moov.map_or(0, |m| m.offset), what }
+            }
+            e => e,
+        }
+    }
+
+    /// Duration in seconds: the movie header's, else the longest track's.
+    pub fn duration(&self, tracks: &[Track<'_>]) -> Result<f64> {
+        let h = self.header()?;
+        if h.timescale > 0 && h.duration > 0 {
+            return Ok(h.duration as f64 / f64::from(h.timescale));
+        }
+        Ok(tracks.iter().map(|t| t.seconds()).fold(0.0, f64::max))
+    }
+
+    /// The plan for `req`.
+    pub fn plan(&self, req: &Request, content_type: &'static str) -> Result<Plan> {
+        self.plan_inner(req, content_type).map_err(|e| self.at_file_offset(e))
+    }
+
+    fn plan_inner(&self, req: &Request, content_type: &'static str) -> Result<Plan> {
+        let secs = |p: Option<Position>, what: &str| -> Result<Option<f64>> {
+            match p {
+                None => Ok(None),
+                Some(Position::Seconds(s)) => Ok(Some(s)),
+                Some(Position::Byte(_)) => Err(Error::bad_request(format!(
+                    "{what} as a byte offset is for FLV files; give MP4 positions in seconds"
+                ))),
+            }
+        };
+        let start = secs(req.start, "start")?.unwrap_or(0.0);
+        let mut end = secs(req.end, "end")?;
+        let tracks = self.tracks()?;
+        let header = self.header()?;
+        let mts = header.timescale.max(1);
+        let duration = self.duration(&tracks)?;
+        if start > 0.0 && start >= duration {
+            return Err(Error::bad_request(format!("start {start} s is beyond the duration ({duration:.3} s)")));
+        }
+        if let Some(e) = end {
+            if e <= start {
+                return Err(Error::bad_request(format!("end {e} s is not after start {start} s")));
+            }
+            if e >= duration {
+                end = None;
+            }
+        }
+        let begin = seek::find_start(&tracks, mts, start, req.exact)?;
+        let mut plans = Vec::with_capacity(tracks.len());
+        for (i, t) in tracks.into_iter().enumerate() {
+            let cut = seek::cut_track(&t, i, &begin, end, mts, req.exact)?;
+            let co64 = req.force_co64 || t.offsets.entries.width == 8;
+            plans.push(TrackPlan { track: t, cut, co64, first_offset: 0 });
+        }
+        let (data_start, data_end) = self.data_range(&mut plans)?;
+        let payload = data_end - data_start;
+        let movie_duration = plans.iter().map(|p| p.cut.track_duration()).max().unwrap_or(0);
+        let mdat_header_len: u64 = if payload + 8 > u64::from(u32::MAX) { 16 } else { 8 };
+        let mut laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration)?;
+        let prefix = self.ftyp.len() as u64 + laid.len + mdat_header_len;
+        if prefix.saturating_add(payload) > u64::from(u32::MAX) && plans.iter().any(|p| !p.co64) {
+            for p in &mut plans {
+                p.co64 = true;
+            }
+            laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration)?;
+        }
+        rewrite::rebase(&mut laid, data_start);
+        let mdat_header = if mdat_header_len == 16 {
+            let mut h = 1u32.to_be_bytes().to_vec();
+            h.extend_from_slice(b"mdat");
+            h.extend_from_slice(&(payload + 16).to_be_bytes());
+            h
+        } else {
+            let mut h = ((payload + 8) as u32).to_be_bytes().to_vec();
+            h.extend_from_slice(b"mdat");
+            h
+        };
+        let synth = laid.finish(self.moov.clone(), self.ftyp.clone(), mdat_header);
+        let mut info = self.src.info(content_type);
+        info.header_len = crate::plan::Synth::len(&synth);
+        info.duration = Some(movie_duration as f64 / f64::from(mts));
+        let pieces = vec![Piece::Synth(Arc::new(synth)), Piece::File { offset: data_start, len: payload }];
+        Plan::new(self.src.file.clone(), pieces, info)
+    }
+
+    /// The source bytes that hold every kept sample: from the earliest first sample to the
+    /// latest last sample. Checks that every kept chunk lies inside it and that it lies inside
+    /// the file, so the new chunk offsets are right and a sink never meets a short file.
+    fn data_range(&self, plans: &mut [TrackPlan<'_>]) -> Result<(u64, u64)> {
+        let mut range: Option<(u64, u64)> = None;
+        for p in plans.iter_mut() {
+            let (s0, s1) = (p.cut.s0, p.cut.s1);
+            if s1 <= s0 {
+                continue;
+            }
+            let t = &p.track;
+            let bad = || Error::corrupt(t.trak.offset, format!("track {}: sample tables do not agree", t.id));
+            let (first, _) = t.sample_location(s0).ok_or_else(bad)?;
+            let (last, size) = t.sample_location(s1 - 1).ok_or_else(bad)?;
+            let end = last.checked_add(size).ok_or_else(bad)?;
+            p.first_offset = first;
+            range = Some(match range {
+                None => (first, end),
+                Some((a, b)) => (a.min(first), b.max(end)),
+            });
+        }
+        let Some((start, end)) = range else { return Ok((0, 0)) };
+        if end > self.src.len {
+            return Err(Error::corrupt(end, "sample data runs past the end of the file (is it truncated?)"));
+        }
+        let chunks_ok = plans.iter().filter(|p| p.cut.s1 > p.cut.s0).all(|p| {
+            let t = &p.track;
+            let n = t.offsets.len() as u64;
+            match (t.stsc.locate(p.cut.s0, n), t.stsc.locate(p.cut.s1 - 1, n)) {
+                (Some(a), Some(b)) => {
+                    (a.chunk + 1..=b.chunk).all(|c| (start..end).contains(&t.offsets.get(c as usize)))
+                        && p.first_offset >= start
+                }
+                _ => false,
+            }
+        });
+        if !chunks_ok {
+            return Err(Error::Unsupported(
+                "chunk offsets are not in file order; remux the file with `ffmpeg -i IN -c copy OUT.mp4`".into(),
+            ));
+        }
+        Ok((start, end))
+    }
+}
 
 /// The plan for `req` over an MP4 source.
-pub fn plan(src: Source, _req: &Request, content_type: &'static str) -> Result<Plan> {
-    // Placeholder until the seek engine lands: the whole file.
-    let info = src.info(content_type);
-    Plan::whole_file(src.file, src.len, info)
+pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
+    Movie::open(src)?.plan(req, content_type)
 }

@@ -2,7 +2,9 @@
 //! to stdout, or describes it with `--dry-run`.
 
 use anyhow::{Context, Result};
-use loomiere::{BareUnit, Position, Request};
+use loomiere::{BareUnit, Piece, Position, Request};
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -30,6 +32,9 @@ pub struct Args {
     pub dry_run: bool,
 }
 
+/// Outputs at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN: u64 = 64 << 20;
+
 pub fn run(args: Args) -> Result<()> {
     let parse = |s: &Option<String>| -> Result<Option<Position>> {
         s.as_deref().map(|t| Position::parse(t, BareUnit::Seconds)).transpose().map_err(Into::into)
@@ -38,8 +43,42 @@ pub fn run(args: Args) -> Result<()> {
     let plan =
         loomiere::media::open(&args.file, &req).with_context(|| format!("cannot cut {}", args.file.display()))?;
     if args.dry_run {
-        println!("{plan:?}");
+        println!("content type: {}", plan.info.content_type);
+        if let Some(d) = plan.info.duration {
+            println!("duration:     {d:.3} s");
+        }
+        println!("header:       {} bytes", plan.info.header_len);
+        for p in plan.pieces() {
+            match p {
+                Piece::Synth(s) => println!("synthesised:  {} bytes", s.len()),
+                Piece::File { offset, len } => println!("file range:   {offset}..{} ({len} bytes)", offset + len),
+            }
+        }
+        println!("total:        {} bytes", plan.len());
         return Ok(());
     }
-    anyhow::bail!("writing is not implemented yet")
+    let out = args.output.expect("clap requires --output without --dry-run");
+    if out.as_os_str() == "-" {
+        let stdout = std::io::stdout();
+        loomiere::sink::send_all(&plan, stdout.as_fd()).context("cannot write to stdout")?;
+        return Ok(());
+    }
+    let bar = (plan.len() >= PROGRESS_MIN && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(plan.len());
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    loomiere::output::write_atomic(&plan, &out, |n| {
+        if let Some(b) = &bar {
+            b.set_position(n);
+        }
+    })
+    .with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(())
 }

@@ -1,0 +1,195 @@
+//! Time → sample ranges, per track. The reference track (the first video track, else the
+//! first track with samples) decides where the clip starts: the sync sample at or before
+//! `start` in presentation time (decode time + composition offset − edit media time). Every
+//! other track starts at the same presentation time; edit lists are rewritten so the tracks
+//! stay in sync and, in exact mode, so the frames before `start` are decoded but not shown.
+//! Each track ends before its first sample whose decode time is at or after `end`.
+//!
+//! All time arithmetic is integer (i128, checked): a time is a rational number of seconds.
+
+use super::track::Track;
+use crate::{Error, Result};
+
+/// A time in seconds as `num / den`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Time {
+    pub num: i128,
+    pub den: i128,
+}
+
+impl Time {
+    /// Zero.
+    pub const ZERO: Time = Time { num: 0, den: 1 };
+
+    /// From seconds given as a float, at the resolution of `den` units per second.
+    pub fn from_secs(s: f64, den: i128) -> Time {
+        Time { num: (s * den as f64).round() as i128, den: den.max(1) }
+    }
+
+    /// As floating seconds (for messages and plan info).
+    pub fn secs(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+
+    fn cmp_key(self, other: Time) -> Option<(i128, i128)> {
+        Some((self.num.checked_mul(other.den)?, other.num.checked_mul(self.den)?))
+    }
+
+    /// The larger of two times.
+    pub fn max(self, other: Time) -> Time {
+        match self.cmp_key(other) {
+            Some((a, b)) if b > a => other,
+            _ => self,
+        }
+    }
+}
+
+/// What the rewrite needs to know about one track's part of the clip.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// First sample kept (0-based).
+    pub s0: u64,
+    /// One past the last sample kept.
+    pub s1: u64,
+    /// New edit: media time shown first (track timescale).
+    pub media_time: i64,
+    /// New edit: presentation delay before the media (movie timescale).
+    pub delay: u64,
+    /// New edit: presentation duration of the media (movie timescale).
+    pub shown: u64,
+    /// Sum of the kept samples' durations (track timescale): the new `mdhd` duration.
+    pub media_duration: u64,
+    /// Write an edit list for this track.
+    pub write_edit: bool,
+}
+
+impl Cut {
+    /// The new `tkhd` duration (movie timescale).
+    pub fn track_duration(&self) -> u64 {
+        self.delay.saturating_add(self.shown)
+    }
+}
+
+fn overflow() -> Error {
+    Error::Unsupported("timescales too large for exact time arithmetic".into())
+}
+
+/// floor(t × ts) − floor(delay × ts / mts): `t` relative to a track's delay, in its ticks.
+fn ticks_after_delay(t: Time, delay: u64, mts: u32, ts: u32) -> Result<i128> {
+    // (t.num × mts − delay × t.den) × ts / (t.den × mts), floored.
+    let a = t.num.checked_mul(i128::from(mts)).ok_or_else(overflow)?;
+    let b = i128::from(delay).checked_mul(t.den).ok_or_else(overflow)?;
+    let n = a.checked_sub(b).ok_or_else(overflow)?.checked_mul(i128::from(ts)).ok_or_else(overflow)?;
+    let d = t.den.checked_mul(i128::from(mts)).ok_or_else(overflow)?;
+    Ok(n.div_euclid(d.max(1)))
+}
+
+/// The reference track's start: (sample, presentation time).
+pub struct Start {
+    pub reference: usize,
+    pub sample: u64,
+    pub time: Time,
+}
+
+/// Picks the reference track and the clip's start time for `start` seconds.
+pub fn find_start(tracks: &[Track<'_>], mts: u32, start: f64, exact: bool) -> Result<Start> {
+    let reference = tracks
+        .iter()
+        .position(|t| t.is_video() && t.samples > 0)
+        .or_else(|| tracks.iter().position(|t| t.samples > 0))
+        .ok_or_else(|| Error::corrupt(0, "the movie has no samples"))?;
+    let r = &tracks[reference];
+    let ts = r.mdhd.timescale;
+    let den = i128::from(ts).checked_mul(i128::from(mts.max(1))).ok_or_else(overflow)?;
+    let requested = Time::from_secs(start, den);
+    if start <= 0.0 {
+        return Ok(Start { reference, sample: 0, time: Time::ZERO });
+    }
+    // Target in the track's composition timeline (decode time + offset), where the edit's
+    // media time is presentation zero.
+    let rel = ticks_after_delay(requested, r.edit.delay, mts.max(1), ts)?;
+    let target = rel.checked_add(i128::from(r.edit.media_time)).ok_or_else(overflow)?;
+    let pts = |s: u64| i128::from(r.dts(s)) + i128::from(r.cts_offset(s));
+    let guess = r.stts.sample_at(u64::try_from(target.max(0)).unwrap_or(u64::MAX), r.samples);
+    let mut k = r.sync_at_or_before(guess);
+    // A keyframe whose decode time is before the target may still be shown after it.
+    while pts(k) > target {
+        match r.previous_sync(k) {
+            Some(p) if p < k => k = p,
+            _ => break,
+        }
+    }
+    let shown_ticks = (pts(k) - i128::from(r.edit.media_time)).max(0);
+    // time = delay/mts + shown_ticks/ts, over den = ts × mts.
+    let num = i128::from(r.edit.delay)
+        .checked_mul(i128::from(ts))
+        .and_then(|a| a.checked_add(shown_ticks.checked_mul(i128::from(mts.max(1)))?))
+        .ok_or_else(overflow)?;
+    let key_time = Time { num, den };
+    let time = if exact { key_time.max(requested) } else { key_time };
+    Ok(Start { reference, sample: k, time })
+}
+
+/// The cut of one track for a clip from `start.time` to `end` (seconds, already clamped).
+pub fn cut_track(t: &Track<'_>, index: usize, start: &Start, end: Option<f64>, mts: u32, exact: bool) -> Result<Cut> {
+    let ts = t.mdhd.timescale;
+    let mts = mts.max(1);
+    let mt = i128::from(t.edit.media_time);
+    let n = t.samples;
+    if n == 0 || ts == 0 {
+        return Ok(Cut { write_edit: t.edit.present, ..Cut::default() });
+    }
+    let rel = ticks_after_delay(start.time, t.edit.delay, mts, ts)?;
+    let (s0, media_time, delay) = if rel <= 0 {
+        // The clip starts before this track's media: keep its start and shorten its delay.
+        let delay_left = ticks_after_delay(Time { num: -start.time.num, den: start.time.den }, 0, mts, mts)?
+            .checked_add(i128::from(t.edit.delay))
+            .ok_or_else(overflow)?;
+        (0, mt, u64::try_from(delay_left.max(0)).unwrap_or(0))
+    } else {
+        let m = rel.checked_add(mt).ok_or_else(overflow)?;
+        let s0 = if index == start.reference {
+            start.sample
+        } else if m >= i128::from(t.dts(n)) {
+            n
+        } else {
+            t.stts.sample_at(u64::try_from(m).unwrap_or(u64::MAX), n)
+        };
+        (s0, m - i128::from(t.dts(s0.min(n))), 0)
+    };
+    let media_time = i64::try_from(media_time.max(0)).map_err(|_| overflow())?;
+    let s1 = match end {
+        None => n,
+        Some(e) => {
+            let e_rel = ticks_after_delay(Time::from_secs(e, i128::from(ts)), t.edit.delay, mts, ts)?;
+            if e_rel <= 0 {
+                s0
+            } else {
+                let m_end = e_rel.checked_add(mt).ok_or_else(overflow)?;
+                let s1 = t.stts.first_at_or_after(u64::try_from(m_end).unwrap_or(u64::MAX), n);
+                if index == start.reference {
+                    s1.max(s0.saturating_add(1)).min(n)
+                } else {
+                    s1
+                }
+            }
+        }
+    }
+    .max(s0);
+    let media_duration = t.stts.sum(s0, s1);
+    // Presentation duration in the track's ticks: the media after the hidden head, and, with
+    // an end, no further than end − max(start, delay).
+    let mut shown = i128::from(media_duration) - i128::from(media_time);
+    if let Some(e) = end {
+        let visible_from = start.time.max(Time { num: i128::from(t.edit.delay), den: i128::from(mts) });
+        let e_t = Time::from_secs(e, visible_from.den);
+        let span = ticks_after_delay(Time { num: e_t.num - visible_from.num, den: visible_from.den }, 0, mts, ts)?;
+        if exact || index != start.reference {
+            shown = shown.min(span);
+        }
+    }
+    let shown_movie = shown.max(0).checked_mul(i128::from(mts)).ok_or_else(overflow)? / i128::from(ts);
+    let shown = u64::try_from(shown_movie).unwrap_or(u64::MAX);
+    let write_edit = t.edit.present || media_time != 0 || delay != 0 || exact;
+    Ok(Cut { s0, s1, media_time, delay, shown, media_duration, write_edit })
+}

@@ -1,0 +1,521 @@
+//! Sample tables as views over the mapped `moov` bytes: `stts`, `ctts` and `sbgp` (runs),
+//! `stss` (sync samples), `stsc` (sample-to-chunk), `stsz`/`stz2` (sizes), `stco`/`co64`
+//! (chunk offsets). Nothing is copied or allocated per entry: a table is a slice and a count,
+//! and its constructor checks `count × entry size ≤ bytes in the box` before anything else,
+//! so a hostile count can neither overrun the box nor make loomiere allocate.
+
+use super::boxes::{BoxHeader, ReadBe};
+use crate::{Error, Result};
+
+/// The entries of a table box: the byte slice they occupy and where it starts in `moov`.
+#[derive(Clone, Copy, Debug)]
+pub struct Entries<'a> {
+    /// Exactly `count × width` bytes.
+    pub data: &'a [u8],
+    /// Offset of `data` in the moov buffer.
+    pub moov_off: usize,
+    /// Number of entries.
+    pub count: usize,
+    /// Bytes per entry.
+    pub width: usize,
+}
+
+impl<'a> Entries<'a> {
+    /// Reads a table whose entry count is the `u32` at body offset `count_at`, entries starting
+    /// right after it. `moov` is the whole moov buffer, `h` the box (offsets in `moov`).
+    pub fn parse(moov: &'a [u8], h: &BoxHeader, count_at: usize, width: usize) -> Result<Entries<'a>> {
+        let body = body(moov, h)?;
+        let count = body
+            .u32_at(count_at)
+            .ok_or_else(|| Error::corrupt(h.offset, format!("'{}' is too short for its entry count", h.name())))?
+            as usize;
+        let start = count_at + 4;
+        Entries::at(moov, h, start, count, width)
+    }
+
+    /// A table of `count` entries of `width` bytes at body offset `start`.
+    pub fn at(moov: &'a [u8], h: &BoxHeader, start: usize, count: usize, width: usize) -> Result<Entries<'a>> {
+        let body = body(moov, h)?;
+        let need = count.checked_mul(width).and_then(|n| n.checked_add(start));
+        match need {
+            Some(n) if n <= body.len() => {}
+            _ => {
+                return Err(Error::corrupt(
+                    h.offset,
+                    format!("'{}' claims {count} entries, more than its {} bytes hold", h.name(), body.len()),
+                ))
+            }
+        }
+        let moov_off = h.body_start() as usize + start;
+        Ok(Entries { data: &body[start..start + count * width], moov_off, count, width })
+    }
+
+    /// The `u32` at byte `field` of entry `i` (0 when out of range; callers index within
+    /// `count`, which the constructor validated).
+    pub fn u32(&self, i: usize, field: usize) -> u32 {
+        self.data.u32_at(i * self.width + field).unwrap_or(0)
+    }
+
+    /// The `u64` at byte `field` of entry `i`.
+    pub fn u64(&self, i: usize, field: usize) -> u64 {
+        self.data.u64_at(i * self.width + field).unwrap_or(0)
+    }
+}
+
+/// The payload of box `h` inside `moov`.
+pub fn body<'a>(moov: &'a [u8], h: &BoxHeader) -> Result<&'a [u8]> {
+    let s = usize::try_from(h.body_start()).ok();
+    let e = usize::try_from(h.end()).ok();
+    match (s, e) {
+        (Some(s), Some(e)) if s <= e && e <= moov.len() => Ok(&moov[s..e]),
+        _ => Err(Error::corrupt(h.offset, format!("'{}' lies outside moov", h.name()))),
+    }
+}
+
+/// A run-length table of (sample count, value) pairs: `stts` (value = duration), `ctts`
+/// (value = composition offset), `sbgp` (value = group description index).
+#[derive(Clone, Copy, Debug)]
+pub struct Runs<'a> {
+    pub entries: Entries<'a>,
+}
+
+/// Where a sample falls in a run table: the entry index and the position within the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunPos {
+    pub entry: usize,
+    pub within: u64,
+}
+
+impl<'a> Runs<'a> {
+    /// Entry `i` as (count, value).
+    pub fn entry(&self, i: usize) -> (u32, u32) {
+        (self.entries.u32(i, 0), self.entries.u32(i, 4))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.count
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.count == 0
+    }
+
+    /// Total samples covered.
+    pub fn total(&self) -> u64 {
+        (0..self.len()).map(|i| u64::from(self.entry(i).0)).sum()
+    }
+
+    /// The run holding sample `s` (0-based), or `None` past the end.
+    pub fn locate(&self, s: u64) -> Option<RunPos> {
+        let mut first = 0u64;
+        for i in 0..self.len() {
+            let n = u64::from(self.entry(i).0);
+            if s < first + n {
+                return Some(RunPos { entry: i, within: s - first });
+            }
+            first += n;
+        }
+        None
+    }
+
+    /// The value for sample `s` (0 past the end).
+    pub fn value_of(&self, s: u64) -> u32 {
+        self.locate(s).map(|p| self.entry(p.entry).1).unwrap_or(0)
+    }
+
+    /// Time-to-sample: decode time of sample `s` (sum of the durations before it).
+    pub fn time_of(&self, s: u64) -> u64 {
+        let mut t = 0u64;
+        let mut first = 0u64;
+        for i in 0..self.len() {
+            let (n, d) = self.entry(i);
+            let n = u64::from(n);
+            if s < first + n {
+                return t.saturating_add((s - first).saturating_mul(u64::from(d)));
+            }
+            t = t.saturating_add(n.saturating_mul(u64::from(d)));
+            first += n;
+        }
+        t
+    }
+
+    /// Time-to-sample: the last sample (< `limit`) whose decode time is ≤ `t`, or 0.
+    pub fn sample_at(&self, t: u64, limit: u64) -> u64 {
+        let mut time = 0u64;
+        let mut first = 0u64;
+        for i in 0..self.len() {
+            let (n, d) = self.entry(i);
+            let n = u64::from(n);
+            let span = n.saturating_mul(u64::from(d));
+            if d > 0 && t < time.saturating_add(span) {
+                let s = first + (t - time) / u64::from(d);
+                return s.min(limit.saturating_sub(1));
+            }
+            time = time.saturating_add(span);
+            first += n;
+            if first >= limit {
+                break;
+            }
+        }
+        limit.saturating_sub(1)
+    }
+
+    /// Time-to-sample: the first sample whose decode time is ≥ `t` (may be `limit`).
+    pub fn first_at_or_after(&self, t: u64, limit: u64) -> u64 {
+        let mut time = 0u64;
+        let mut first = 0u64;
+        for i in 0..self.len() {
+            let (n, d) = self.entry(i);
+            let n = u64::from(n);
+            let span = n.saturating_mul(u64::from(d));
+            if t <= time {
+                return first.min(limit);
+            }
+            if d > 0 && t <= time.saturating_add(span) {
+                let k = (t - time).div_ceil(u64::from(d));
+                return (first + k).min(limit);
+            }
+            time = time.saturating_add(span);
+            first += n;
+        }
+        first.min(limit)
+    }
+
+    /// Sum of the values × counts for samples `s0..s1` (decode duration for `stts`).
+    pub fn sum(&self, s0: u64, s1: u64) -> u64 {
+        self.time_of(s1).saturating_sub(self.time_of(s0))
+    }
+}
+
+/// `stss`: 1-based sync sample numbers in increasing order.
+#[derive(Clone, Copy, Debug)]
+pub struct SyncSamples<'a> {
+    pub entries: Entries<'a>,
+}
+
+impl<'a> SyncSamples<'a> {
+    /// Sync sample `i` as a 0-based sample index.
+    pub fn get(&self, i: usize) -> u64 {
+        u64::from(self.entries.u32(i, 0)).saturating_sub(1)
+    }
+
+    /// Number of sync samples.
+    pub fn len(&self) -> usize {
+        self.entries.count
+    }
+
+    /// True when no sample is a sync sample.
+    pub fn is_empty(&self) -> bool {
+        self.entries.count == 0
+    }
+
+    /// Index (into the table) of the first entry whose sample is ≥ `s` (binary search).
+    pub fn first_index_at_or_after(&self, s: u64) -> usize {
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid) < s {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    /// The last sync sample ≤ `s`, if any.
+    pub fn at_or_before(&self, s: u64) -> Option<u64> {
+        let i = self.first_index_at_or_after(s.saturating_add(1));
+        i.checked_sub(1).map(|i| self.get(i))
+    }
+}
+
+/// `stsc` entries: (first chunk, 1-based; samples per chunk; sample description index).
+#[derive(Clone, Copy, Debug)]
+pub struct SampleToChunk<'a> {
+    pub entries: Entries<'a>,
+}
+
+/// Where a sample sits: its chunk (0-based), the chunk's first sample, and the stsc entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkPos {
+    pub chunk: u64,
+    pub first_sample: u64,
+    pub samples_per_chunk: u32,
+    pub desc: u32,
+    pub entry: usize,
+}
+
+impl<'a> SampleToChunk<'a> {
+    /// Entry `i` as (first_chunk, samples_per_chunk, description index).
+    pub fn entry(&self, i: usize) -> (u32, u32, u32) {
+        (self.entries.u32(i, 0), self.entries.u32(i, 4), self.entries.u32(i, 8))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.count
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.count == 0
+    }
+
+    /// The chunk holding sample `s`, given the number of chunks (from `stco`).
+    pub fn locate(&self, s: u64, chunks: u64) -> Option<ChunkPos> {
+        let mut first_sample = 0u64;
+        for i in 0..self.len() {
+            let (fc, spc, desc) = self.entry(i);
+            let start = u64::from(fc).checked_sub(1)?;
+            let end = if i + 1 < self.len() { u64::from(self.entry(i + 1).0).checked_sub(1)? } else { chunks };
+            if end < start || end > chunks {
+                return None;
+            }
+            let n = (end - start).checked_mul(u64::from(spc))?;
+            if spc > 0 && s < first_sample.checked_add(n)? {
+                let k = (s - first_sample) / u64::from(spc);
+                return Some(ChunkPos {
+                    chunk: start + k,
+                    first_sample: first_sample + k * u64::from(spc),
+                    samples_per_chunk: spc,
+                    desc,
+                    entry: i,
+                });
+            }
+            first_sample = first_sample.checked_add(n)?;
+        }
+        None
+    }
+
+    /// Total samples described, given the number of chunks; `None` if the table is inconsistent
+    /// (first chunks not increasing, or beyond the chunk count).
+    pub fn total(&self, chunks: u64) -> Option<u64> {
+        let mut total = 0u64;
+        for i in 0..self.len() {
+            let (fc, spc, _) = self.entry(i);
+            let start = u64::from(fc).checked_sub(1)?;
+            let end = if i + 1 < self.len() { u64::from(self.entry(i + 1).0).checked_sub(1)? } else { chunks };
+            if end < start || end > chunks {
+                return None;
+            }
+            total = total.checked_add((end - start).checked_mul(u64::from(spc))?)?;
+        }
+        Some(total)
+    }
+
+    /// Samples per chunk and description index of chunk `chunk0` (0-based).
+    pub fn locate_chunk(&self, chunk0: u64) -> Option<(u32, u32)> {
+        let i = self.first_entry_after(chunk0.checked_add(1)?).checked_sub(1)?;
+        let (_, spc, desc) = self.entry(i);
+        Some((spc, desc))
+    }
+
+    /// Index of the first entry whose first chunk (1-based) is > `chunk1` (binary search;
+    /// entries are increasing once `total` has checked them).
+    pub fn first_entry_after(&self, chunk1: u64) -> usize {
+        let (mut lo, mut hi) = (0usize, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if u64::from(self.entry(mid).0) <= chunk1 {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
+/// `stsz` or `stz2`: sample sizes.
+#[derive(Clone, Copy, Debug)]
+pub enum SampleSizes<'a> {
+    /// Every sample has the same size.
+    Constant { size: u32, count: usize },
+    /// `stsz` with a table (width 4) or `stz2` with 8/16-bit fields (width 1/2).
+    Table(Entries<'a>),
+    /// `stz2` with 4-bit fields: `count` nibbles in `data`.
+    Nibbles { data: &'a [u8], count: usize },
+}
+
+impl<'a> SampleSizes<'a> {
+    /// Reads `stsz` (`compact` = false) or `stz2`.
+    pub fn parse(moov: &'a [u8], h: &BoxHeader, compact: bool) -> Result<SampleSizes<'a>> {
+        let b = body(moov, h)?;
+        let short = || Error::corrupt(h.offset, format!("'{}' is too short", h.name()));
+        if !compact {
+            let size = b.u32_at(4).ok_or_else(short)?;
+            let count = b.u32_at(8).ok_or_else(short)? as usize;
+            if size != 0 {
+                return Ok(SampleSizes::Constant { size, count });
+            }
+            return Ok(SampleSizes::Table(Entries::at(moov, h, 12, count, 4)?));
+        }
+        let field = b.u8_at(7).ok_or_else(short)?;
+        let count = b.u32_at(8).ok_or_else(short)? as usize;
+        match field {
+            4 => {
+                let bytes = count.div_ceil(2);
+                let data = b.get(12..12usize.checked_add(bytes).ok_or_else(short)?).ok_or_else(|| {
+                    Error::corrupt(h.offset, format!("'stz2' claims {count} entries, more than its bytes hold"))
+                })?;
+                Ok(SampleSizes::Nibbles { data, count })
+            }
+            8 => Ok(SampleSizes::Table(Entries::at(moov, h, 12, count, 1)?)),
+            16 => Ok(SampleSizes::Table(Entries::at(moov, h, 12, count, 2)?)),
+            f => Err(Error::corrupt(h.offset, format!("'stz2' field size {f} is not 4, 8 or 16"))),
+        }
+    }
+
+    /// Number of samples.
+    pub fn count(&self) -> usize {
+        match self {
+            SampleSizes::Constant { count, .. } | SampleSizes::Nibbles { count, .. } => *count,
+            SampleSizes::Table(e) => e.count,
+        }
+    }
+
+    /// Size of sample `i` (0 out of range).
+    pub fn get(&self, i: usize) -> u32 {
+        match self {
+            SampleSizes::Constant { size, count } => {
+                if i < *count {
+                    *size
+                } else {
+                    0
+                }
+            }
+            SampleSizes::Table(e) => match e.width {
+                1 => u32::from(e.data.u8_at(i).unwrap_or(0)),
+                2 => u32::from(e.data.u16_at(i * 2).unwrap_or(0)),
+                _ => e.u32(i, 0),
+            },
+            SampleSizes::Nibbles { data, count } => {
+                if i >= *count {
+                    return 0;
+                }
+                let b = data.get(i / 2).copied().unwrap_or(0);
+                u32::from(if i.is_multiple_of(2) { b >> 4 } else { b & 0x0f })
+            }
+        }
+    }
+
+    /// Sum of sizes of samples `a..b`.
+    pub fn sum(&self, a: u64, b: u64) -> u64 {
+        match self {
+            SampleSizes::Constant { size, .. } => b.saturating_sub(a).saturating_mul(u64::from(*size)),
+            _ => (a..b).map(|i| u64::from(self.get(i as usize))).sum(),
+        }
+    }
+}
+
+/// `stco` (32-bit) or `co64` (64-bit) chunk offsets.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkOffsets<'a> {
+    pub entries: Entries<'a>,
+}
+
+impl<'a> ChunkOffsets<'a> {
+    /// Offset of chunk `i` (0-based).
+    pub fn get(&self, i: usize) -> u64 {
+        if self.entries.width == 8 {
+            self.entries.u64(i, 0)
+        } else {
+            u64::from(self.entries.u32(i, 0))
+        }
+    }
+
+    /// Number of chunks.
+    pub fn len(&self) -> usize {
+        self.entries.count
+    }
+
+    /// True when there are no chunks.
+    pub fn is_empty(&self) -> bool {
+        self.entries.count == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A moov buffer holding one full box `kind` with `body`, and its header.
+    fn table(kind: &[u8; 4], body: Vec<u8>) -> (Vec<u8>, BoxHeader) {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(&body);
+        let h = BoxHeader { kind: *kind, offset: 0, header_len: 8, size: v.len() as u64 };
+        (v, h)
+    }
+
+    fn u32s(vals: &[u32]) -> Vec<u8> {
+        vals.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    #[test]
+    fn stts_time_queries() {
+        // 3 samples of 10, then 2 of 20: times 0 10 20 30 50, end 70.
+        let (buf, h) = table(b"stts", u32s(&[0, 2, 3, 10, 2, 20]));
+        let r = Runs { entries: Entries::parse(&buf, &h, 4, 8).unwrap() };
+        assert_eq!(r.total(), 5);
+        assert_eq!(r.time_of(3), 30);
+        assert_eq!(r.time_of(5), 70);
+        assert_eq!(r.sample_at(29, 5), 2);
+        assert_eq!(r.sample_at(30, 5), 3);
+        assert_eq!(r.sample_at(1000, 5), 4);
+        assert_eq!(r.first_at_or_after(30, 5), 3);
+        assert_eq!(r.first_at_or_after(31, 5), 4);
+        assert_eq!(r.first_at_or_after(71, 5), 5);
+        assert_eq!(r.sum(1, 4), 40);
+        assert_eq!(r.locate(4), Some(RunPos { entry: 1, within: 1 }));
+    }
+
+    #[test]
+    fn hostile_count_is_rejected() {
+        let (buf, h) = table(b"stts", u32s(&[0, 0x4000_0000, 1, 1]));
+        assert!(Entries::parse(&buf, &h, 4, 8).is_err());
+        let (buf, h) = table(b"stsz", u32s(&[0, 0, u32::MAX]));
+        assert!(SampleSizes::parse(&buf, &h, false).is_err());
+    }
+
+    #[test]
+    fn stss_search() {
+        let (buf, h) = table(b"stss", u32s(&[0, 3, 1, 51, 101]));
+        let s = SyncSamples { entries: Entries::parse(&buf, &h, 4, 4).unwrap() };
+        assert_eq!(s.at_or_before(0), Some(0));
+        assert_eq!(s.at_or_before(49), Some(0));
+        assert_eq!(s.at_or_before(50), Some(50));
+        assert_eq!(s.at_or_before(1000), Some(100));
+        assert_eq!(s.first_index_at_or_after(51), 2);
+    }
+
+    #[test]
+    fn stsc_locate() {
+        // chunks 1-2: 3 samples, chunk 3..: 2 samples; 5 chunks → 3+3+2+2+2 = 12 samples.
+        let (buf, h) = table(b"stsc", u32s(&[0, 2, 1, 3, 1, 3, 2, 1]));
+        let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
+        assert_eq!(t.total(5), Some(12));
+        let p = t.locate(7, 5).unwrap();
+        assert_eq!((p.chunk, p.first_sample, p.samples_per_chunk), (3, 6, 2));
+        assert!(t.locate(12, 5).is_none());
+        assert_eq!(t.first_entry_after(2), 1);
+        assert_eq!(t.first_entry_after(3), 2);
+        // Decreasing first chunks are inconsistent.
+        let (buf, h) = table(b"stsc", u32s(&[0, 2, 3, 3, 1, 1, 2, 1]));
+        let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
+        assert_eq!(t.total(5), None);
+    }
+
+    #[test]
+    fn stz2_nibbles() {
+        let mut body = u32s(&[0, 4, 3]);
+        body.extend_from_slice(&[0x12, 0x30]);
+        let (buf, h) = table(b"stz2", body);
+        let s = SampleSizes::parse(&buf, &h, true).unwrap();
+        assert_eq!((s.get(0), s.get(1), s.get(2), s.get(3)), (1, 2, 3, 0));
+        assert_eq!(s.sum(0, 3), 6);
+    }
+}
