@@ -499,7 +499,7 @@ mod tests {
         let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
         assert_eq!(t.total(5), Some(12));
         let p = t.locate(7, 5).unwrap();
-        assert_eq!((p.chunk, p.first_sample, p.samples_per_chunk), (3, 6, 2));
+        assert_eq!((p.chunk, p.first_sample, p.samples_per_chunk), (2, 6, 2));
         assert!(t.locate(12, 5).is_none());
         assert_eq!(t.first_entry_after(2), 1);
         assert_eq!(t.first_entry_after(3), 2);
