@@ -7,6 +7,7 @@
 //! `seek` (time → samples, edit lists), `rewrite` (the new moov as segments), `inspect`.
 
 pub mod boxes;
+pub mod faststart;
 pub mod inspect;
 pub mod rewrite;
 pub mod seek;
@@ -24,6 +25,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use track::Track;
 
+pub use faststart::{faststart, Faststart};
 pub use inspect::inspect;
 
 /// The largest `moov` loomiere will map (a 10-hour movie's moov is about 20 MB).

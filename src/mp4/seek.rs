@@ -179,7 +179,8 @@ pub fn cut_track(t: &Track<'_>, index: usize, start: &Start, end: Option<f64>, m
     let media_duration = t.stts.sum(s0, s1);
     // Presentation duration in the track's ticks: the media after the hidden head, and, with
     // an end, no further than end − max(start, delay).
-    let mut shown = i128::from(media_duration) - i128::from(media_time);
+    let end_media = t.presentation_end(s1, mts) - i128::from(t.dts(s0));
+    let mut shown = end_media - i128::from(media_time);
     if let Some(e) = end {
         let visible_from = start.time.max(Time { num: i128::from(t.edit.delay), den: i128::from(mts) });
         let e_t = Time::from_secs(e, visible_from.den);

@@ -47,6 +47,8 @@ pub struct Edit {
     pub delay: u64,
     /// Media time (track timescale) shown at the start of the normal edit.
     pub media_time: i64,
+    /// Presentation duration of the normal edit (movie timescale); 0 when unknown.
+    pub shown: u64,
     /// The source had an edit list.
     pub present: bool,
 }
@@ -71,6 +73,7 @@ fn read_edit(moov: &[u8], edts: &BoxHeader) -> Result<Edit> {
             continue;
         }
         edit.media_time = mt.max(0);
+        edit.shown = dur;
         break;
     }
     Ok(edit)
@@ -222,6 +225,24 @@ impl<'a> Track<'a> {
             Some(c) => i64::from(c.value_of(s) as i32),
             None => 0,
         }
+    }
+
+    /// Where presentation of samples `..s1` ends, in the media timeline: the latest
+    /// composition time + duration among the last samples (B-frame reordering is shallow),
+    /// and no later than the source's own edit ends.
+    pub fn presentation_end(&self, s1: u64, mts: u32) -> i128 {
+        let from = s1.saturating_sub(32);
+        let mut end = i128::from(self.dts(s1));
+        for s in from..s1 {
+            let e = i128::from(self.dts(s)) + i128::from(self.cts_offset(s)) + i128::from(self.stts.value_of(s));
+            end = end.max(e);
+        }
+        if self.edit.present && self.edit.shown > 0 && mts > 0 {
+            let edit_end = i128::from(self.edit.media_time)
+                + i128::from(self.edit.shown) * i128::from(self.mdhd.timescale) / i128::from(mts);
+            end = end.min(edit_end);
+        }
+        end
     }
 
     /// Decode time of sample `s` in the track timescale.
