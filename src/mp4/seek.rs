@@ -182,12 +182,17 @@ pub fn cut_track(t: &Track<'_>, index: usize, start: &Start, end: Option<f64>, m
     let end_media = t.presentation_end(s1, mts) - i128::from(t.dts(s0));
     let mut shown = end_media - i128::from(media_time);
     if let Some(e) = end {
+        // end − max(start, delay), at nanosecond resolution, in the track's ticks.
         let visible_from = start.time.max(Time { num: i128::from(t.edit.delay), den: i128::from(mts) });
-        let e_t = Time::from_secs(e, visible_from.den);
-        let span = ticks_after_delay(Time { num: e_t.num - visible_from.num, den: visible_from.den }, 0, mts, ts)?;
-        if exact || index != start.reference {
-            shown = shown.min(span);
-        }
+        let e_t = Time::from_secs(e, 1_000_000_000);
+        let num = e_t
+            .num
+            .checked_mul(visible_from.den)
+            .and_then(|a| a.checked_sub(visible_from.num.checked_mul(e_t.den)?))
+            .ok_or_else(overflow)?;
+        let den = e_t.den.checked_mul(visible_from.den).ok_or_else(overflow)?;
+        let span = ticks_after_delay(Time { num, den }, 0, mts, ts)?;
+        shown = shown.min(span);
     }
     let shown_movie = shown.max(0).checked_mul(i128::from(mts)).ok_or_else(overflow)? / i128::from(ts);
     let shown = u64::try_from(shown_movie).unwrap_or(u64::MAX);

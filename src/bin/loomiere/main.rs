@@ -30,7 +30,22 @@ fn main() {
         Command::Cut(a) => cut::run(a),
     };
     if let Err(e) = result {
-        eprintln!("loomiere: {e:#}");
+        eprintln!("loomiere: {}", describe(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, skipping causes the message already includes.
+fn describe(e: &anyhow::Error) -> String {
+    let mut msg = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+    }
+    msg
 }
