@@ -187,7 +187,7 @@ impl Movie {
         for (i, t) in tracks.into_iter().enumerate() {
             let cut = seek::cut_track(&t, i, &begin, end, mts, req.exact)?;
             let co64 = req.force_co64 || t.offsets.entries.width == 8;
-            plans.push(TrackPlan { track: t, cut, co64, first_offset: 0 });
+            plans.push(TrackPlan { track: t, cut, co64, first_offset: 0, chunks: None });
         }
         let (data_start, data_end) = self.data_range(&mut plans)?;
         let payload = data_end - data_start;
@@ -232,10 +232,13 @@ impl Movie {
             }
             let t = &p.track;
             let bad = || Error::corrupt(t.trak.offset, format!("track {}: sample tables do not agree", t.id));
-            let (first, _) = t.sample_location(s0).ok_or_else(bad)?;
-            let (last, size) = t.sample_location(s1 - 1).ok_or_else(bad)?;
+            let (a, b) = t.stsc.locate_pair(s0, s1 - 1, t.offsets.len() as u64);
+            let (a, b) = (a.ok_or_else(bad)?, b.ok_or_else(bad)?);
+            let (first, _) = t.location_in(&a, s0).ok_or_else(bad)?;
+            let (last, size) = t.location_in(&b, s1 - 1).ok_or_else(bad)?;
             let end = last.checked_add(size).ok_or_else(bad)?;
             p.first_offset = first;
+            p.chunks = Some((a, b));
             range = Some(match range {
                 None => (first, end),
                 Some((a, b)) => (a.min(first), b.max(end)),
@@ -245,16 +248,13 @@ impl Movie {
         if end > self.src.len {
             return Err(Error::corrupt(end, "sample data runs past the end of the file (is it truncated?)"));
         }
-        let chunks_ok = plans.iter().filter(|p| p.cut.s1 > p.cut.s0).all(|p| {
-            let t = &p.track;
-            let n = t.offsets.len() as u64;
-            match (t.stsc.locate(p.cut.s0, n), t.stsc.locate(p.cut.s1 - 1, n)) {
-                (Some(a), Some(b)) => {
-                    (a.chunk + 1..=b.chunk).all(|c| (start..end).contains(&t.offsets.get(c as usize)))
-                        && p.first_offset >= start
-                }
-                _ => false,
+        let chunks_ok = plans.iter().all(|p| match p.chunks {
+            Some((a, b)) => {
+                let t = &p.track;
+                (a.chunk + 1..=b.chunk).all(|c| (start..end).contains(&t.offsets.get(c as usize)))
+                    && p.first_offset >= start
             }
+            None => true,
         });
         if !chunks_ok {
             return Err(Error::Unsupported(

@@ -11,7 +11,7 @@
 
 use super::boxes::{children, BoxHeader, FourCc, ReadBe};
 use super::seek::Cut;
-use super::tables::{body, Runs};
+use super::tables::{body, ChunkPos, Runs};
 use super::track::{time_fields, tkhd_fields, Track};
 use super::MoovBytes;
 use crate::plan::Synth;
@@ -182,6 +182,8 @@ pub struct TrackPlan<'a> {
     pub co64: bool,
     /// File offset of the first kept sample (the first chunk's new start).
     pub first_offset: u64,
+    /// The chunks of the first and last kept samples (`None` when no sample is kept).
+    pub chunks: Option<(ChunkPos, ChunkPos)>,
 }
 
 /// The segments of a prefix, as they are laid out.
@@ -519,10 +521,7 @@ fn layout_stsc(out: &mut Layout, moov: &[u8], h: &BoxHeader, tp: &TrackPlan<'_>)
     let t = &tp.track;
     let Cut { s0, s1, .. } = tp.cut;
     let m = full_box(out, moov, h)?;
-    let chunks = t.offsets.len() as u64;
-    let (Some(first), Some(last)) =
-        (t.stsc.locate(s0, chunks), if s1 > s0 { t.stsc.locate(s1 - 1, chunks) } else { None })
-    else {
+    let Some((first, last)) = tp.chunks else {
         out.lit(0u32.to_be_bytes().to_vec());
         return out.close(m);
     };
@@ -563,14 +562,11 @@ fn layout_stsc(out: &mut Layout, moov: &[u8], h: &BoxHeader, tp: &TrackPlan<'_>)
 
 fn layout_offsets(out: &mut Layout, tp: &TrackPlan<'_>) -> Result<()> {
     let t = &tp.track;
-    let Cut { s0, s1, .. } = tp.cut;
+
     let out_w: u8 = if tp.co64 { 8 } else { 4 };
     let m = out.open(if tp.co64 { b"co64" } else { b"stco" });
     out.lit(vec![0, 0, 0, 0]);
-    let chunks = t.offsets.len() as u64;
-    let (Some(first), Some(last)) =
-        (t.stsc.locate(s0, chunks), if s1 > s0 { t.stsc.locate(s1 - 1, chunks) } else { None })
-    else {
+    let Some((first, last)) = tp.chunks else {
         out.lit(0u32.to_be_bytes().to_vec());
         return out.close(m);
     };

@@ -120,6 +120,24 @@ impl<'a> Runs<'a> {
         None
     }
 
+    /// The values of samples `s`, `s + 1`, … (one scan to find `s`, then entry by entry).
+    pub fn values_from(&self, s: u64) -> impl Iterator<Item = u32> + '_ {
+        let start = self.locate(s);
+        let (mut entry, mut within) = start.map_or((self.len(), 0), |p| (p.entry, p.within));
+        std::iter::from_fn(move || {
+            while entry < self.len() {
+                let (n, v) = self.entry(entry);
+                if within < u64::from(n) {
+                    within += 1;
+                    return Some(v);
+                }
+                entry += 1;
+                within = 0;
+            }
+            None
+        })
+    }
+
     /// The value for sample `s` (0 past the end).
     pub fn value_of(&self, s: u64) -> u32 {
         self.locate(s).map(|p| self.entry(p.entry).1).unwrap_or(0)
@@ -266,28 +284,43 @@ impl<'a> SampleToChunk<'a> {
 
     /// The chunk holding sample `s`, given the number of chunks (from `stco`).
     pub fn locate(&self, s: u64, chunks: u64) -> Option<ChunkPos> {
+        self.locate_pair(s, s, chunks).0
+    }
+
+    /// The chunks holding samples `a` ≤ `b`, found in one scan of the table.
+    pub fn locate_pair(&self, a: u64, b: u64, chunks: u64) -> (Option<ChunkPos>, Option<ChunkPos>) {
+        let mut found_a = None;
         let mut first_sample = 0u64;
         for i in 0..self.len() {
             let (fc, spc, desc) = self.entry(i);
-            let start = u64::from(fc).checked_sub(1)?;
-            let end = if i + 1 < self.len() { u64::from(self.entry(i + 1).0).checked_sub(1)? } else { chunks };
+            let Some(start) = u64::from(fc).checked_sub(1) else { break };
+            let end = if i + 1 < self.len() { u64::from(self.entry(i + 1).0).saturating_sub(1) } else { chunks };
             if end < start || end > chunks {
-                return None;
+                break;
             }
-            let n = (end - start).checked_mul(u64::from(spc))?;
-            if spc > 0 && s < first_sample.checked_add(n)? {
+            let Some(n) = (end - start).checked_mul(u64::from(spc)) else { break };
+            let Some(next) = first_sample.checked_add(n) else { break };
+            let pos = |s: u64| {
                 let k = (s - first_sample) / u64::from(spc);
-                return Some(ChunkPos {
+                ChunkPos {
                     chunk: start + k,
                     first_sample: first_sample + k * u64::from(spc),
                     samples_per_chunk: spc,
                     desc,
                     entry: i,
-                });
+                }
+            };
+            if spc > 0 {
+                if found_a.is_none() && a < next {
+                    found_a = Some(pos(a));
+                }
+                if b < next {
+                    return (found_a, Some(pos(b)));
+                }
             }
-            first_sample = first_sample.checked_add(n)?;
+            first_sample = next;
         }
-        None
+        (found_a, None)
     }
 
     /// Total samples described, given the number of chunks; `None` if the table is inconsistent
@@ -471,6 +504,8 @@ mod tests {
         assert_eq!(r.first_at_or_after(71, 5), 5);
         assert_eq!(r.sum(1, 4), 40);
         assert_eq!(r.locate(4), Some(RunPos { entry: 1, within: 1 }));
+        assert_eq!(r.values_from(1).collect::<Vec<_>>(), vec![10, 10, 20, 20]);
+        assert_eq!(r.values_from(9).count(), 0);
     }
 
     #[test]

@@ -233,9 +233,14 @@ impl<'a> Track<'a> {
     pub fn presentation_end(&self, s1: u64, mts: u32) -> i128 {
         let from = s1.saturating_sub(32);
         let mut end = i128::from(self.dts(s1));
-        for s in from..s1 {
-            let e = i128::from(self.dts(s)) + i128::from(self.cts_offset(s)) + i128::from(self.stts.value_of(s));
-            end = end.max(e);
+        if let Some(ctts) = &self.ctts {
+            let mut dts = i128::from(self.dts(from));
+            let durations = self.stts.values_from(from);
+            let offsets = ctts.values_from(from).chain(std::iter::repeat(0));
+            for (d, c) in durations.zip(offsets).take((s1 - from) as usize) {
+                end = end.max(dts + i128::from(c as i32) + i128::from(d));
+                dts += i128::from(d);
+            }
         }
         if self.edit.present && self.edit.shown > 0 && mts > 0 {
             let edit_end = i128::from(self.edit.media_time)
@@ -276,10 +281,14 @@ impl<'a> Track<'a> {
 
     /// File offset and size of sample `s`.
     pub fn sample_location(&self, s: u64) -> Option<(u64, u64)> {
-        let pos = self.stsc.locate(s, self.offsets.len() as u64)?;
-        let base = self.offsets.get(pos.chunk as usize);
+        self.location_in(&self.stsc.locate(s, self.offsets.len() as u64)?, s)
+    }
+
+    /// File offset and size of sample `s`, which lies in the chunk at `pos`.
+    pub fn location_in(&self, pos: &super::tables::ChunkPos, s: u64) -> Option<(u64, u64)> {
+        let base = self.offsets.get(usize::try_from(pos.chunk).ok()?);
         let within = self.sizes.sum(pos.first_sample, s);
-        Some((base.checked_add(within)?, u64::from(self.sizes.get(s as usize))))
+        Some((base.checked_add(within)?, u64::from(self.sizes.get(usize::try_from(s).ok()?))))
     }
 
     /// Total bytes of all samples.
