@@ -29,8 +29,10 @@ pub struct TrackRow {
     /// Seconds.
     pub duration: f64,
     pub samples: u64,
-    /// `null` when every sample is a sync sample (no `stss`).
-    pub sync_samples: Option<u64>,
+    /// Number of sync (key) samples.
+    pub sync_samples: u64,
+    /// True when the track has no `stss`: every sample is a sync sample.
+    pub all_sync: bool,
     /// Average bits per second.
     pub bitrate: u64,
 }
@@ -83,7 +85,8 @@ pub fn inspect(src: Source) -> Report {
                         timescale: t.mdhd.timescale,
                         duration: seconds,
                         samples: t.samples,
-                        sync_samples: t.stss.as_ref().map(|s| s.len() as u64),
+                        sync_samples: t.stss.as_ref().map_or(t.samples, |s| s.len() as u64),
+                        all_sync: t.stss.is_none(),
                         bitrate: if seconds > 0.0 { (t.total_bytes() as f64 * 8.0 / seconds) as u64 } else { 0 },
                     });
                 }
@@ -163,7 +166,7 @@ impl Report {
                 t.timescale.to_string(),
                 format!("{:.3} s", t.duration),
                 t.samples.to_string(),
-                t.sync_samples.map_or("all".into(), |n| n.to_string()),
+                if t.all_sync { "all".into() } else { t.sync_samples.to_string() },
                 format!("{} kb/s", t.bitrate / 1000),
             ]);
         }
