@@ -14,6 +14,9 @@ pub mod seek;
 pub mod tables;
 pub mod track;
 
+#[cfg(test)]
+mod tests;
+
 use crate::media::Source;
 use crate::plan::{Piece, Plan};
 use crate::request::{Position, Request};
