@@ -1,0 +1,84 @@
+//! The one fuzzing harness, shared by the cargo-fuzz targets (`mp4`, `flv`) and by the
+//! stable-toolchain mutation test (`tests/hostile.rs`): it puts hostile bytes in an anonymous
+//! in-memory file and drives the engine through it the way a front end would: plan a few
+//! requests, read every planned byte back, and check the plan's own arithmetic (a slice of
+//! the output equals the same bytes read whole). Any panic is a bug; errors are fine.
+
+use loomiere::media::{self, Kind, Source};
+use loomiere::plan::Plan;
+use loomiere::{sink, Position, Request};
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Plans larger than this are planned but not read back (keeps each input fast and small).
+pub const MAX_READ: u64 = 64 * 1024 * 1024;
+
+/// The requests every input is tried with: whole file, seeks, ranges, exact, co64, bytes.
+pub fn requests() -> Vec<Request> {
+    let s = |v: f64| Some(Position::Seconds(v));
+    vec![
+        Request::default(),
+        Request { start: s(0.0), ..Request::default() },
+        Request { start: s(0.75), ..Request::default() },
+        Request { start: s(10.0), ..Request::default() },
+        Request { start: s(0.5), end: s(1.5), ..Request::default() },
+        Request { start: s(1.2), end: s(1.7), exact: true, ..Request::default() },
+        Request { start: s(0.3), exact: true, force_co64: true, ..Request::default() },
+        Request { end: s(1.0), force_co64: true, ..Request::default() },
+        Request { start: Some(Position::Byte(13)), ..Request::default() },
+        Request { start: Some(Position::Byte(1000)), ..Request::default() },
+    ]
+}
+
+/// An anonymous in-memory file holding `data` (a memfd; a temporary file where memfds are
+/// not available).
+pub fn file_with(data: &[u8]) -> std::io::Result<File> {
+    let mut file = match rustix::fs::memfd_create("loomiere-fuzz", rustix::fs::MemfdFlags::CLOEXEC) {
+        Ok(fd) => File::from(fd),
+        Err(_) => tempfile_fallback()?,
+    };
+    file.write_all(data)?;
+    Ok(file)
+}
+
+fn tempfile_fallback() -> std::io::Result<File> {
+    let path = std::env::temp_dir().join(format!("loomiere-fuzz-{}", std::process::id()));
+    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(file)
+}
+
+/// Runs one input of `kind` through the engine with every request of [`requests`].
+pub fn exercise(kind: Kind, data: &[u8]) {
+    let Ok(file) = file_with(data) else { return };
+    let file = Arc::new(file);
+    let name = match kind {
+        Kind::Mp4 => "input.mp4",
+        Kind::Flv => "input.flv",
+        Kind::Image(_) => "input.png",
+    };
+    for req in requests() {
+        let src = Source { file: Arc::clone(&file), len: data.len() as u64, modified: None };
+        if let Ok(plan) = media::plan_for(kind, Path::new(name), src, &req) {
+            read_back(&plan);
+        }
+    }
+    // TODO(engine): once they exist, also run the inspectors here, e.g.
+    // `let _ = loomiere::mp4::inspect(...)` for MP4 and its FLV counterpart.
+}
+
+/// Reads the whole plan, then a slice across its middle, and checks they agree.
+fn read_back(plan: &Plan) {
+    let len = plan.len();
+    if len > MAX_READ {
+        return;
+    }
+    let Ok(whole) = sink::read_range(plan, 0..len) else { return };
+    assert_eq!(whole.len() as u64, len, "read_range returned {} bytes of a {len}-byte plan", whole.len());
+    let (a, b) = (len / 3, len - len / 4);
+    if let Ok(part) = sink::read_range(plan, a..b) {
+        assert_eq!(part.as_slice(), &whole[a as usize..b as usize], "slice {a}..{b} differs from the whole read");
+    }
+}
