@@ -117,3 +117,62 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
         }
     }
 }
+
+/// Opened MP4 movies shared between requests, so that the viewers of one file share one mapped
+/// `moov` (one mapping, one set of page-table entries) instead of mapping it each. A file is
+/// known by device, inode, length and modification time: a replaced or modified file is
+/// opened afresh. Holds at most `capacity` movies, dropping the least recently used.
+pub struct MovieCache {
+    capacity: usize,
+    entries: std::sync::Mutex<Vec<CacheEntry>>,
+}
+
+struct CacheEntry {
+    key: (u64, u64, u64, Option<std::time::SystemTime>),
+    movie: Arc<crate::mp4::Movie>,
+    used: u64,
+}
+
+impl MovieCache {
+    /// A cache of at most `capacity` movies.
+    pub fn new(capacity: usize) -> MovieCache {
+        MovieCache { capacity: capacity.max(1), entries: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// Like [`open`], reusing the opened movie for MP4 seeks.
+    pub fn open(&self, path: &Path, req: &Request) -> Result<Plan> {
+        use std::os::unix::fs::MetadataExt;
+        let kind =
+            Kind::of(path).ok_or_else(|| Error::Unsupported(format!("{}: unknown extension", path.display())))?;
+        let seeks_mp4 = kind == Kind::Mp4 && !(req.start.is_none() && req.end.is_none() && !req.force_co64);
+        if !seeks_mp4 {
+            return plan_for(kind, path, Source::open(path)?, req);
+        }
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+        let key = (meta.dev(), meta.ino(), meta.len(), meta.modified().ok());
+        let movie = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+            entries.iter_mut().find(|e| e.key == key).map(|e| {
+                e.used = tick;
+                e.movie.clone()
+            })
+        };
+        let movie = match movie {
+            Some(m) => m,
+            None => {
+                let m = Arc::new(crate::mp4::Movie::open(Source::open(path)?)?);
+                let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+                let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+                if entries.len() >= self.capacity {
+                    if let Some(i) = entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i) {
+                        entries.swap_remove(i);
+                    }
+                }
+                entries.push(CacheEntry { key, movie: m.clone(), used: tick });
+                m
+            }
+        };
+        movie.plan(req, kind.content_type(path))
+    }
+}

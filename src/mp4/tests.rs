@@ -228,3 +228,20 @@ fn start_snaps_to_sync_sample_by_presentation_time() {
     }
     let _ = std::fs::remove_file(src);
 }
+
+#[test]
+fn movie_cache_reuses_and_notices_replacement() {
+    let cache = crate::media::MovieCache::new(2);
+    let path = temp_file("cache", &build(&spec(false)));
+    let req = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+    let a = cache.open(&path, &req).unwrap();
+    let b = cache.open(&path, &req).unwrap();
+    assert_eq!(read_range(&a, 0..a.len()).unwrap(), read_range(&b, 0..b.len()).unwrap());
+    // Replace the file (new inode) with the co64 variant: the cache must not serve the old moov.
+    let tmp = temp_file("cache-new", &build(&spec(true)));
+    std::fs::rename(&tmp, &path).unwrap();
+    let c = cache.open(&path, &req).unwrap();
+    let bytes = read_range(&c, 0..c.len()).unwrap();
+    assert!(bytes.windows(4).any(|w| w == b"co64"));
+    let _ = std::fs::remove_file(path);
+}
