@@ -65,8 +65,10 @@ pub fn exercise(kind: Kind, data: &[u8]) {
             read_back(&plan);
         }
     }
-    // TODO(engine): once they exist, also run the inspectors here, e.g.
-    // `let _ = loomiere::mp4::inspect(...)` for MP4 and its FLV counterpart.
+    let src = Source { file: Arc::clone(&file), len: data.len() as u64, modified: None };
+    if kind == Kind::Mp4 {
+        let _ = loomiere::mp4::inspect(src);
+    }
 }
 
 /// Reads the whole plan, then a slice across its middle, and checks they agree.

@@ -124,7 +124,7 @@ fn tree(report: &mut Report, moov: &[u8], parent: &BoxHeader, depth: u32, base: 
                 if report.error.is_none() {
                     report.error = Some(match e {
                         crate::Error::Corrupt { offset, what } => {
-                            format!("corrupt file at offset {}: {what}", offset + base)
+                            format!("corrupt file at offset {}: {what}", offset.saturating_add(base))
                         }
                         e => e.to_string(),
                     });

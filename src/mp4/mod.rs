@@ -138,7 +138,7 @@ impl Movie {
     fn at_file_offset(&self, e: Error) -> Error {
         match e {
             Error::Corrupt { offset, what } => {
-                Error::Corrupt { offset: offset + self.top.moov.map_or(0, |m| m.offset), what }
+                Error::Corrupt { offset: offset.saturating_add(self.top.moov.map_or(0, |m| m.offset)), what }
             }
             e => e,
         }
