@@ -39,4 +39,4 @@ if [[ $fuzz_seconds != 0 ]]; then
 fi
 
 step "cargo test"
-cargo test "$@"
+cargo test --no-fail-fast "$@"

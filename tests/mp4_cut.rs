@@ -558,3 +558,16 @@ fn err_missing_file() {
     assert!(!err.trim().is_empty());
     assert!(dir_entries(&dir).is_empty(), "left behind {:?}", dir_entries(&dir));
 }
+
+#[test]
+fn err_output_directory_missing() {
+    let dir = scratch("mp4_cut-err-no-out-dir");
+    let out = dir.join("missing").join("clip.mp4");
+    let o = out.display().to_string();
+    let result = cut(&media("short.mp4"), &["--start", "10.5", "-o", &o]);
+    let err = text(&result.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(matches!(result.status.code(), Some(c) if c != 0), "{:?}", result.status);
+    assert!(!err.trim().is_empty());
+    assert!(dir_entries(&dir).is_empty(), "left behind {:?}", dir_entries(&dir));
+}
