@@ -1,6 +1,8 @@
 //! `loomiere inspect FILE [--json]`: prints what the library's inspectors report.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use loomiere::media::Source;
+use loomiere::Kind;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -12,6 +14,24 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(_args: Args) -> Result<()> {
-    anyhow::bail!("inspect is not implemented yet")
+pub fn run(args: Args) -> Result<()> {
+    match Kind::of(&args.file) {
+        Some(Kind::Flv) => {
+            let src = Source::open(&args.file)?;
+            let report = loomiere::flv::inspect::inspect(&src)
+                .with_context(|| format!("cannot inspect {}", args.file.display()))?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            if let Some(fault) = &report.fault {
+                bail!("{}: {fault}", args.file.display());
+            }
+            Ok(())
+        }
+        // TODO(lead): MP4 inspection report.
+        Some(Kind::Mp4) => bail!("not implemented yet"),
+        Some(Kind::Image(_)) | None => bail!("{}: inspect reads .flv and .mp4 files", args.file.display()),
+    }
 }
