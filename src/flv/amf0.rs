@@ -207,7 +207,11 @@ impl<'a> Decoder<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.corrupt("value runs past the end of the tag"))?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.corrupt("value runs past the end of the tag"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -380,7 +384,9 @@ impl std::fmt::Display for Value {
             Value::Null => f.write_str("null"),
             Value::Undefined => f.write_str("undefined"),
             Value::Date { millis, tz } => write!(f, "date({millis} ms, tz {tz})"),
-            Value::StrictArray(v) if v.len() > 6 => write!(f, "[{} values: {}, {}, … {}]", v.len(), v[0], v[1], v[v.len() - 1]),
+            Value::StrictArray(v) if v.len() > 6 => {
+                write!(f, "[{} values: {}, {}, … {}]", v.len(), v[0], v[1], v[v.len() - 1])
+            }
             Value::StrictArray(v) => {
                 f.write_str("[")?;
                 for (i, e) in v.iter().enumerate() {

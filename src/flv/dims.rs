@@ -189,7 +189,10 @@ mod tests {
     #[test]
     fn sps_320x240_high() {
         // x264 High profile SPS for 320x240 (from an ffmpeg encode).
-        let sps = [0x67, 0x64, 0x00, 0x0D, 0xAC, 0xD9, 0x41, 0x41, 0xFB, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0x20, 0xF1, 0x42, 0x99, 0x60];
+        let sps = [
+            0x67, 0x64, 0x00, 0x0D, 0xAC, 0xD9, 0x41, 0x41, 0xFB, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00,
+            0x03, 0x03, 0x20, 0xF1, 0x42, 0x99, 0x60,
+        ];
         assert_eq!(from_sps(&sps), Some((320, 240)));
     }
 
@@ -214,7 +217,11 @@ mod tests {
         while bits.len() % 8 != 0 {
             bits.push('0');
         }
-        let bytes: Vec<u8> = bits.as_bytes().chunks(8).map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap()).collect();
+        let bytes: Vec<u8> = bits
+            .as_bytes()
+            .chunks(8)
+            .map(|c| u8::from_str_radix(std::str::from_utf8(c).unwrap(), 2).unwrap())
+            .collect();
         assert_eq!(from_sorenson(&bytes), Some((320, 240)));
     }
 }

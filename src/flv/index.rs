@@ -172,8 +172,8 @@ pub struct Check {
 /// Checks whether `src` already carries a correct index: an `onMetaData` first tag with a
 /// duration close to the stream's, a matching `filesize` if present, and `keyframes` arrays
 /// whose every entry points at a video keyframe tag with that time, covering every keyframe
-/// time of the stream. Indexes that also list the AVC configuration (tagged as a keyframe)
-/// or duplicate timestamps, as yamdi's do, are accepted.
+/// time of the stream. Indexes that also list the AVC configuration or end-of-sequence tags
+/// (flagged as keyframes) or duplicate timestamps, as yamdi's and flvmeta's do, are accepted.
 pub fn check(src: &Source) -> Result<Check> {
     let mut reader = Reader::new(&src.file, src.len);
     let s = scan(&mut reader, |_| {})?;
@@ -226,7 +226,9 @@ pub fn check(src: &Source) -> Result<Check> {
                 let tag = if ok { reader.tag_at(pos as u64).ok().flatten() } else { None };
                 match tag {
                     Some(tag) if tag.frame_type() == Some(1) && (tag.seconds() - time).abs() <= 0.0015 => {
-                        if tag.is_keyframe() {
+                        // An entry at the AVC configuration (flvmeta's for time 0) covers the
+                        // picture that follows it at the same time.
+                        if tag.is_keyframe() || tag.is_video_config() {
                             covered.push(tag.timestamp);
                         }
                     }

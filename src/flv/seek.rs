@@ -438,8 +438,7 @@ mod tests {
     #[test]
     fn end_cuts_at_first_tag_at_or_after() {
         let bytes = gops();
-        let plan =
-            plan(source(&bytes), &req(Some(Position::Seconds(1.0)), Some(Position::Seconds(2.0))), "v").unwrap();
+        let plan = plan(source(&bytes), &req(Some(Position::Seconds(1.0)), Some(Position::Seconds(2.0))), "v").unwrap();
         let last = plan.pieces().last().unwrap();
         assert!(matches!(last, Piece::File { offset: 98, len: 60 }), "{last:?}");
         assert_eq!(plan.info.duration, Some(1.0));

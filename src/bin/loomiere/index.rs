@@ -75,12 +75,6 @@ fn flv(args: Args) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    eprintln!(
-        "{}: {} keyframes, {:.3} s, {} bytes",
-        dest.display(),
-        idx.keyframes,
-        idx.duration,
-        idx.plan.len()
-    );
+    eprintln!("{}: {} keyframes, {:.3} s, {} bytes", dest.display(), idx.keyframes, idx.duration, idx.plan.len());
     Ok(())
 }
