@@ -23,6 +23,9 @@ use std::sync::Arc;
 
 /// Tags looked at from the start of the file for metadata and sequence headers.
 const HEAD_TAGS: usize = 1024;
+/// Largest `onMetaData` parsed per seek (≈ 450 000 keyframes); a bigger one is ignored and
+/// the tags are walked instead, so one request never allocates more than a few tens of MB.
+const MAX_SEEK_METADATA: u32 = 8 << 20;
 /// Most keys copied from the source metadata into a seeked output.
 const MAX_COPIED_KEYS: usize = 64;
 /// Longest string value copied from the source metadata.
@@ -83,7 +86,7 @@ fn read_head(reader: &mut Reader<'_>) -> Result<Head> {
         }
         let Some(tag) = tags.last().copied() else { break };
         if tag.kind == SCRIPT && is_on_metadata(walk.reader(), &tag)? {
-            if head.metadata.is_none() {
+            if head.metadata.is_none() && tag.size <= MAX_SEEK_METADATA {
                 head.metadata = read_metadata(walk.reader(), &tag).ok();
             }
             if leading {
@@ -301,7 +304,7 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
                 .filter(|&p| p > start.offset && reader.tag_at(p).is_ok_and(|t| t.is_some()))
                 .unwrap_or(start.offset);
             match cut_at(&mut reader, from, |t| f64::from(t.timestamp) >= e * 1000.0 && t.kind != SCRIPT)? {
-                Some(off) => (off, Some(e)),
+                Some((off, _)) => (off, Some(e)),
                 None => (src.len, None),
             }
         }
@@ -310,7 +313,7 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
                 return Err(Error::bad_request(format!("end byte {n} is not after the start (byte {})", start.offset)));
             }
             match cut_at(&mut reader, start.offset, |t| t.offset >= n)? {
-                Some(off) => (off, None),
+                Some((off, ts)) => (off, ts.map(|ms| f64::from(ms) / 1000.0)),
                 None => (src.len, None),
             }
         }
@@ -347,16 +350,16 @@ fn beginning(head: &Head) -> Start {
     Start { offset: head.media_start, timestamp: 0, video_config: None, audio_config: None }
 }
 
-/// Walks from `from` to the first tag matching `stop`; its offset, or `None` at the end of
-/// the file. A structural fault after `from` cuts the output there.
-fn cut_at(reader: &mut Reader<'_>, from: u64, stop: impl Fn(&Tag) -> bool) -> Result<Option<u64>> {
+/// Walks from `from` to the first tag matching `stop`: its offset and timestamp, or `None`
+/// at the end of the file. A structural fault after `from` cuts the output there (no
+/// timestamp then).
+fn cut_at(reader: &mut Reader<'_>, from: u64, stop: impl Fn(&Tag) -> bool) -> Result<Option<(u64, Option<u32>)>> {
     let mut walk = Walk::new(reader, from);
     for item in walk.by_ref() {
         match item {
-            Ok(t) if stop(&t) => return Ok(Some(t.offset)),
+            Ok(t) if stop(&t) => return Ok(Some((t.offset, Some(t.timestamp)))),
             Ok(_) => {}
-            Err(e @ Error::Io { .. }) => return Err(e),
-            Err(Error::Corrupt { offset, .. }) => return Ok(Some(offset)),
+            Err(Error::Corrupt { offset, .. }) => return Ok(Some((offset, None))),
             Err(e) => return Err(e),
         }
     }
