@@ -77,11 +77,8 @@ fn read_head(reader: &mut Reader<'_>) -> Result<Head> {
         let Some(item) = walk.next() else { break };
         match item {
             Ok(t) => tags.push(t),
-            Err(e) if tags.iter().any(|t| t.kind != SCRIPT) => {
-                // A fault further on: the head is readable, the seek may still be.
-                let _ = e;
-                break;
-            }
+            // A fault after the first media tags: the head is readable, the seek may still be.
+            Err(_) if tags.iter().any(|t| t.kind != SCRIPT) => break,
             Err(e) => return Err(e),
         }
         let Some(tag) = tags.last().copied() else { break };
@@ -255,10 +252,9 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
             if n >= src.len {
                 return Err(Error::bad_request(format!("byte offset {n} is beyond the end of the file ({})", src.len)));
             }
-            let Some(tag) = reader.is_tag_start(n)? else {
+            if reader.is_tag_start(n)?.is_none() {
                 return Err(Error::bad_request(format!("byte offset {n} is not the start of an FLV tag")));
-            };
-            let _ = tag;
+            }
             walk_to_next_start(&mut reader, &head, n)?
                 .ok_or_else(|| Error::bad_request(format!("no keyframe at or after byte offset {n}")))?
         }
