@@ -479,6 +479,34 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let markers = [0x00u8, 0x01, 0x02, 0x03, 0x05, 0x06, 0x08, 0x0A, 0x0B, 0x0C, 0x09];
+        for _ in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 3 == 0 {
+                        markers[(r >> 8) as usize % markers.len()]
+                    } else {
+                        (r >> 16) as u8 % 4
+                    }
+                })
+                .collect();
+            if let Ok((n, v)) = decode_script(&buf, 0) {
+                let _ = (encode_script(&n, &v), v.to_string(), serde_json::to_string(&v));
+            }
+        }
+    }
+
+    #[test]
     fn set_replaces_in_place() {
         let mut v = sample();
         v.set("stereo", Value::Boolean(false));

@@ -346,6 +346,24 @@ mod tests {
     }
 
     #[test]
+    fn flipped_bytes_never_panic() {
+        let bytes = with_old_metadata();
+        let mut bad = bytes.clone();
+        for i in 0..bad.len() {
+            for mask in [0x01, 0x80, 0xFF] {
+                bad[i] ^= mask;
+                if let Ok(idx) = build(source(&bad), |_| {}) {
+                    let out = read_range(&idx.plan, 0..idx.plan.len()).unwrap();
+                    assert_eq!(out.len() as u64, idx.plan.len());
+                }
+                let _ = check(&source(&bad));
+                let _ = super::super::inspect::inspect(&source(&bad)).map(|r| r.render());
+                bad[i] ^= mask;
+            }
+        }
+    }
+
+    #[test]
     fn atomic_write_leaves_no_temp_on_failure() {
         let idx = build(source(&tiny()), |_| {}).unwrap();
         let dir = std::env::temp_dir().join(format!("loomiere-idx-{}", std::process::id()));
