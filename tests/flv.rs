@@ -286,3 +286,41 @@ fn inspect_reports_codecs_keyframes_and_metadata() {
     let o = run(loomiere().arg("inspect").arg(media("short.mp4")));
     assert!(!o.status.success());
 }
+
+#[test]
+fn audio_only_and_video_only_files() {
+    let dir = scratch("flv-one-stream");
+    let src = media("short.mp4");
+    for (name, args) in [("audio.flv", ["-vn", "-c:a", "copy"]), ("video.flv", ["-an", "-c:v", "copy"])] {
+        let input = dir.join(name);
+        let o = run(Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&src)
+            .args(args)
+            .args(["-f", "flv"])
+            .arg(&input));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let whole = loomiere::media::open(&input, &Request::default()).unwrap();
+        assert!((whole.info.duration.unwrap() - duration(&input)).abs() < 0.2, "{name}: whole-file duration");
+
+        let indexed = dir.join(format!("indexed-{name}"));
+        loomiere_index(&input, &indexed);
+        assert_eq!(check_exit(&indexed), 0, "{name}");
+        assert_eq!(decode_errors(&indexed), "");
+        let (meta, idx) = index_of(&indexed);
+        let video = name == "video.flv";
+        assert_eq!(meta.get("hasVideo"), Some(&Value::Boolean(video)));
+        assert_eq!(meta.get("hasAudio"), Some(&Value::Boolean(!video)));
+        assert_eq!(idx.is_empty(), !video);
+
+        for file in [&input, &indexed] {
+            let out = dir.join(format!("seek-{name}"));
+            let req = Request { start: secs(21.0), end: secs(33.0), ..Request::default() };
+            seek(file, &req, &out).unwrap();
+            assert_eq!(decode_errors(&out), "", "{name}");
+            let d = duration(&out);
+            let want = if video { 13.0 } else { 12.0 }; // video starts at the keyframe at 20 s
+            assert!((d - want).abs() < 0.2, "{name}: duration {d}, want {want}");
+        }
+    }
+}
