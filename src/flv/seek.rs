@@ -119,7 +119,7 @@ struct Start {
 }
 
 /// A sane `onMetaData` keyframe index: times non-decreasing, positions increasing and
-/// inside the file's tag area.
+/// inside the file's tag area. Each entry used is also checked against the tag it names.
 struct Index<'a> {
     times: &'a [Value],
     positions: &'a [Value],
@@ -266,9 +266,10 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
                 }
             }
             let from_index = index.as_ref().and_then(|ix| {
-                let (_, pos) = ix.at_or_before(t);
+                let (time, pos) = ix.at_or_before(t);
+                // A stale index (file re-muxed after indexing) fails this and is not used.
                 match reader.tag_at(pos) {
-                    Ok(Some(tag)) if can_start(&tag, true) => Some(Start {
+                    Ok(Some(tag)) if can_start(&tag, true) && (tag.seconds() - time).abs() <= 0.0015 => Some(Start {
                         offset: tag.offset,
                         timestamp: tag.timestamp,
                         video_config: head.video_config,
@@ -461,6 +462,45 @@ mod tests {
         let last = plan.pieces().last().unwrap();
         assert!(matches!(last, Piece::File { offset: 98, len: 60 }), "{last:?}");
         assert_eq!(plan.info.duration, Some(1.0));
+    }
+
+    /// gops() with an onMetaData keyframe index claiming `times` for its three keyframes.
+    fn gops_indexed(times: [f64; 3]) -> Vec<u8> {
+        let meta = |shift: u64| {
+            let num = |x: f64| Value::Number(x);
+            Value::EcmaArray(vec![(
+                "keyframes".into(),
+                Value::Object(vec![
+                    ("times".into(), Value::StrictArray(times.iter().map(|&t| num(t)).collect())),
+                    (
+                        "filepositions".into(),
+                        Value::StrictArray([35u64, 98, 158].iter().map(|&p| num((p + shift) as f64)).collect()),
+                    ),
+                ]),
+            )])
+        };
+        let shift = 15 + amf0::script_len("onMetaData", &meta(0)) as u64;
+        let mut v = tags::file_header(true, true).to_vec();
+        v.extend(tag_bytes(SCRIPT, 0, &amf0::encode_script("onMetaData", &meta(shift))));
+        v.extend_from_slice(&gops()[13..]);
+        v
+    }
+
+    #[test]
+    fn index_is_used_only_when_it_matches_the_tags() {
+        let start_ts = |bytes: &[u8], t: f64| {
+            let plan = plan(source(bytes), &req(Some(Position::Seconds(t)), None), "v").unwrap();
+            let Piece::File { offset, .. } = plan.pieces().last().unwrap() else { panic!() };
+            let f = file_with(bytes);
+            Reader::new(&f, bytes.len() as u64).tag_at(*offset).unwrap().unwrap().timestamp
+        };
+        let good = gops_indexed([0.0, 1.0, 2.0]);
+        assert_eq!(start_ts(&good, 1.7), 1000);
+        assert_eq!(start_ts(&good, 2.02), 2000);
+        // Lying times: trusting them would start after the asked-for time.
+        let stale = gops_indexed([0.0, 0.5, 0.6]);
+        assert_eq!(start_ts(&stale, 0.7), 0);
+        assert_eq!(start_ts(&stale, 1.7), 1000);
     }
 
     #[test]
