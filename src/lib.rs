@@ -9,6 +9,7 @@
 //! is known up front; a sink ([`sink`]) sends it zero-copy to a file, a pipe or a socket.
 
 pub mod error;
+pub mod flv;
 pub mod media;
 pub mod mp4;
 pub mod output;

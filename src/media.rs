@@ -1,6 +1,6 @@
 //! The engine's front door: (file, request) → plan. Opens the file, refuses what is not a
-//! regular file, picks the container by extension and hands over to `mp4` (and, later,
-//! `flv`); images and unseeked files become a whole-file plan. Front ends call only this.
+//! regular file, picks the container by extension and hands over to `mp4` or
+//! `flv`; images and unseeked files become a whole-file plan. Front ends call only this.
 //! Path confinement is not done here: callers pass a path they have already resolved.
 
 use crate::plan::{Plan, PlanInfo};
@@ -103,14 +103,7 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
             Plan::whole_file(src.file, src.len, info)
         }
         Kind::Mp4 => crate::mp4::plan(src, req, kind.content_type(path)),
-        Kind::Flv => {
-            // FLV seeking arrives with the flv module; until then only whole files.
-            if !req.is_whole() {
-                return Err(Error::Unsupported("FLV seeking is not implemented yet".into()));
-            }
-            let info = src.info(kind.content_type(path));
-            Plan::whole_file(src.file, src.len, info)
-        }
+        Kind::Flv => crate::flv::plan(src, req, kind.content_type(path)),
         Kind::Image(t) => {
             let info = src.info(t);
             Plan::whole_file(src.file, src.len, info)

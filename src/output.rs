@@ -41,6 +41,10 @@ pub fn write_atomic(plan: &Plan, dest: &Path, progress: impl FnMut(u64)) -> Resu
     let mut guard = TempGuard(Some(tmp.clone()));
     let n = sink::send_range(plan, 0..plan.len(), file.as_fd(), progress)
         .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+    // Replacing a file keeps its permissions.
+    if let Ok(meta) = std::fs::metadata(dest) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
     file.sync_all().map_err(|e| Error::io(format!("cannot sync {}", tmp.display()), e))?;
     drop(file);
     std::fs::rename(&tmp, dest).map_err(|e| Error::io(format!("cannot rename onto {}", dest.display()), e))?;

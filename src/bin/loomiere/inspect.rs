@@ -1,6 +1,6 @@
 //! `loomiere inspect FILE [--json]`: prints what the library's inspectors report.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use loomiere::media::Source;
 use loomiere::Kind;
 use std::path::PathBuf;
@@ -15,21 +15,34 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let src = Source::open(&args.file)?;
+    let print = |json: String, text: String| {
+        if args.json {
+            println!("{json}");
+        } else {
+            print!("{text}");
+        }
+    };
     match Kind::of(&args.file) {
         Some(Kind::Mp4) => {
-            let report = loomiere::mp4::inspect(src);
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.render());
-            }
+            let report = loomiere::mp4::inspect(Source::open(&args.file)?);
+            print(serde_json::to_string_pretty(&report)?, report.render());
             if let Some(e) = &report.error {
                 bail!("{}: {e}", args.file.display());
             }
             Ok(())
         }
-        Some(Kind::Flv) => bail!("inspect for FLV is not implemented yet"),
-        _ => bail!("{}: not an MP4 or FLV file (by its extension)", args.file.display()),
+        Some(Kind::Flv) => {
+            let src = Source::open(&args.file)?;
+            let report = loomiere::flv::inspect::inspect(&src)
+                .with_context(|| format!("cannot inspect {}", args.file.display()))?;
+            print(serde_json::to_string_pretty(&report)?, report.render());
+            if let Some(fault) = &report.fault {
+                bail!("{}: {fault}", args.file.display());
+            }
+            Ok(())
+        }
+        Some(Kind::Image(_)) | None => {
+            bail!("{}: inspect reads .mp4 (.m4v .m4a .mov .f4v) and .flv files", args.file.display())
+        }
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod cut;
+mod index;
 mod inspect;
 
 /// HTTP pseudo-streaming for MP4 and FLV: seek, cut, index and serve without re-encoding.
@@ -21,6 +22,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a clip from START to END without re-encoding.
     Cut(cut::Args),
+    /// Inject or refresh an FLV's onMetaData keyframe index (MP4: faststart).
+    Index(index::Args),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
+        Command::Index(a) => index::run(a),
     };
     if let Err(e) = result {
         eprintln!("loomiere: {}", describe(&e));
