@@ -58,6 +58,12 @@ pub fn run(args: Args) -> Result<()> {
         return Ok(());
     }
     let out = args.output.expect("clap requires --output without --dry-run");
+    if let (Ok(a), Ok(b)) = (std::fs::metadata(&args.file), std::fs::metadata(&out)) {
+        use std::os::unix::fs::MetadataExt;
+        if (a.dev(), a.ino()) == (b.dev(), b.ino()) {
+            anyhow::bail!("{} is the input file: choose another --output (the input is never replaced)", out.display());
+        }
+    }
     if out.as_os_str() == "-" {
         let stdout = std::io::stdout();
         loomiere::sink::send_all(&plan, stdout.as_fd()).context("cannot write to stdout")?;
