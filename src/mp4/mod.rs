@@ -253,9 +253,18 @@ impl Movie {
         }
         let chunks_ok = plans.iter().all(|p| match p.chunks {
             Some((a, b)) => {
-                let t = &p.track;
-                (a.chunk + 1..=b.chunk).all(|c| (start..end).contains(&t.offsets.get(c as usize)))
-                    && p.first_offset >= start
+                let e = &p.track.offsets.entries;
+                let from = usize::try_from(a.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
+                let to = usize::try_from(b.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
+                let kept = e.data.get(from..to).unwrap_or(&[]);
+                let inside = |o: u64| (start..end).contains(&o);
+                let all_inside = if e.width == 8 {
+                    kept.chunks_exact(8)
+                        .all(|c| inside(u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])))
+                } else {
+                    kept.chunks_exact(4).all(|c| inside(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))))
+                };
+                all_inside && p.first_offset >= start
             }
             None => true,
         });

@@ -394,7 +394,7 @@ fn full_box(out: &mut Layout, moov: &[u8], h: &BoxHeader) -> Result<(usize, u64)
 /// entry count in front. The middle entries are copied verbatim.
 fn cut_runs(out: &mut Layout, runs: &Runs<'_>, s0: u64, s1: u64) {
     let s1 = s1.min(runs.total());
-    let (Some(p0), Some(p1)) = (runs.locate(s0), if s1 > s0 { runs.locate(s1 - 1) } else { None }) else {
+    let (Some(p0), Some(p1)) = (if s1 > s0 { runs.locate_pair(s0, s1 - 1) } else { (None, None) }) else {
         out.lit(0u32.to_be_bytes().to_vec());
         return;
     };

@@ -112,14 +112,18 @@ pub fn find_start(tracks: &[Track<'_>], mts: u32, start: f64, exact: bool) -> Re
     let pts = |s: u64| i128::from(r.dts(s)) + i128::from(r.cts_offset(s));
     let guess = r.stts.sample_at(u64::try_from(target.max(0)).unwrap_or(u64::MAX), r.samples);
     let mut k = r.sync_at_or_before(guess);
+    let mut k_pts = pts(k);
     // A keyframe whose decode time is before the target may still be shown after it.
-    while pts(k) > target {
+    while k_pts > target {
         match r.previous_sync(k) {
-            Some(p) if p < k => k = p,
+            Some(p) if p < k => {
+                k = p;
+                k_pts = pts(k);
+            }
             _ => break,
         }
     }
-    let shown_ticks = (pts(k) - i128::from(r.edit.media_time)).max(0);
+    let shown_ticks = (k_pts - i128::from(r.edit.media_time)).max(0);
     // time = delay/mts + shown_ticks/ts, over den = ts × mts.
     let num = i128::from(r.edit.delay)
         .checked_mul(i128::from(ts))

@@ -109,15 +109,25 @@ impl<'a> Runs<'a> {
 
     /// The run holding sample `s` (0-based), or `None` past the end.
     pub fn locate(&self, s: u64) -> Option<RunPos> {
+        self.locate_pair(s, s).0
+    }
+
+    /// The runs holding samples `a` ≤ `b`, found in one scan.
+    pub fn locate_pair(&self, a: u64, b: u64) -> (Option<RunPos>, Option<RunPos>) {
         let mut first = 0u64;
-        for i in 0..self.len() {
-            let n = u64::from(self.entry(i).0);
-            if s < first + n {
-                return Some(RunPos { entry: i, within: s - first });
+        let mut found_a = None;
+        for (i, e) in self.entries.data.chunks_exact(8).enumerate() {
+            let n = u64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
+            let next = first + n;
+            if found_a.is_none() && a < next {
+                found_a = Some(RunPos { entry: i, within: a - first });
             }
-            first += n;
+            if b < next {
+                return (found_a, Some(RunPos { entry: i, within: b - first }));
+            }
+            first = next;
         }
-        None
+        (found_a, None)
     }
 
     /// The values of samples `s`, `s + 1`, … (one scan to find `s`, then entry by entry).
@@ -289,28 +299,32 @@ impl<'a> SampleToChunk<'a> {
 
     /// The chunks holding samples `a` ≤ `b`, found in one scan of the table.
     pub fn locate_pair(&self, a: u64, b: u64, chunks: u64) -> (Option<ChunkPos>, Option<ChunkPos>) {
+        let be = |e: &[u8], at: usize| u64::from(u32::from_be_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]));
         let mut found_a = None;
         let mut first_sample = 0u64;
-        for i in 0..self.len() {
-            let (fc, spc, desc) = self.entry(i);
-            let Some(start) = u64::from(fc).checked_sub(1) else { break };
-            let end = if i + 1 < self.len() { u64::from(self.entry(i + 1).0).saturating_sub(1) } else { chunks };
+        let mut entries = self.entries.data.chunks_exact(12).enumerate().peekable();
+        while let Some((i, e)) = entries.next() {
+            let (fc, spc) = (be(e, 0), be(e, 4));
+            let Some(start) = fc.checked_sub(1) else { break };
+            let end = match entries.peek() {
+                Some((_, next)) => be(next, 0).saturating_sub(1),
+                None => chunks,
+            };
             if end < start || end > chunks {
                 break;
             }
-            let Some(n) = (end - start).checked_mul(u64::from(spc)) else { break };
-            let Some(next) = first_sample.checked_add(n) else { break };
-            let pos = |s: u64| {
-                let k = (s - first_sample) / u64::from(spc);
-                ChunkPos {
-                    chunk: start + k,
-                    first_sample: first_sample + k * u64::from(spc),
-                    samples_per_chunk: spc,
-                    desc,
-                    entry: i,
-                }
-            };
+            let Some(next) = (end - start).checked_mul(spc).and_then(|n| first_sample.checked_add(n)) else { break };
             if spc > 0 {
+                let pos = |s: u64| {
+                    let k = (s - first_sample) / spc;
+                    ChunkPos {
+                        chunk: start + k,
+                        first_sample: first_sample + k * spc,
+                        samples_per_chunk: spc as u32,
+                        desc: be(e, 8) as u32,
+                        entry: i,
+                    }
+                };
                 if found_a.is_none() && a < next {
                     found_a = Some(pos(a));
                 }
