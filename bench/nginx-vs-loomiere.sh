@@ -123,6 +123,8 @@ measure() { # measure NAME ARGS... -> median wall, median peak RSS of N runs
     # %e has 10 ms resolution; the shell's clock around the same run gives microseconds.
     [[ $wall == failed ]] || wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
     echo "$wall" >>"$tmp/$name.wall"; echo "$rss" >>"$tmp/$name.rss"
+    # --dry-run also reports the engine's own time (open, map moov, plan), in ms.
+    sed -n 's/^planned in: *\([0-9.]*\) ms$/\1/p' "$tmp/$name.out" | awk '{ printf "%.4f\n", $1 / 1000 }' >>"$tmp/$name.engine"
   done
 }
 measure plan cut "$media/long.mp4" --start "$start" --dry-run
@@ -130,6 +132,10 @@ measure cut cut "$media/long.mp4" --start "$start" -o "$tmp/loomiere.mp4"
 cut_bytes=$(stat -c %s "$tmp/loomiere.mp4" 2>/dev/null || echo n/a)
 ok_median() { { grep -v failed "$1" || true; } | median; }
 plan_wall=$(ok_median "$tmp/plan.wall"); plan_rss=$(ok_median "$tmp/plan.rss")
+plan_engine=$(median <"$tmp/plan.engine")
+version_wall=n/a
+measure version --version
+version_wall=$(ok_median "$tmp/version.wall"); version_rss=$(ok_median "$tmp/version.rss")
 cut_wall=$(ok_median "$tmp/cut.wall"); cut_rss=$(ok_median "$tmp/cut.rss")
 
 # ---- report -----------------------------------------------------------------------------------
@@ -141,5 +147,7 @@ echo "| what | time (s) | peak RSS (KiB) | output bytes |"
 echo "| --- | ---: | ---: | ---: |"
 echo "| nginx mp4: time to first byte | $nginx_ttfb | $nginx_rss (worker) | $nginx_bytes |"
 echo "| nginx mp4: whole response over loopback | $nginx_total | | $nginx_bytes |"
-echo "| loomiere cut --dry-run (plan only) | $plan_wall | $plan_rss | |"
+echo "| loomiere engine, in-process: open + map moov + plan | $plan_engine | | |"
+echo "| loomiere cut --dry-run, whole process (plan only) | $plan_wall | $plan_rss | |"
+echo "| loomiere --version, whole process (start-up alone) | $version_wall | $version_rss | |"
 echo "| loomiere cut to a file | $cut_wall | $cut_rss | $cut_bytes |"
