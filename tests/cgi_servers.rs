@@ -56,6 +56,8 @@ struct Site {
     bin: PathBuf,
     /// Whether the server forwards `Range` and `If-*` headers to loomiere.
     forwards_conditionals: bool,
+    /// loomiere speaks HTTP itself (`serve-cgi --inetd`).
+    inetd: bool,
     procs: Vec<Proc>,
 }
 
@@ -112,6 +114,7 @@ impl Site {
             config,
             bin,
             forwards_conditionals: true,
+            inetd: false,
             procs: Vec::new(),
         };
         site.write_config("");
@@ -362,6 +365,9 @@ fn exercise(site: &mut Site) {
     assert_eq!(curl(site, "bad", "/short.mp4?start=abc", &[]).status, 400, "{}", site.name);
 
     traversal(site);
+    if site.inetd {
+        keep_alive(site);
+    }
     config_edit(site);
     throttle(site);
     hang_up(site);
@@ -427,6 +433,26 @@ fn traversal(site: &Site) {
         );
         assert!(!text.contains(SECRET_MARKER) && !text.contains("root:x:0:0"), "{}: {shown:?} leaked", site.name);
     }
+}
+
+/// Two pipelined HTTP/1.1 requests on one connection, then `Connection: close`.
+fn keep_alive(site: &Site) {
+    let mut s = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(
+        b"GET /still.png HTTP/1.1\r\nHost: x\r\n\r\nHEAD /still.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).unwrap();
+    let png = std::fs::read(site.root.join("still.png")).unwrap();
+    let first_end = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&answer[..first_end]);
+    assert!(head.starts_with("HTTP/1.1 200 OK") && head.contains("Connection: keep-alive"), "{}: {head}", site.name);
+    assert!(answer[first_end..].starts_with(&png), "{}: first body differs", site.name);
+    let second = String::from_utf8_lossy(&answer[first_end + png.len()..]);
+    assert!(second.starts_with("HTTP/1.1 200 OK") && second.contains("image/jpeg"), "{}: {second}", site.name);
+    assert!(second.ends_with("Connection: close\r\n\r\n"), "{}: HEAD body or no close: {second}", site.name);
 }
 
 fn config_edit(site: &Site) {
@@ -561,6 +587,7 @@ fn nginx_fcgiwrap() {
 fn tcpsvd_runit() {
     need!("tcpsvd", "curl");
     let mut site = Site::new("tcpsvd");
+    site.inetd = true;
     let run = site.install("tcpsvd/run");
     site.start(Command::new("sh").arg(&run));
     site.wait_ready();
@@ -571,6 +598,7 @@ fn tcpsvd_runit() {
 fn xinetd() {
     need!("xinetd", "curl");
     let mut site = Site::new("xinetd");
+    site.inetd = true;
     let conf = site.install("xinetd.conf");
     site.start(Command::new("xinetd").arg("-dontfork").arg("-f").arg(&conf));
     site.wait_ready();
