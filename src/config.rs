@@ -192,7 +192,13 @@ impl Config {
     /// Reads and validates one file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
-        let file = std::fs::File::open(path).map_err(read_err)?;
+        // O_NONBLOCK: a FIFO put where the file should be must not stall every request.
+        let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true),
+            rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
+        .open(path)
+        .map_err(read_err)?;
         let meta = file.metadata().map_err(read_err)?;
         if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
             return Err(ConfigError::Invalid {
@@ -374,6 +380,22 @@ mod tests {
         ] {
             assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn fifo_config_is_refused_not_waited_on() {
+        let p = std::env::temp_dir().join(format!("loomiere-cfg-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        assert!(matches!(Config::from_file(&p), Err(ConfigError::Invalid { .. })));
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]
