@@ -316,4 +316,16 @@ mod tests {
         drop(w);
         assert_eq!(read_head(r.as_fd(), &mut buf, 512, 5), Ok(None));
     }
+
+    #[test]
+    fn inetd_slow_head_times_out() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        write_all(w.as_fd(), b"GET / HTTP/1.0\r\n").unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_head(r.as_fd(), &mut buf, 1024, 1), Err(408));
+        // An idle connection with nothing sent just closes.
+        let (r2, _w2) = rustix::pipe::pipe().unwrap();
+        assert_eq!(read_head(r2.as_fd(), &mut Vec::new(), 1024, 1), Ok(None));
+        drop(w);
+    }
 }

@@ -285,3 +285,12 @@ fn garbage_never_panics() {
         }
     }
 }
+
+#[test]
+fn responses_can_cross_threads() {
+    // The tokio server moves answers between tasks and threads.
+    fn send_static<T: Send + 'static>() {}
+    send_static::<Response>();
+    send_static::<HttpRequest>();
+    send_static::<crate::throttle::Pacer>();
+}
