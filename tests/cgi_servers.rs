@@ -471,6 +471,18 @@ fn config_edit(site: &Site) {
     assert_eq!(curl(site, "cfg2", "/still.png", &[]).status, 500, "{}: broken config not refused", site.name);
     site.write_config("");
     assert_eq!(curl(site, "cfg3", "/still.png", &[]).status, 200, "{}", site.name);
+
+    // Signed URLs, switched on by the same kind of edit.
+    let secret = "0123456789abcdef-test";
+    site.write_config(&format!("secret = {secret:?}"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let signed = loomiere::http::signed::query(secret, "/sub/still.jpg", now + 600);
+    let expired = loomiere::http::signed::query(secret, "/sub/still.jpg", now - 1);
+    assert_eq!(curl(site, "sig0", "/sub/still.jpg", &[]).status, 403, "{}: unsigned URL served", site.name);
+    assert_eq!(curl(site, "sig1", &format!("/sub/still.jpg?{signed}"), &[]).status, 200, "{}", site.name);
+    assert_eq!(curl(site, "sig2", &format!("/sub/still.jpg?{expired}"), &[]).status, 403, "{}", site.name);
+    assert_eq!(curl(site, "sig3", &format!("/still.jpg?{signed}"), &[]).status, 403, "{}", site.name);
+    site.write_config("");
 }
 
 fn throttle(site: &Site) {
