@@ -8,14 +8,18 @@
 //! (a new `moov`, an FLV header) followed by byte ranges of the source — whose total length
 //! is known up front; a sink ([`sink`]) sends it zero-copy to a file, a pipe or a socket.
 
+pub mod cgi;
+pub mod config;
 pub mod error;
 pub mod flv;
+pub mod http;
 pub mod media;
 pub mod mp4;
 pub mod output;
 pub mod plan;
 pub mod request;
 pub mod sink;
+pub mod throttle;
 
 pub use error::{Error, Result};
 pub use media::Kind;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod cut;
 mod index;
 mod inspect;
+mod serve_cgi;
 
 /// HTTP pseudo-streaming for MP4 and FLV: seek, cut, index and serve without re-encoding.
 #[derive(Parser)]
@@ -24,14 +25,22 @@ enum Command {
     Cut(cut::Args),
     /// Inject or refresh an FLV's onMetaData keyframe index (MP4: faststart).
     Index(index::Args),
+    /// Answer one CGI request (or, with --inetd, one HTTP connection on stdin/stdout).
+    ServeCgi(serve_cgi::Args),
 }
 
 fn main() {
+    // Issue 6: run as a CGI program before clap sees argv (no runtime, no threads).
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    if serve_cgi::is_direct_cgi(&args, SUBCOMMANDS) {
+        std::process::exit(serve_cgi::run(serve_cgi::Args { config: None, inetd: false }));
+    }
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
         Command::Index(a) => index::run(a),
+        Command::ServeCgi(a) => std::process::exit(serve_cgi::run(a)),
     };
     if let Err(e) = result {
         eprintln!("loomiere: {}", describe(&e));
@@ -52,4 +61,19 @@ fn describe(e: &anyhow::Error) -> String {
         }
     }
     msg
+}
+
+/// Every subcommand name (present and planned) and `help`: with `GATEWAY_INTERFACE` set, an
+/// argv[1] outside this list means a web server is running loomiere as a CGI program.
+const SUBCOMMANDS: &[&str] = &["inspect", "cut", "index", "serve-cgi", "serve", "bench", "completions", "help"];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_is_known_to_the_cgi_check() {
+        use clap::CommandFactory;
+        for c in super::Cli::command().get_subcommands() {
+            assert!(super::SUBCOMMANDS.contains(&c.get_name()), "{} missing from SUBCOMMANDS", c.get_name());
+        }
+    }
 }
