@@ -134,16 +134,23 @@ impl MovieCache {
 
     /// Like [`open`], reusing the opened movie for MP4 seeks.
     pub fn open(&self, path: &Path, req: &Request) -> Result<Plan> {
-        use std::os::unix::fs::MetadataExt;
         let kind =
             Kind::of(path).ok_or_else(|| Error::Unsupported(format!("{}: unknown extension", path.display())))?;
+        self.plan_for(kind, path, Source::open(path)?, req)
+    }
+
+    /// Like [`plan_for`], reusing the opened movie for MP4 seeks: `src` (opened by the caller,
+    /// e.g. after path confinement) identifies the file; on a hit it is simply closed and the
+    /// cached movie's descriptor serves the plan.
+    pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
+        use std::os::unix::fs::MetadataExt;
         let seeks_mp4 = kind == Kind::Mp4 && !(req.start.is_none() && req.end.is_none() && !req.force_co64);
         if !seeks_mp4 {
-            return plan_for(kind, path, Source::open(path)?, req);
+            return plan_for(kind, path, src, req);
         }
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
+        let meta = src.file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
         let key = (meta.dev(), meta.ino(), meta.len(), meta.modified().ok());
-        let movie = {
+        let cached = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
             entries.iter_mut().find(|e| e.key == key).map(|e| {
@@ -151,10 +158,10 @@ impl MovieCache {
                 e.movie.clone()
             })
         };
-        let movie = match movie {
+        let movie = match cached {
             Some(m) => m,
             None => {
-                let m = Arc::new(crate::mp4::Movie::open(Source::open(path)?)?);
+                let m = Arc::new(crate::mp4::Movie::open(src)?);
                 let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
                 let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
                 if entries.len() >= self.capacity {

@@ -182,8 +182,27 @@ pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
     resp
 }
 
+/// [`respond`] for a long-running server: MP4 movies are taken from (and kept in) `cache`, so
+/// the viewers of one file share one opened movie, its mapped `moov` and its descriptor.
+pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Response {
+    let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(cache));
+    if req.method == "HEAD" {
+        resp.body = Body::Empty;
+    }
+    resp
+}
+
 /// [`respond`] at a given time (signed-URL expiry), body included even for HEAD.
 pub fn respond_full(cfg: &Config, req: &HttpRequest, now: SystemTime) -> Response {
+    respond_inner(cfg, req, now, None)
+}
+
+fn respond_inner(
+    cfg: &Config,
+    req: &HttpRequest,
+    now: SystemTime,
+    cache: Option<&crate::media::MovieCache>,
+) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         let mut r = Response::error(405, Some(format!("method {:?} not allowed", req.method)));
         r.headers.push(("Allow", "GET, HEAD".into()));
@@ -211,7 +230,11 @@ pub fn respond_full(cfg: &Config, req: &HttpRequest, now: SystemTime) -> Respons
         Ok(r) => r,
         Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
     };
-    let plan = match crate::media::plan_for(opened.kind, &opened.real, opened.source, &request) {
+    let planned = match cache {
+        Some(c) => c.plan_for(opened.kind, &opened.real, opened.source, &request),
+        None => crate::media::plan_for(opened.kind, &opened.real, opened.source, &request),
+    };
+    let plan = match planned {
         Ok(p) => p,
         Err(e) => return Response::error(e.http_status(), Some(format!("{}: {e}", opened.real.display()))),
     };
