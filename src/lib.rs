@@ -8,6 +8,7 @@
 //! (a new `moov`, an FLV header) followed by byte ranges of the source — whose total length
 //! is known up front; a sink ([`sink`]) sends it zero-copy to a file, a pipe or a socket.
 
+pub mod bench;
 pub mod error;
 pub mod media;
 pub mod mp4;

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod cut;
 mod inspect;
 
@@ -21,6 +22,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a clip from START to END without re-encoding.
     Cut(cut::Args),
+    /// Load a loopback streaming server with simulated viewers and report latency, stalls, errors.
+    Bench(bench::Args),
 }
 
 fn main() {
@@ -28,6 +31,7 @@ fn main() {
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("loomiere: {e:#}");
