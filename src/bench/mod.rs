@@ -106,6 +106,9 @@ pub(crate) struct Shared {
     pub targets: Vec<Probed>,
     pub viewers: u32,
     pub t0: Instant,
+    /// When the run ends; viewers also check it themselves so that a busy runtime cannot
+    /// overrun it by much.
+    pub deadline: Instant,
     pub ramp: Duration,
     pub seek: Seek,
     pub pace: Pace,
@@ -203,6 +206,7 @@ impl Bench {
             targets: Vec::new(),
             viewers: c.viewers,
             t0: Instant::now(),
+            deadline: Instant::now(),
             ramp: c.ramp,
             seek: c.seek,
             pace: c.pace,
@@ -222,7 +226,8 @@ impl Bench {
             shared.targets.push(Probed { target: target.clone(), media_duration });
         }
         shared.t0 = Instant::now();
-        let deadline = tokio::time::Instant::from_std(shared.t0 + c.duration);
+        shared.deadline = shared.t0 + c.duration;
+        let deadline = tokio::time::Instant::from_std(shared.deadline);
         let shared = Arc::new(shared);
         let mut tasks = tokio::task::JoinSet::new();
         for id in 0..c.viewers {

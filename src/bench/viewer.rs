@@ -102,7 +102,7 @@ pub async fn run(id: u32, shared: Arc<Shared>) {
     let mut rng = Rng::new(shared.seed ^ u64::from(id).wrapping_mul(0xA24B_AED4_963E_E407));
     let mut conn: Option<Conn> = None;
     let mut next = id as usize;
-    loop {
+    while Instant::now() < shared.deadline {
         let Some(target) = shared.targets.get(next % shared.targets.len().max(1)) else { return };
         next = next.wrapping_add(1);
         let start = match shared.seek {
@@ -219,21 +219,21 @@ async fn exchange(
     }
     let Some(c) = conn.as_ref() else { return Err(Some(Failure::Io)) };
     let keep = head.keep_alive;
-    read_body(shared, &c.stream, &head, extra as u64, first_byte).await?;
-    if !keep {
+    let finished = read_body(shared, &c.stream, &head, extra as u64, first_byte).await?;
+    if !keep || !finished {
         *conn = None;
     }
     Ok(())
 }
 
-/// Reads the body, paced or not, counting bytes and stalls.
+/// Reads the body, paced or not, counting bytes and stalls. `Ok(false)`: cut at the deadline.
 async fn read_body(
     shared: &Shared,
     stream: &TcpStream,
     head: &http::Head,
     extra: u64,
     first_byte: Instant,
-) -> Result<(), Option<Failure>> {
+) -> Result<bool, Option<Failure>> {
     let live = &shared.live;
     let rate = match (head.duration, head.content_length) {
         (Some(d), Some(len)) if len > 0 => Some(len as f64 / d),
@@ -257,6 +257,10 @@ async fn read_body(
     let mut guard = InFlight { shared, armed: true };
     let paced = shared.pace == Pace::PlaybackRate;
     while remaining != Some(0) {
+        if Instant::now() >= shared.deadline {
+            // The guard counts this stream as cut at the end.
+            return Ok(false);
+        }
         if let (true, Some(p)) = (paced, player.as_ref()) {
             let wait = p.wait_before_read(Instant::now(), shared.read_ahead);
             if !wait.is_zero() {
@@ -281,7 +285,7 @@ async fn read_body(
                 Some(_) => Err(Some(Failure::ShortBody)),
                 None => {
                     live.completed.fetch_add(1, Relaxed);
-                    Ok(())
+                    Ok(true)
                 }
             };
         }
@@ -298,7 +302,7 @@ async fn read_body(
     }
     guard.armed = false;
     live.completed.fetch_add(1, Relaxed);
-    Ok(())
+    Ok(true)
 }
 
 /// Asks `HEAD path` on a fresh connection and returns its `X-Content-Duration`.
