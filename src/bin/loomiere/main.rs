@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod completions;
 mod cut;
 mod inspect;
 
@@ -24,6 +25,11 @@ enum Command {
     Cut(cut::Args),
     /// Load a loopback streaming server with simulated viewers and report latency, stalls, errors.
     Bench(bench::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff) to stdout.
+    #[command(hide = true)]
+    Man(completions::ManArgs),
 }
 
 fn main() {
@@ -32,6 +38,8 @@ fn main() {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::man(a),
     };
     if let Err(e) = result {
         eprintln!("loomiere: {e:#}");
