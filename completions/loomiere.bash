@@ -34,6 +34,9 @@ _loomiere() {
             loomiere,man)
                 cmd="loomiere__subcmd__man"
                 ;;
+            loomiere,serve-cgi)
+                cmd="loomiere__subcmd__serve__subcmd__cgi"
+                ;;
             loomiere__subcmd__help,bench)
                 cmd="loomiere__subcmd__help__subcmd__bench"
                 ;;
@@ -52,6 +55,9 @@ _loomiere() {
             loomiere__subcmd__help,man)
                 cmd="loomiere__subcmd__help__subcmd__man"
                 ;;
+            loomiere__subcmd__help,serve-cgi)
+                cmd="loomiere__subcmd__help__subcmd__serve__subcmd__cgi"
+                ;;
             *)
                 ;;
         esac
@@ -59,7 +65,7 @@ _loomiere() {
 
     case "${cmd}" in
         loomiere)
-            opts="-h -V --help --version inspect cut bench completions man help"
+            opts="-h -V --help --version inspect cut bench completions man serve-cgi help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -183,7 +189,7 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__help)
-            opts="inspect cut bench completions man help"
+            opts="inspect cut bench completions man serve-cgi help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -280,6 +286,20 @@ _loomiere() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        loomiere__subcmd__help__subcmd__serve__subcmd__cgi)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         loomiere__subcmd__inspect)
             opts="-h -V --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -301,6 +321,24 @@ _loomiere() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        loomiere__subcmd__serve__subcmd__cgi)
+            opts="-h -V --config --inetd --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

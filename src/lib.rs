@@ -9,12 +9,16 @@
 //! is known up front; a sink ([`sink`]) sends it zero-copy to a file, a pipe or a socket.
 
 pub mod bench;
+pub mod cgi;
+pub mod config;
 pub mod error;
+pub mod http;
 pub mod media;
 pub mod mp4;
 pub mod plan;
 pub mod request;
 pub mod sink;
+pub mod throttle;
 
 pub use error::{Error, Result};
 pub use media::Kind;

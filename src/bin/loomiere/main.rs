@@ -8,6 +8,7 @@ mod bench;
 mod completions;
 mod cut;
 mod inspect;
+mod serve_cgi;
 
 /// HTTP pseudo-streaming for MP4 and FLV: seek, cut, index and serve without re-encoding.
 #[derive(Parser)]
@@ -30,9 +31,16 @@ enum Command {
     /// Print the man page (roff) to stdout.
     #[command(hide = true)]
     Man(completions::ManArgs),
+    /// Answer one CGI request (or, with --inetd, one HTTP connection on stdin/stdout).
+    ServeCgi(serve_cgi::Args),
 }
 
 fn main() {
+    // Issue 6: run as a CGI program before clap sees argv (no runtime, no threads).
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    if serve_cgi::is_direct_cgi(&args, SUBCOMMANDS) {
+        std::process::exit(serve_cgi::run(serve_cgi::Args { config: None, inetd: false }));
+    }
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
@@ -40,9 +48,25 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),
+        Command::ServeCgi(a) => std::process::exit(serve_cgi::run(a)),
     };
     if let Err(e) = result {
         eprintln!("loomiere: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// Every subcommand name (present and planned) and `help`: with `GATEWAY_INTERFACE` set, an
+/// argv[1] outside this list means a web server is running loomiere as a CGI program.
+const SUBCOMMANDS: &[&str] = &["inspect", "cut", "index", "serve-cgi", "serve", "bench", "completions", "man", "demo", "help"];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_is_known_to_the_cgi_check() {
+        use clap::CommandFactory;
+        for c in super::Cli::command().get_subcommands() {
+            assert!(super::SUBCOMMANDS.contains(&c.get_name()), "{} missing from SUBCOMMANDS", c.get_name());
+        }
     }
 }

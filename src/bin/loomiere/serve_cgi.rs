@@ -1,0 +1,56 @@
+//! `loomiere serve-cgi [--config F] [--inetd]`: answer one CGI request from the environment,
+//! or (`--inetd`) one HTTP connection on stdin/stdout. Also what `loomiere` becomes when a
+//! web server runs it as a CGI program directly (see `main`). The work is in
+//! `loomiere::cgi`; this module only maps the outcome to an exit status.
+
+use loomiere::cgi::{self, Outcome};
+use loomiere::config::ConfigSource;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (default: $LOOMIERE_CONFIG, else /etc/loomiere/stream.conf, else
+    /// the CGI DOCUMENT_ROOT with default settings).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Serve one HTTP/1.x connection on stdin/stdout (tcpsvd, xinetd, inetd) instead of CGI.
+    #[arg(long)]
+    pub inetd: bool,
+}
+
+/// Runs and returns the process exit status: 0 answered (any HTTP status) or client gone,
+/// 1 when the answer could not be written.
+pub fn run(args: Args) -> i32 {
+    let source = ConfigSource::from_flag_or_env(args.config);
+    let stdout = std::io::stdout();
+    let result = if args.inetd {
+        let stdin = std::io::stdin();
+        cgi::serve_inetd(&source, stdin.as_fd(), stdout.as_fd())
+    } else {
+        cgi::run_cgi(&source, stdout.as_fd())
+    };
+    match result {
+        Ok(Outcome::Answered) | Ok(Outcome::HungUp) => 0,
+        Err(e) => {
+            eprintln!("loomiere: writing the answer failed: {e}");
+            1
+        }
+    }
+}
+
+/// Issue 6: when a web server runs `loomiere` itself as the CGI program (lighttpd
+/// `cgi.assign` passes the script path as argv[1]; Apache may pass ISINDEX words), argv is
+/// not a loomiere command line. Returns true when this process is such a CGI call.
+pub fn is_direct_cgi(args: &[String], subcommands: &[&str]) -> bool {
+    if std::env::var_os("GATEWAY_INTERFACE").is_none() {
+        return false;
+    }
+    if cgi::args_from_isindex(args, std::env::var("QUERY_STRING").ok().as_deref()) {
+        return true;
+    }
+    match args.get(1) {
+        Some(a) => !subcommands.contains(&a.as_str()),
+        None => true,
+    }
+}

@@ -1,0 +1,380 @@
+//! `stream.conf`: the server configuration, a small TOML file read again on every request so
+//! an edit takes effect on the next one without a restart. This module owns the keys, their
+//! defaults, their validation and where the file is looked for; it never serves anything.
+//!
+//! Where the file comes from ([`ConfigSource`]):
+//! - an explicit path (`--config FILE` or `LOOMIERE_CONFIG`): it must exist and be valid;
+//! - otherwise `/etc/loomiere/stream.conf`: used when it exists (and must then be valid);
+//!   when it does not exist, the front end's fallback document root (CGI: `DOCUMENT_ROOT`)
+//!   is served with the defaults below, and with no fallback root it is an error.
+//!
+//! A file that cannot be read or does not validate is an error — the HTTP layers answer 500
+//! and log the reason — never a silent fallback to defaults that might serve more than meant.
+//!
+//! ```toml
+//! document_root = "/srv/video"          # required when a file is used
+//! extensions = ["mp4", "m4v", "flv", "jpg"]  # default: every kind loomiere serves
+//! throttle = 1.2                        # pace at 1.2 × the media bit rate; 0 = off (default)
+//! burst_seconds = 10                    # media seconds sent at full speed after the header
+//! max_moov_bytes = 67108864             # larger headers are refused (default 64 MiB)
+//! follow_symlinks = false               # may symlinks lead out of the root? (default no)
+//! secret = "at least 16 characters"     # when set, every URL must be signed (see http::signed)
+//! log = "stderr"                        # or an absolute file path (appended to)
+//! listing = false                       # `serve`: directory listing page
+//! [server]                              # `serve` limits
+//! max_connections = 1024
+//! max_header_bytes = 8192
+//! header_timeout_secs = 10
+//! ```
+
+use serde::Deserialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "/etc/loomiere/stream.conf";
+/// The environment variable naming a configuration file.
+pub const ENV_VAR: &str = "LOOMIERE_CONFIG";
+/// A configuration file larger than this is refused (it is a few lines of TOML).
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+/// Every extension loomiere can serve (see [`crate::Kind::of`]).
+pub const KNOWN_EXTENSIONS: &[&str] = &["mp4", "m4v", "m4a", "mov", "f4v", "flv", "jpg", "jpeg", "png", "gif", "bmp"];
+
+/// Why a configuration could not be had. Front ends answer 500 and log it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    /// A value is out of range or inconsistent.
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    /// No file and no fallback document root.
+    #[error("no config file ({path} does not exist) and no document root given")]
+    NoRoot { path: PathBuf },
+}
+
+/// Where the log lines go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard error (the web server's error log under CGI).
+    Stderr,
+    /// Appended to this file.
+    File(PathBuf),
+}
+
+/// Limits of the standalone server (`loomiere serve`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// Connections served at once; more wait in the listen queue.
+    pub max_connections: usize,
+    /// Largest request head (request line + headers) accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Seconds a client may take to send its request head.
+    pub header_timeout_secs: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits { max_connections: 1024, max_header_bytes: 8192, header_timeout_secs: 10 }
+    }
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The directory served, canonical (symlinks resolved) and absolute.
+    pub document_root: PathBuf,
+    /// Extensions served, lower case, each one loomiere knows.
+    pub extensions: Vec<String>,
+    /// Pace factor over the media bit rate; 0 = no throttle.
+    pub throttle: f64,
+    /// Seconds of media sent at full speed after the header part.
+    pub burst_seconds: f64,
+    /// Largest synthesised header part (new `moov`) accepted, in bytes.
+    pub max_moov_bytes: u64,
+    /// Whether symlinks may lead out of the document root.
+    pub follow_symlinks: bool,
+    /// Signed-URL secret; when set, unsigned or badly signed requests get 403.
+    pub secret: Option<String>,
+    /// Where log lines go.
+    pub log: LogTarget,
+    /// `serve`: whether directories get a listing page.
+    pub listing: bool,
+    /// `serve`: connection limits.
+    pub server: ServerLimits,
+}
+
+/// The file as written; every key optional except the root.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    document_root: Option<PathBuf>,
+    extensions: Option<Vec<String>>,
+    throttle: Option<f64>,
+    burst_seconds: Option<f64>,
+    max_moov_bytes: Option<u64>,
+    follow_symlinks: Option<bool>,
+    secret: Option<String>,
+    log: Option<String>,
+    listing: Option<bool>,
+    server: Option<ServerLimits>,
+}
+
+/// Where to look for the configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A file the operator named: it must exist.
+    Explicit(PathBuf),
+    /// [`DEFAULT_PATH`]: optional.
+    Default,
+}
+
+impl ConfigSource {
+    /// `--config` if given, else `LOOMIERE_CONFIG` if set and non-empty, else the default.
+    pub fn from_flag_or_env(flag: Option<PathBuf>) -> ConfigSource {
+        if let Some(p) = flag {
+            return ConfigSource::Explicit(p);
+        }
+        match std::env::var_os(ENV_VAR) {
+            Some(v) if !v.is_empty() => ConfigSource::Explicit(PathBuf::from(v)),
+            _ => ConfigSource::Default,
+        }
+    }
+
+    /// Reads and validates the configuration. `fallback_root` is served with the defaults
+    /// when the source is [`ConfigSource::Default`] and that file does not exist.
+    pub fn load(&self, fallback_root: Option<&Path>) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::Explicit(p) => Config::from_file(p),
+            ConfigSource::Default => {
+                let p = Path::new(DEFAULT_PATH);
+                match std::fs::symlink_metadata(p) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fallback_root {
+                        Some(root) => Config::with_root(root),
+                        None => Err(ConfigError::NoRoot { path: p.to_path_buf() }),
+                    },
+                    _ => Config::from_file(p),
+                }
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, serving `root`.
+    pub fn with_root(root: &Path) -> Result<Config, ConfigError> {
+        let raw = RawConfig {
+            document_root: Some(root.to_path_buf()),
+            extensions: None,
+            throttle: None,
+            burst_seconds: None,
+            max_moov_bytes: None,
+            follow_symlinks: None,
+            secret: None,
+            log: None,
+            listing: None,
+            server: None,
+        };
+        Config::validate(raw, Path::new("(defaults)"))
+    }
+
+    /// Reads and validates one file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: format!("not a regular file of at most {MAX_FILE_BYTES} bytes"),
+            });
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_FILE_BYTES), &mut text).map_err(read_err)?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is used in messages and to resolve nothing.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_string() })?;
+        Config::validate(raw, path)
+    }
+
+    fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let root = raw.document_root.ok_or_else(|| invalid("document_root is required".into()))?;
+        if !root.is_absolute() {
+            return Err(invalid(format!("document_root {} must be an absolute path", root.display())));
+        }
+        let document_root =
+            root.canonicalize().map_err(|e| invalid(format!("document_root {}: {e}", root.display())))?;
+        if !document_root.is_dir() {
+            return Err(invalid(format!("document_root {} is not a directory", root.display())));
+        }
+        let extensions = match raw.extensions {
+            None => KNOWN_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                let mut out = Vec::new();
+                for e in list {
+                    let e = e.trim_start_matches('.').to_ascii_lowercase();
+                    if !KNOWN_EXTENSIONS.contains(&e.as_str()) {
+                        return Err(invalid(format!(
+                            "extension {e:?} is not one loomiere serves ({})",
+                            KNOWN_EXTENSIONS.join(" ")
+                        )));
+                    }
+                    out.push(e);
+                }
+                out
+            }
+        };
+        let throttle = raw.throttle.unwrap_or(0.0);
+        if !(throttle == 0.0 || (0.01..=1000.0).contains(&throttle)) {
+            return Err(invalid(format!("throttle {throttle} must be 0 (off) or between 0.01 and 1000")));
+        }
+        let burst_seconds = raw.burst_seconds.unwrap_or(10.0);
+        if !(0.0..=86_400.0).contains(&burst_seconds) {
+            return Err(invalid(format!("burst_seconds {burst_seconds} must be between 0 and 86400")));
+        }
+        let max_moov_bytes = raw.max_moov_bytes.unwrap_or(64 << 20);
+        if max_moov_bytes < 1024 {
+            return Err(invalid(format!("max_moov_bytes {max_moov_bytes} is below 1024")));
+        }
+        if let Some(s) = &raw.secret {
+            if s.len() < 16 {
+                return Err(invalid("secret must be at least 16 characters".into()));
+            }
+        }
+        let log = match raw.log.as_deref() {
+            None | Some("stderr") => LogTarget::Stderr,
+            Some(p) if Path::new(p).is_absolute() => LogTarget::File(PathBuf::from(p)),
+            Some(p) => return Err(invalid(format!("log {p:?} must be \"stderr\" or an absolute file path"))),
+        };
+        let server = raw.server.unwrap_or_default();
+        if server.max_connections == 0 || server.max_header_bytes < 256 || server.header_timeout_secs == 0 {
+            return Err(invalid(
+                "server: max_connections ≥ 1, max_header_bytes ≥ 256 and header_timeout_secs ≥ 1 are required".into(),
+            ));
+        }
+        Ok(Config {
+            document_root,
+            extensions,
+            throttle,
+            burst_seconds,
+            max_moov_bytes,
+            follow_symlinks: raw.follow_symlinks.unwrap_or(false),
+            secret: raw.secret,
+            log,
+            listing: raw.listing.unwrap_or(false),
+            server,
+        })
+    }
+
+    /// True when `ext` (any case, no dot) is served.
+    pub fn allows_extension(&self, ext: &str) -> bool {
+        self.extensions.iter().any(|e| e.eq_ignore_ascii_case(ext))
+    }
+
+    /// Writes one log line to the configured target (errors writing the log are ignored:
+    /// a full disk must not turn into a failed stream).
+    pub fn log(&self, line: &str) {
+        log_to(&self.log, line);
+    }
+}
+
+/// Writes one line, prefixed with `loomiere:` and a Unix timestamp, to `target`.
+pub fn log_to(target: &LogTarget, line: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let text = format!("loomiere[{}] {now}: {}\n", std::process::id(), line.replace(['\n', '\r'], " "));
+    match target {
+        LogTarget::Stderr => {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        }
+        LogTarget::File(p) => {
+            let f = std::fs::OpenOptions::new().append(true).create(true).open(p);
+            match f {
+                Ok(mut f) => {
+                    let _ = f.write_all(text.as_bytes());
+                }
+                Err(_) => {
+                    let _ = std::io::stderr().write_all(text.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> String {
+        std::env::temp_dir().display().to_string()
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = Config::parse(&format!("document_root = {:?}", root()), Path::new("t")).unwrap();
+        assert_eq!(c.throttle, 0.0);
+        assert_eq!(c.burst_seconds, 10.0);
+        assert!(!c.follow_symlinks);
+        assert!(c.allows_extension("MP4"));
+        assert_eq!(c.log, LogTarget::Stderr);
+        assert_eq!(c.server, ServerLimits::default());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let text = format!(
+            "document_root = {:?}\nextensions = [\"mp4\", \".FLV\"]\nthrottle = 1.5\nburst_seconds = 4\n\
+             secret = \"0123456789abcdef\"\nlog = \"/tmp/x.log\"\nlisting = true\n\
+             [server]\nmax_connections = 10\n",
+            root()
+        );
+        let c = Config::parse(&text, Path::new("t")).unwrap();
+        assert_eq!(c.extensions, vec!["mp4", "flv"]);
+        assert!(!c.allows_extension("jpg"));
+        assert_eq!(c.throttle, 1.5);
+        assert_eq!(c.server.max_connections, 10);
+        assert_eq!(c.server.max_header_bytes, 8192);
+        assert_eq!(c.log, LogTarget::File("/tmp/x.log".into()));
+    }
+
+    #[test]
+    fn bad_files_are_errors() {
+        let r = root();
+        for bad in [
+            String::new(),
+            "document_root = \"relative\"".into(),
+            "document_root = \"/nonexistent/loomiere\"".into(),
+            format!("document_root = {r:?}\nunknown_key = 1"),
+            format!("document_root = {r:?}\nextensions = [\"txt\"]"),
+            format!("document_root = {r:?}\nthrottle = -1"),
+            format!("document_root = {r:?}\nthrottle = nan"),
+            format!("document_root = {r:?}\nburst_seconds = inf"),
+            format!("document_root = {r:?}\nsecret = \"short\""),
+            format!("document_root = {r:?}\nlog = \"relative.log\""),
+            format!("document_root = {r:?}\n[server]\nmax_connections = 0"),
+            format!("document_root = {r:?}\n[server]\nbogus = 0"),
+            "document_root = ".into(),
+        ] {
+            assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn explicit_missing_file_is_an_error() {
+        let s = ConfigSource::Explicit("/nonexistent/loomiere.conf".into());
+        assert!(matches!(s.load(Some(Path::new("/tmp"))), Err(ConfigError::Read { .. })));
+    }
+}

@@ -1,0 +1,293 @@
+//! The HTTP core shared by every front end (CGI, inetd, the tokio server): one pure,
+//! synchronous function, [`respond`], turns a request into a [`Response`] — status, headers
+//! and a body that is nothing, a short text, or a slice of a [`Plan`]. It opens the media
+//! file (through [`path::open`] and [`crate::media::plan_for`]) and nothing else: no socket,
+//! no sleeping, so async callers may run it inline (or in `spawn_blocking` for huge `moov`s).
+//!
+//! Sub-modules: [`query`] (start/end/exact), [`range`] (`Range`), [`conditional`] (ETag,
+//! dates, 304), [`path`] (confinement), [`signed`] (signed URLs), [`wire`] (parsing a raw
+//! HTTP/1.x request head), [`percent`] (decoding). Heads are serialised here for CGI
+//! ([`Response::cgi_head`]) and raw HTTP ([`Response::http_head`]).
+
+pub mod conditional;
+pub mod path;
+pub mod percent;
+pub mod query;
+pub mod range;
+pub mod signed;
+pub mod wire;
+
+use crate::config::{Config, ConfigError};
+use crate::media::Kind;
+use crate::plan::Plan;
+use crate::request::{BareUnit, Position, Request};
+use path::Target;
+use range::RangeAnswer;
+use std::ops::Range;
+use std::time::SystemTime;
+
+/// A request as every front end sees it, whatever it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `HEAD`, … (case-sensitive, as HTTP says).
+    pub method: String,
+    /// The path, in the form the front end received it.
+    pub target: Target,
+    /// The raw query string without `?` (percent-encoded).
+    pub query: String,
+    /// `Range` header.
+    pub range: Option<String>,
+    /// `If-None-Match` header.
+    pub if_none_match: Option<String>,
+    /// `If-Modified-Since` header.
+    pub if_modified_since: Option<String>,
+    /// `If-Range` header.
+    pub if_range: Option<String>,
+}
+
+impl HttpRequest {
+    /// A `GET` for a raw URL path with no headers (tests, tools).
+    pub fn get(url_path: &str, query: &str) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            target: Target::Url(url_path.into()),
+            query: query.into(),
+            range: None,
+            if_none_match: None,
+            if_modified_since: None,
+            if_range: None,
+        }
+    }
+}
+
+/// What to send after the head.
+pub enum Body {
+    /// Nothing (HEAD, 304; `Content-Length` in the headers still tells the size).
+    Empty,
+    /// A short text (errors).
+    Text(String),
+    /// Output bytes `range` of `plan`.
+    Plan { plan: Plan, range: Range<u64> },
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Text(t) => write!(f, "Text({t:?})"),
+            Body::Plan { plan, range } => write!(f, "Plan({} bytes, {range:?})", plan.len()),
+        }
+    }
+}
+
+/// An answer: status, headers (without `Date`, `Connection`, `Status`) and body.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Headers in order; names in canonical case.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Body,
+    /// A line for the server log, when something was refused or failed.
+    pub log: Option<String>,
+}
+
+impl Response {
+    /// A short `text/plain` answer: the status line's words, and `detail` for the log.
+    pub fn error(status: u16, detail: Option<String>) -> Response {
+        let text = format!("{status} {}\n", reason(status));
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type", "text/plain; charset=utf-8".into()),
+                ("Content-Length", text.len().to_string()),
+            ],
+            body: Body::Text(text),
+            log: detail,
+        }
+    }
+
+    /// The 500 every front end answers when the configuration cannot be loaded.
+    pub fn config_error(e: &ConfigError) -> Response {
+        Response::error(500, Some(e.to_string()))
+    }
+
+    /// The value of header `name` (case-insensitive), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The number of body bytes a GET would carry (from `Content-Length`).
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("Content-Length")?.parse().ok()
+    }
+
+    /// The head for a CGI answer: `Status:` line, headers, blank line (CRLF line ends).
+    pub fn cgi_head(&self) -> String {
+        let mut s = format!("Status: {} {}\r\n", self.status, reason(self.status));
+        for (n, v) in &self.headers {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        s.push_str("\r\n");
+        s
+    }
+
+    /// The head for a raw HTTP/1.x answer: status line, `Date`, `Server`, the headers and
+    /// `Connection: keep-alive|close`.
+    pub fn http_head(&self, http10: bool, keep_alive: bool, now: SystemTime) -> String {
+        let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
+        let mut s = format!("{version} {} {}\r\n", self.status, reason(self.status));
+        s.push_str(&format!("Date: {}\r\nServer: loomiere\r\n", conditional::http_date(now)));
+        for (n, v) in &self.headers {
+            s.push_str(&format!("{n}: {v}\r\n"));
+        }
+        s.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
+        s
+    }
+}
+
+/// The reason phrase for the statuses loomiere sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+/// The single entry point: answers `req` under `cfg`. Never panics, never blocks beyond
+/// opening the file and reading its index.
+pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
+    let head_only = req.method == "HEAD";
+    let mut resp = respond_full(cfg, req, SystemTime::now());
+    if head_only {
+        resp.body = Body::Empty;
+    }
+    resp
+}
+
+/// [`respond`] at a given time (signed-URL expiry), body included even for HEAD.
+pub fn respond_full(cfg: &Config, req: &HttpRequest, now: SystemTime) -> Response {
+    if req.method != "GET" && req.method != "HEAD" {
+        let mut r = Response::error(405, Some(format!("method {:?} not allowed", req.method)));
+        r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
+    }
+    let q = match query::Query::parse(&req.query) {
+        Ok(q) => q,
+        Err(e) => return Response::error(400, Some(e.to_string())),
+    };
+    let rel = match path::normalize(cfg, &req.target) {
+        Ok(r) => r,
+        Err(e) => return Response::error(e.status(), Some(e.reason())),
+    };
+    if let Some(secret) = &cfg.secret {
+        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if let Err(e) = signed::verify(secret, &rel.url_path(), q.expires.as_deref(), q.sig.as_deref(), now_secs) {
+            return Response::error(403, Some(format!("{}: {e}", rel.url_path())));
+        }
+    }
+    let opened = match path::open(cfg, &rel) {
+        Ok(o) => o,
+        Err(e) => return Response::error(e.status(), Some(e.reason())),
+    };
+    let request = match media_request(opened.kind, &q) {
+        Ok(r) => r,
+        Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
+    };
+    let plan = match crate::media::plan_for(opened.kind, &opened.real, opened.source, &request) {
+        Ok(p) => p,
+        Err(e) => return Response::error(e.http_status(), Some(format!("{}: {e}", opened.real.display()))),
+    };
+    if plan.info.header_len > cfg.max_moov_bytes {
+        return Response::error(
+            500,
+            Some(format!(
+                "{}: header of {} bytes exceeds max_moov_bytes {}",
+                opened.real.display(),
+                plan.info.header_len,
+                cfg.max_moov_bytes
+            )),
+        );
+    }
+    answer_plan(plan, &request, req)
+}
+
+/// The engine request for a query: a bare `start`/`end` number is bytes for FLV, seconds
+/// otherwise; images ignore positions.
+pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
+    let unit = match kind {
+        Kind::Flv => BareUnit::Bytes,
+        Kind::Mp4 => BareUnit::Seconds,
+        Kind::Image(_) => return Ok(Request::default()),
+    };
+    let parse = |t: &Option<String>| t.as_deref().map(|t| Position::parse(t, unit)).transpose();
+    Ok(Request { start: parse(&q.start)?, end: parse(&q.end)?, exact: q.exact, force_co64: false })
+}
+
+/// Headers, validators, conditional and range handling for a built plan.
+fn answer_plan(plan: Plan, request: &Request, req: &HttpRequest) -> Response {
+    let len = plan.len();
+    let etag = conditional::etag(&plan.info, len, request);
+    let mut headers: Vec<(&'static str, String)> = vec![("Content-Type", plan.info.content_type.to_string())];
+    let mut validators = vec![("ETag", etag.clone())];
+    if let Some(m) = plan.info.modified {
+        validators.push(("Last-Modified", conditional::http_date(m)));
+    }
+    let not_modified = match (&req.if_none_match, &req.if_modified_since) {
+        (Some(inm), _) => conditional::none_match_hits(inm, &etag),
+        (None, Some(ims)) => conditional::not_modified_since(ims, plan.info.modified),
+        (None, None) => false,
+    };
+    if not_modified {
+        validators.push(("Accept-Ranges", "bytes".into()));
+        return Response { status: 304, headers: validators, body: Body::Empty, log: None };
+    }
+    headers.extend(validators);
+    headers.push(("Accept-Ranges", "bytes".into()));
+    if let Some(d) = plan.info.duration {
+        if d.is_finite() && d >= 0.0 {
+            headers.push(("X-Content-Duration", format!("{d:.3}")));
+        }
+    }
+    let honour_range = match &req.if_range {
+        Some(ir) => conditional::if_range_holds(ir, &etag, plan.info.modified),
+        None => true,
+    };
+    let answer = if honour_range { range::resolve(req.range.as_deref(), len) } else { RangeAnswer::Full };
+    match answer {
+        RangeAnswer::Full => {
+            headers.push(("Content-Length", len.to_string()));
+            Response { status: 200, headers, body: Body::Plan { plan, range: 0..len }, log: None }
+        }
+        RangeAnswer::Partial(r) => {
+            headers.push(("Content-Length", (r.end - r.start).to_string()));
+            headers.push(("Content-Range", format!("bytes {}-{}/{len}", r.start, r.end.saturating_sub(1))));
+            Response { status: 206, headers, body: Body::Plan { plan, range: r }, log: None }
+        }
+        RangeAnswer::Unsatisfiable => {
+            let mut r = Response::error(416, Some(format!("range {:?} of {len} bytes", req.range)));
+            r.headers.push(("Content-Range", format!("bytes */{len}")));
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

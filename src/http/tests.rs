@@ -1,0 +1,200 @@
+//! Unit tests of [`respond`] over a scratch document root holding small images (whole-file
+//! plans, independent of the container engines).
+
+use super::*;
+use std::path::PathBuf;
+use std::time::Duration;
+
+struct Root(PathBuf);
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn root(name: &str) -> Root {
+    let dir = std::env::temp_dir().join(format!("loomiere-http-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("a.png"), (0..=255u8).cycle().take(1000).collect::<Vec<u8>>()).unwrap();
+    std::fs::write(dir.join("sub/b.jpg"), b"jpeg bytes").unwrap();
+    std::fs::write(dir.join("notes.txt"), b"secret").unwrap();
+    Root(dir)
+}
+
+fn cfg(r: &Root) -> Config {
+    Config::with_root(&r.0).unwrap()
+}
+
+fn body(resp: &Response) -> Vec<u8> {
+    match &resp.body {
+        Body::Plan { plan, range } => crate::sink::read_range(plan, range.clone()).unwrap(),
+        Body::Text(t) => t.as_bytes().to_vec(),
+        Body::Empty => Vec::new(),
+    }
+}
+
+#[test]
+fn whole_file_get_and_head() {
+    let r = root("get");
+    let c = cfg(&r);
+    let resp = respond(&c, &HttpRequest::get("/a.png", ""));
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("Content-Type"), Some("image/png"));
+    assert_eq!(resp.header("Content-Length"), Some("1000"));
+    assert_eq!(resp.header("Accept-Ranges"), Some("bytes"));
+    assert!(resp.header("ETag").is_some());
+    assert!(resp.header("Last-Modified").is_some());
+    assert_eq!(body(&resp), std::fs::read(r.0.join("a.png")).unwrap());
+
+    let head = respond(&c, &HttpRequest { method: "HEAD".into(), ..HttpRequest::get("/a.png", "") });
+    assert_eq!(head.status, 200);
+    assert_eq!(head.headers, resp.headers);
+    assert!(matches!(head.body, Body::Empty));
+
+    let sub = respond(&c, &HttpRequest::get("/sub/b.jpg", "start=10&foo"));
+    assert_eq!(sub.status, 200);
+    assert_eq!(sub.header("Content-Type"), Some("image/jpeg"));
+    assert_eq!(body(&sub), b"jpeg bytes");
+}
+
+#[test]
+fn statuses_for_bad_requests() {
+    let r = root("status");
+    let c = cfg(&r);
+    let status = |req: HttpRequest| respond(&c, &req).status;
+    assert_eq!(status(HttpRequest { method: "POST".into(), ..HttpRequest::get("/a.png", "") }), 405);
+    assert_eq!(status(HttpRequest { method: "get".into(), ..HttpRequest::get("/a.png", "") }), 405);
+    assert_eq!(status(HttpRequest::get("/missing.png", "")), 404);
+    assert_eq!(status(HttpRequest::get("/notes.txt", "")), 403);
+    assert_eq!(status(HttpRequest::get("/sub", "")), 403);
+    assert_eq!(status(HttpRequest::get("/", "")), 403);
+    assert_eq!(status(HttpRequest::get("/../a.png", "")), 403);
+    assert_eq!(status(HttpRequest::get("/a.png", "start=1&start=2")), 400);
+    let r405 = respond(&c, &HttpRequest { method: "PUT".into(), ..HttpRequest::get("/a.png", "") });
+    assert_eq!(r405.header("Allow"), Some("GET, HEAD"));
+    assert!(matches!(&r405.body, Body::Text(t) if t == "405 Method Not Allowed\n"));
+    assert!(r405.log.is_some());
+}
+
+#[test]
+fn ranges_on_the_output() {
+    let r = root("range");
+    let c = cfg(&r);
+    let full = std::fs::read(r.0.join("a.png")).unwrap();
+    let with_range = |h: &str| respond(&c, &HttpRequest { range: Some(h.into()), ..HttpRequest::get("/a.png", "") });
+    let a = with_range("bytes=0-99");
+    assert_eq!(a.status, 206);
+    assert_eq!(a.header("Content-Range"), Some("bytes 0-99/1000"));
+    assert_eq!(a.header("Content-Length"), Some("100"));
+    let b = with_range("bytes=100-");
+    assert_eq!(b.header("Content-Range"), Some("bytes 100-999/1000"));
+    assert_eq!([body(&a), body(&b)].concat(), full);
+    let u = with_range("bytes=1000-");
+    assert_eq!(u.status, 416);
+    assert_eq!(u.header("Content-Range"), Some("bytes */1000"));
+    assert_eq!(with_range("bytes=0-1,5-9").status, 200);
+
+    // If-Range with a stale validator: the whole body.
+    let etag = a.header("ETag").unwrap().to_string();
+    let ir = |v: &str| {
+        respond(
+            &c,
+            &HttpRequest {
+                range: Some("bytes=0-9".into()),
+                if_range: Some(v.into()),
+                ..HttpRequest::get("/a.png", "")
+            },
+        )
+        .status
+    };
+    assert_eq!(ir(&etag), 206);
+    assert_eq!(ir("\"stale\""), 200);
+}
+
+#[test]
+fn conditional_requests() {
+    let r = root("cond");
+    let c = cfg(&r);
+    let first = respond(&c, &HttpRequest::get("/a.png", ""));
+    let etag = first.header("ETag").unwrap().to_string();
+    let lm = first.header("Last-Modified").unwrap().to_string();
+    let inm = respond(&c, &HttpRequest { if_none_match: Some(etag.clone()), ..HttpRequest::get("/a.png", "") });
+    assert_eq!(inm.status, 304);
+    assert_eq!(inm.header("ETag"), Some(etag.as_str()));
+    assert!(matches!(inm.body, Body::Empty));
+    let ims = respond(&c, &HttpRequest { if_modified_since: Some(lm.clone()), ..HttpRequest::get("/a.png", "") });
+    assert_eq!(ims.status, 304);
+    // If-None-Match wins over If-Modified-Since.
+    let both = respond(
+        &c,
+        &HttpRequest {
+            if_none_match: Some("\"other\"".into()),
+            if_modified_since: Some(lm),
+            ..HttpRequest::get("/a.png", "")
+        },
+    );
+    assert_eq!(both.status, 200);
+    // A touched file gets a new tag.
+    let f = std::fs::File::options().write(true).open(r.0.join("a.png")).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    let after = respond(&c, &HttpRequest { if_none_match: Some(etag.clone()), ..HttpRequest::get("/a.png", "") });
+    assert_eq!(after.status, 200);
+    assert_ne!(after.header("ETag"), Some(etag.as_str()));
+}
+
+#[test]
+fn signed_urls() {
+    let r = root("signed");
+    let mut c = cfg(&r);
+    let secret = "0123456789abcdef0123";
+    c.secret = Some(secret.into());
+    let now = SystemTime::now();
+    let t = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let q = signed::query(secret, "/sub/b.jpg", t + 60);
+    assert_eq!(respond_full(&c, &HttpRequest::get("/sub//b.jpg", &q), now).status, 200);
+    assert_eq!(respond_full(&c, &HttpRequest::get("/sub/b.jpg", ""), now).status, 403);
+    assert_eq!(respond_full(&c, &HttpRequest::get("/a.png", &q), now).status, 403);
+    let expired = signed::query(secret, "/sub/b.jpg", t - 1);
+    assert_eq!(respond_full(&c, &HttpRequest::get("/sub/b.jpg", &expired), now).status, 403);
+    // Unsigned probing of missing files learns nothing: 403, not 404.
+    assert_eq!(respond_full(&c, &HttpRequest::get("/missing.png", ""), now).status, 403);
+}
+
+#[test]
+fn symlinks_out_of_the_root() {
+    let r = root("symlink");
+    let outside = r.0.with_extension("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("x.png"), b"outside").unwrap();
+    std::os::unix::fs::symlink(outside.join("x.png"), r.0.join("out.png")).unwrap();
+    std::os::unix::fs::symlink(&outside, r.0.join("outdir")).unwrap();
+    std::os::unix::fs::symlink(r.0.join("notes.txt"), r.0.join("notes.png")).unwrap();
+    std::os::unix::fs::symlink("a.png", r.0.join("rel.png")).unwrap();
+    std::os::unix::fs::symlink(r.0.join("sub"), r.0.join("abs")).unwrap();
+    let mut c = cfg(&r);
+    let status = |c: &Config, p: &str| respond(c, &HttpRequest::get(p, "")).status;
+    assert_eq!(status(&c, "/out.png"), 403);
+    assert_eq!(status(&c, "/outdir/x.png"), 403);
+    assert_eq!(status(&c, "/notes.png"), 403);
+    assert_eq!(status(&c, "/rel.png"), 200);
+    assert_eq!(status(&c, "/abs/b.jpg"), 200);
+    c.follow_symlinks = true;
+    assert_eq!(status(&c, "/out.png"), 200);
+    assert_eq!(status(&c, "/notes.png"), 403);
+    let _ = std::fs::remove_dir_all(&outside);
+}
+
+#[test]
+fn heads_serialise() {
+    let r = Response::error(404, None);
+    assert_eq!(
+        r.cgi_head(),
+        "Status: 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\n\r\n"
+    );
+    let h = r.http_head(false, true, std::time::UNIX_EPOCH);
+    assert!(h.starts_with("HTTP/1.1 404 Not Found\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n"));
+    assert!(h.ends_with("Connection: keep-alive\r\n\r\n"));
+    assert!(r.http_head(true, false, SystemTime::now()).starts_with("HTTP/1.0 404"));
+}
