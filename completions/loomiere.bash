@@ -25,6 +25,9 @@ _loomiere() {
             loomiere,cut)
                 cmd="loomiere__subcmd__cut"
                 ;;
+            loomiere,demo)
+                cmd="loomiere__subcmd__demo"
+                ;;
             loomiere,help)
                 cmd="loomiere__subcmd__help"
                 ;;
@@ -33,6 +36,9 @@ _loomiere() {
                 ;;
             loomiere,man)
                 cmd="loomiere__subcmd__man"
+                ;;
+            loomiere,serve)
+                cmd="loomiere__subcmd__serve"
                 ;;
             loomiere,serve-cgi)
                 cmd="loomiere__subcmd__serve__subcmd__cgi"
@@ -46,6 +52,9 @@ _loomiere() {
             loomiere__subcmd__help,cut)
                 cmd="loomiere__subcmd__help__subcmd__cut"
                 ;;
+            loomiere__subcmd__help,demo)
+                cmd="loomiere__subcmd__help__subcmd__demo"
+                ;;
             loomiere__subcmd__help,help)
                 cmd="loomiere__subcmd__help__subcmd__help"
                 ;;
@@ -54,6 +63,9 @@ _loomiere() {
                 ;;
             loomiere__subcmd__help,man)
                 cmd="loomiere__subcmd__help__subcmd__man"
+                ;;
+            loomiere__subcmd__help,serve)
+                cmd="loomiere__subcmd__help__subcmd__serve"
                 ;;
             loomiere__subcmd__help,serve-cgi)
                 cmd="loomiere__subcmd__help__subcmd__serve__subcmd__cgi"
@@ -65,7 +77,7 @@ _loomiere() {
 
     case "${cmd}" in
         loomiere)
-            opts="-h -V --help --version inspect cut bench completions man serve-cgi help"
+            opts="-h -V --help --version inspect cut bench serve demo completions man serve-cgi help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -188,8 +200,22 @@ _loomiere() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        loomiere__subcmd__demo)
+            opts="-h -V --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         loomiere__subcmd__help)
-            opts="inspect cut bench completions man serve-cgi help"
+            opts="inspect cut bench serve demo completions man serve-cgi help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,6 +257,20 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__help__subcmd__cut)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        loomiere__subcmd__help__subcmd__demo)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -286,6 +326,20 @@ _loomiere() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        loomiere__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         loomiere__subcmd__help__subcmd__serve__subcmd__cgi)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -321,6 +375,40 @@ _loomiere() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        loomiere__subcmd__serve)
+            opts="-l -c -h -V --listen --config --threads --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

@@ -11,12 +11,14 @@
 pub mod bench;
 pub mod cgi;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod http;
 pub mod media;
 pub mod mp4;
 pub mod plan;
 pub mod request;
+pub mod serve;
 pub mod sink;
 pub mod throttle;
 

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod completions;
 mod cut;
+mod demo;
 mod inspect;
+mod serve;
 mod serve_cgi;
 
 /// HTTP pseudo-streaming for MP4 and FLV: seek, cut, index and serve without re-encoding.
@@ -26,6 +28,10 @@ enum Command {
     Cut(cut::Args),
     /// Load a loopback streaming server with simulated viewers and report latency, stalls, errors.
     Bench(bench::Args),
+    /// Serve a directory over HTTP/1.1 with seeking, ranges, throttling and a player page.
+    Serve(serve::Args),
+    /// Make sample media (ffmpeg) for `loomiere serve` to show.
+    Demo(demo::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(completions::Args),
     /// Print the man page (roff) to stdout.
@@ -46,6 +52,8 @@ fn main() {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),
         Command::ServeCgi(a) => std::process::exit(serve_cgi::run(a)),
@@ -58,7 +66,8 @@ fn main() {
 
 /// Every subcommand name (present and planned) and `help`: with `GATEWAY_INTERFACE` set, an
 /// argv[1] outside this list means a web server is running loomiere as a CGI program.
-const SUBCOMMANDS: &[&str] = &["inspect", "cut", "index", "serve-cgi", "serve", "bench", "completions", "man", "demo", "help"];
+const SUBCOMMANDS: &[&str] =
+    &["inspect", "cut", "index", "serve-cgi", "serve", "bench", "completions", "man", "demo", "help"];
 
 #[cfg(test)]
 mod tests {
