@@ -170,9 +170,29 @@ async fn refuse(stream: &mut TcpStream, shared: &Shared, peer: SocketAddr, statu
     let resp = Response::error(status, Some(why.to_string()));
     let mut bytes = 0;
     let _ = write_response(stream, &resp, false, false, None, &mut bytes).await;
+    linger(stream).await;
     let target = shared.config.get().map(|c| c.log.clone()).unwrap_or(crate::config::LogTarget::Stderr);
     shared.log.write(
         &target,
         &Entry { peer, when: SystemTime::now(), request_line: "-", status, bytes, took: Duration::ZERO },
     );
+}
+
+/// Closes gracefully after an error answer: send FIN, then discard what the client is still
+/// sending (bounded in bytes and time), so the kernel does not answer unread data with a
+/// reset that could destroy the error response before the client reads it.
+async fn linger(stream: &mut TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut left = 256 * 1024usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
 }
