@@ -285,6 +285,18 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
 }
 
+/// Raises the open-file limits to `want` where the process may (root may raise the hard
+/// limit, up to the kernel's `nr_open`), else the soft limit to the hard one; returns the
+/// soft limit now in force. `serve` uses it for sockets plus the media files they stream.
+pub fn raise_nofile_to(want: u64) -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some_and(|c| c < want) {
+        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(want) });
+    }
+    raise_nofile()
+}
+
 /// Raises the soft open-file limit to the hard limit; returns the soft limit now in force.
 pub fn raise_nofile() -> u64 {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};

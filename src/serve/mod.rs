@@ -53,11 +53,20 @@ impl Drop for Slot {
     }
 }
 
-/// A bound, configured server, not yet running.
+/// The signals `serve` handles, registered before the address is announced so that a
+/// SIGTERM sent right after start-up is never fatal.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+/// A bound, configured server with its runtime and signal handlers, not yet serving.
 pub struct Server {
     listener: std::net::TcpListener,
     shared: Arc<Shared>,
-    threads: usize,
+    runtime: tokio::runtime::Runtime,
+    signals: Signals,
 }
 
 impl Server {
@@ -67,7 +76,8 @@ impl Server {
         let listener =
             std::net::TcpListener::bind(listen).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
         listener.set_nonblocking(true).map_err(|e| Error::io("cannot set the listener non-blocking", e))?;
-        crate::bench::raise_nofile();
+        // Each stream holds a socket and its media file open.
+        crate::bench::raise_nofile_to(1 << 18);
         let shared = Arc::new(Shared {
             config,
             log: access_log::AccessLog::default(),
@@ -76,7 +86,22 @@ impl Server {
             stop: watch::channel(false).0,
         });
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        Ok(Server { listener, shared, threads: threads.clamp(1, 256) })
+        let runtime = if threads <= 1 {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(threads.min(256)).enable_all().build()
+        }
+        .map_err(|e| Error::io("cannot start the tokio runtime", e))?;
+        let signals = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok::<_, std::io::Error>(Signals {
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+                hup: signal(SignalKind::hangup())?,
+            })
+        });
+        let signals = signals.map_err(|e| Error::io("cannot install signal handlers", e))?;
+        Ok(Server { listener, shared, runtime, signals })
     }
 
     /// The address actually bound (for port 0).
@@ -91,57 +116,48 @@ impl Server {
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     pub fn run(self) -> Result<()> {
-        let rt = if self.threads == 1 {
-            tokio::runtime::Builder::new_current_thread().enable_all().build()
-        } else {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(self.threads).enable_all().build()
-        }
-        .map_err(|e| Error::io("cannot start the tokio runtime", e))?;
-        rt.block_on(self.serve())
+        let Server { listener, shared, runtime, signals } = self;
+        runtime.block_on(serve(listener, shared, signals))
     }
+}
 
-    async fn serve(self) -> Result<()> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let sig = |k| signal(k).map_err(|e| Error::io("cannot install signal handlers", e));
-        let (mut term, mut int, mut hup) =
-            (sig(SignalKind::terminate())?, sig(SignalKind::interrupt())?, sig(SignalKind::hangup())?);
-        let listener = tokio::net::TcpListener::from_std(self.listener)
-            .map_err(|e| Error::io("cannot register the listener", e))?;
-        let shared = self.shared;
-        loop {
-            let max = shared.config.get().map(|c| c.server.max_connections).unwrap_or(1024);
-            let full = shared.active.load(Ordering::Relaxed) >= max;
-            tokio::select! {
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => shared.config.reload_soon(),
-                _ = shared.freed.notified(), if full => {}
-                acc = listener.accept(), if !full => match acc {
-                    Ok((stream, peer)) => {
-                        shared.active.fetch_add(1, Ordering::Relaxed);
-                        let slot = Slot(shared.clone());
-                        let sh = shared.clone();
-                        tokio::spawn(async move {
-                            conn::serve(stream, peer, sh).await;
-                            drop(slot);
-                        });
-                    }
-                    Err(e) => {
-                        // Out of descriptors or similar: back off instead of spinning.
-                        crate::config::log_to(&crate::config::LogTarget::Stderr, &format!("accept: {e}"));
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
+async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, signals: Signals) -> Result<()> {
+    let Signals { mut term, mut int, mut hup } = signals;
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|e| Error::io("cannot register the listener", e))?;
+    loop {
+        let max = shared.config.get().map(|c| c.server.max_connections).unwrap_or(1024);
+        let full = shared.active.load(Ordering::Relaxed) >= max;
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => shared.config.reload_soon(),
+            _ = shared.freed.notified(), if full => {}
+            acc = listener.accept(), if !full => match acc {
+                Ok((stream, peer)) => {
+                    shared.active.fetch_add(1, Ordering::Relaxed);
+                    let slot = Slot(shared.clone());
+                    let sh = shared.clone();
+                    tokio::spawn(async move {
+                        conn::serve(stream, peer, sh).await;
+                        drop(slot);
+                    });
+                }
+                Err(e) => {
+                    // Out of descriptors or similar: back off instead of spinning.
+                    crate::config::log_to(&crate::config::LogTarget::Stderr, &format!("accept: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
         }
-        drop(listener);
-        let _ = shared.stop.send(true);
-        let deadline = tokio::time::Instant::now() + GRACE;
-        while shared.active.load(Ordering::Relaxed) > 0 {
-            if tokio::time::timeout_at(deadline, shared.freed.notified()).await.is_err() {
-                break;
-            }
-        }
-        Ok(())
     }
+    drop(listener);
+    let _ = shared.stop.send(true);
+    let deadline = tokio::time::Instant::now() + GRACE;
+    while shared.active.load(Ordering::Relaxed) > 0 {
+        if tokio::time::timeout_at(deadline, shared.freed.notified()).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
 }
