@@ -49,7 +49,7 @@ complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s V -l version -
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -s n -l viewers -d 'Simulated viewers (concurrent streams)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -s d -l duration -d 'Run time in seconds; streams still playing at the end are cut' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l ramp -d 'Start the viewers evenly over this many seconds' -r
-complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l seek -d 'Where viewers seek with ?start=' -r -f -a "random\t'Uniformly random within the media (its duration comes from a HEAD request)'
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l seek -d 'Where viewers seek with ?start= (default: random, or fixed when --start is given)' -r -f -a "random\t'Uniformly random within the media (its duration comes from a HEAD request)'
 fixed\t'Always --start seconds'"
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l start -d 'The start time for --seek fixed, in seconds (0: no start parameter)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l bitrate -d 'Playback rate in kbit/s for responses without X-Content-Duration' -r

@@ -362,8 +362,15 @@ fn sigterm_stops_the_server() {
     let root = root("serve-sigterm");
     let mut s = Serve::start("serve-sigterm", &[root.to_str().unwrap()]);
     assert_eq!(s.get("/still.png", "").status, 200);
-    let idle = s.connect(); // an idle keep-alive connection must not hold the shutdown up
     let pid = s.child.id().to_string();
+    assert!(common::run(std::process::Command::new("kill").args(["-HUP", &pid])).status.success());
+    let began = Instant::now();
+    while !s.log().contains("configuration reloaded") {
+        assert_eq!(s.get("/still.png", "").status, 200, "SIGHUP must not stop the server");
+        assert!(began.elapsed() < Duration::from_secs(30), "SIGHUP did not reload: {}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let idle = s.connect(); // an idle keep-alive connection must not hold the shutdown up
     assert!(common::run(std::process::Command::new("kill").args(["-TERM", &pid])).status.success());
     let began = Instant::now();
     let status = loop {

@@ -32,12 +32,12 @@ pub struct Args {
     /// Start the viewers evenly over this many seconds.
     #[arg(long, default_value_t = 1.0)]
     pub ramp: f64,
-    /// Where viewers seek with ?start=.
-    #[arg(long, value_enum, default_value_t = SeekMode::Random)]
-    pub seek: SeekMode,
+    /// Where viewers seek with ?start= (default: random, or fixed when --start is given).
+    #[arg(long, value_enum)]
+    pub seek: Option<SeekMode>,
     /// The start time for --seek fixed, in seconds (0: no start parameter).
-    #[arg(long, default_value_t = 0.0)]
-    pub start: f64,
+    #[arg(long)]
+    pub start: Option<f64>,
     /// Read at the media's playback rate, like a player (the default).
     #[arg(long, conflicts_with = "fast")]
     pub playback_rate: bool,
@@ -71,9 +71,10 @@ pub fn run(a: Args) -> Result<()> {
         viewers: a.viewers,
         duration: seconds("duration", a.duration)?,
         ramp: seconds("ramp", a.ramp)?,
-        seek: match a.seek {
-            SeekMode::Random => Seek::Random,
-            SeekMode::Fixed => Seek::Fixed(a.start),
+        seek: match (a.seek, a.start) {
+            (Some(SeekMode::Random), Some(_)) => anyhow::bail!("--start goes with --seek fixed"),
+            (Some(SeekMode::Random), None) | (None, None) => Seek::Random,
+            (Some(SeekMode::Fixed), s) | (None, s @ Some(_)) => Seek::Fixed(s.unwrap_or(0.0)),
         },
         pace: if a.fast { Pace::Fast } else { Pace::PlaybackRate },
         bitrate_kbps: a.bitrate,
