@@ -187,7 +187,8 @@ impl Bench {
         self.nofile
     }
 
-    /// Runs the bench to its end (at most duration + one timeout for the probe) and reports.
+    /// Runs the bench to its end (at most one timeout for the duration probes, then the
+    /// duration) and reports.
     pub fn run(self) -> Result<Report> {
         let threads = self.config.threads.unwrap_or_else(default_threads);
         let runtime = if threads == 1 {
@@ -218,11 +219,22 @@ impl Bench {
         };
         // The probe's connections are not part of the measurement.
         let probe = Arc::new(Shared { live: Arc::new(Live::default()), ..shared.clone() });
-        for target in &self.targets {
-            let media_duration = match c.seek {
-                Seek::Random => viewer::probe_duration(&probe, target).await,
-                Seek::Fixed(_) => None,
-            };
+        // All probes at once, bounded by one timeout in total.
+        let mut durations = vec![None; self.targets.len()];
+        if c.seek == Seek::Random {
+            let mut probes = tokio::task::JoinSet::new();
+            for (i, target) in self.targets.iter().enumerate() {
+                let (probe, target) = (probe.clone(), target.clone());
+                probes.spawn(async move { (i, viewer::probe_duration(&probe, &target).await) });
+            }
+            let until = tokio::time::Instant::now() + c.timeout;
+            while let Ok(Some(Ok((i, d)))) = tokio::time::timeout_at(until, probes.join_next()).await {
+                if let Some(slot) = durations.get_mut(i) {
+                    *slot = d;
+                }
+            }
+        }
+        for (target, media_duration) in self.targets.iter().zip(durations) {
             shared.targets.push(Probed { target: target.clone(), media_duration });
         }
         shared.t0 = Instant::now();

@@ -113,7 +113,11 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         if let (Some(detail), Ok(cfg)) = (&resp.log, &cfg) {
             cfg.log(&format!("{} {} {detail}", resp.status, parsed.request.method));
         }
-        if !keep || !ok {
+        if !ok {
+            return;
+        }
+        if !keep {
+            linger(&mut stream).await;
             return;
         }
     }
