@@ -383,3 +383,25 @@ fn sigterm_stops_the_server() {
     assert!(status.success(), "{status:?}");
     drop(idle);
 }
+
+#[test]
+fn max_connections_queues_the_rest() {
+    let root = root("serve-maxconn");
+    let conf = common::scratch("serve-maxconn-file").join("stream.conf");
+    write_config(&conf, &format!("document_root = {:?}\n[server]\nmax_connections = 1\n", root.display().to_string()));
+    let s = Serve::start("serve-maxconn", &["--config", conf.to_str().unwrap()]);
+    let mut a = s.connect();
+    a.write_all(b"GET /still.png HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(Resp::read_one(&mut a).status, 200); // `a` now holds the only slot
+    let mut b = s.connect(); // accepted by the kernel, not served yet
+    b.write_all(b"GET /still.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let mut byte = [0u8];
+    let early = b.read(&mut byte);
+    assert!(early.is_err(), "second connection answered while the first held the only slot: {early:?}");
+    drop(a);
+    b.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut all = Vec::new();
+    b.read_to_end(&mut all).unwrap();
+    assert_eq!(Resp::parse(&all).unwrap().status, 200);
+}
