@@ -65,16 +65,24 @@ pub fn request_from_env(env: impl Fn(&str) -> Option<String>) -> (HttpRequest, O
 /// Answers one CGI request from the process environment on `out` (stdout).
 pub fn run_cgi(source: &ConfigSource, out: BorrowedFd<'_>) -> io::Result<Outcome> {
     let (req, doc_root) = request_from_env(|k| std::env::var(k).ok());
-    let (resp, cfg) = answer(source, doc_root.as_deref(), &req);
+    let (resp, cfg) = answer(source, doc_root.as_deref(), &req, true);
     let head = resp.cgi_head();
     send(&resp, head.as_bytes(), cfg.as_ref(), out)
 }
 
 /// Loads the configuration and answers; the log line (if any) goes where the configuration
 /// says, or to stderr when there is none.
-fn answer(source: &ConfigSource, doc_root: Option<&Path>, req: &HttpRequest) -> (Response, Option<Config>) {
+fn answer(
+    source: &ConfigSource,
+    doc_root: Option<&Path>,
+    req: &HttpRequest,
+    stderr_ok: bool,
+) -> (Response, Option<Config>) {
     match source.load(doc_root) {
-        Ok(cfg) => {
+        Ok(mut cfg) => {
+            if !stderr_ok && cfg.log == LogTarget::Stderr {
+                cfg.log = LogTarget::Off;
+            }
             let resp = http::respond(&cfg, req);
             if let Some(line) = &resp.log {
                 cfg.log(&format!("{} {} {line}", resp.status, req.method));
@@ -83,7 +91,9 @@ fn answer(source: &ConfigSource, doc_root: Option<&Path>, req: &HttpRequest) -> 
         }
         Err(e) => {
             let resp = Response::config_error(&e);
-            log_to(&LogTarget::Stderr, &format!("500 {e}"));
+            if stderr_ok {
+                log_to(&LogTarget::Stderr, &format!("500 {e}"));
+            }
             (resp, None)
         }
     }
@@ -139,6 +149,9 @@ pub fn write_all(out: BorrowedFd<'_>, mut buf: &[u8]) -> io::Result<()> {
 pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: BorrowedFd<'_>) -> io::Result<Outcome> {
     // A client that stops reading must not hold the process forever.
     let _ = rustix::net::sockopt::set_socket_timeout(output, rustix::net::sockopt::Timeout::Send, Some(SEND_TIMEOUT));
+    // xinetd (unlike tcpsvd) puts the client socket on stderr too: a log line there would
+    // corrupt the answer.
+    let stderr_ok = !same_file(rustix::stdio::stderr(), output);
     let mut buf: Vec<u8> = Vec::new();
     for _ in 0..MAX_REQUESTS_PER_CONNECTION {
         // Limits come from the configuration as it is now; a broken file still gets a 500.
@@ -154,11 +167,13 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
         };
         let (resp, keep_alive, http10, cfg) = match wire::parse(&head) {
             Ok(w) => {
-                let (resp, cfg) = answer(source, None, &w.request);
+                let (resp, cfg) = answer(source, None, &w.request, stderr_ok);
                 (resp, w.keep_alive, w.http10, cfg)
             }
             Err(e) => {
-                log_to(&LogTarget::Stderr, &format!("{} {}", e.status, e.why));
+                if stderr_ok {
+                    log_to(&LogTarget::Stderr, &format!("{} {}", e.status, e.why));
+                }
                 (Response::error(e.status, Some(e.why)), false, false, None)
             }
         };
@@ -171,6 +186,14 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
         }
     }
     Ok(Outcome::Answered)
+}
+
+/// Whether two descriptors are the same open file (device and inode).
+fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
+    match (rustix::fs::fstat(a), rustix::fs::fstat(b)) {
+        (Ok(x), Ok(y)) => x.st_dev == y.st_dev && x.st_ino == y.st_ino,
+        _ => false,
+    }
 }
 
 /// Reads until a complete head is in `buf`, returns it and keeps what follows in `buf`.
@@ -292,5 +315,17 @@ mod tests {
         buf.clear();
         drop(w);
         assert_eq!(read_head(r.as_fd(), &mut buf, 512, 5), Ok(None));
+    }
+
+    #[test]
+    fn inetd_slow_head_times_out() {
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        write_all(w.as_fd(), b"GET / HTTP/1.0\r\n").unwrap();
+        let mut buf = Vec::new();
+        assert_eq!(read_head(r.as_fd(), &mut buf, 1024, 1), Err(408));
+        // An idle connection with nothing sent just closes.
+        let (r2, _w2) = rustix::pipe::pipe().unwrap();
+        assert_eq!(read_head(r2.as_fd(), &mut Vec::new(), 1024, 1), Ok(None));
+        drop(w);
     }
 }

@@ -19,7 +19,7 @@
 //! max_moov_bytes = 67108864             # larger headers are refused (default 64 MiB)
 //! follow_symlinks = false               # may symlinks lead out of the root? (default no)
 //! secret = "at least 16 characters"     # when set, every URL must be signed (see http::signed)
-//! log = "stderr"                        # or an absolute file path (appended to)
+//! log = "stderr"                        # or "off", or an absolute file path (appended to)
 //! listing = false                       # `serve`: directory listing page
 //! [server]                              # `serve` limits
 //! max_connections = 1024
@@ -68,6 +68,8 @@ pub enum LogTarget {
     Stderr,
     /// Appended to this file.
     File(PathBuf),
+    /// Nowhere (`log = "off"`; also what inetd mode uses when stderr is the client socket).
+    Off,
 }
 
 /// Limits of the standalone server (`loomiere serve`).
@@ -190,7 +192,13 @@ impl Config {
     /// Reads and validates one file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let read_err = |source| ConfigError::Read { path: path.to_path_buf(), source };
-        let file = std::fs::File::open(path).map_err(read_err)?;
+        // O_NONBLOCK: a FIFO put where the file should be must not stall every request.
+        let file = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true),
+            rustix::fs::OFlags::NONBLOCK.bits() as i32,
+        )
+        .open(path)
+        .map_err(read_err)?;
         let meta = file.metadata().map_err(read_err)?;
         if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
             return Err(ConfigError::Invalid {
@@ -257,8 +265,9 @@ impl Config {
         }
         let log = match raw.log.as_deref() {
             None | Some("stderr") => LogTarget::Stderr,
+            Some("off") => LogTarget::Off,
             Some(p) if Path::new(p).is_absolute() => LogTarget::File(PathBuf::from(p)),
-            Some(p) => return Err(invalid(format!("log {p:?} must be \"stderr\" or an absolute file path"))),
+            Some(p) => return Err(invalid(format!("log {p:?} must be \"stderr\", \"off\" or an absolute file path"))),
         };
         let server = raw.server.unwrap_or_default();
         if server.max_connections == 0 || server.max_header_bytes < 256 || server.header_timeout_secs == 0 {
@@ -297,6 +306,7 @@ pub fn log_to(target: &LogTarget, line: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let text = format!("loomiere[{}] {now}: {}\n", std::process::id(), line.replace(['\n', '\r'], " "));
     match target {
+        LogTarget::Off => {}
         LogTarget::Stderr => {
             let _ = std::io::stderr().write_all(text.as_bytes());
         }
@@ -370,6 +380,22 @@ mod tests {
         ] {
             assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn fifo_config_is_refused_not_waited_on() {
+        let p = std::env::temp_dir().join(format!("loomiere-cfg-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_file(&p);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &p,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        assert!(matches!(Config::from_file(&p), Err(ConfigError::Invalid { .. })));
+        let _ = std::fs::remove_file(&p);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Signed, expiring URLs (in the spirit of nginx's `secure_link`): when the configuration has
 //! a `secret`, every request must carry `expires=<unix seconds>&sig=<hex>` where `sig` is
-//! HMAC-SHA256(secret, "<expires>\n<path>") in lower-case hex, and `path` is the decoded,
+//! `HMAC-SHA256(secret, "<expires>\n<path>")` in lower-case hex, and `path` is the decoded,
 //! normalised URL path (`/dir/movie.mp4`: leading `/`, no empty segments). `start`, `end`
 //! and `exact` are not signed, so a player may seek freely within a granted file.
 
@@ -106,5 +106,7 @@ mod tests {
         }
         assert_eq!(verify(K, "/a.mp4", Some("-1"), Some(&sig), 0), Err(SignatureError::Malformed));
         assert_eq!(query(K, "/a.mp4", 5), format!("expires=5&sig={}", sign(K, "/a.mp4", 5)));
+        // The same as `printf '%s\n%s' 1000 /a.mp4 | openssl dgst -sha256 -hmac 0123456789abcdef`.
+        assert_eq!(sig, "3b232994754a1653a8f5314f8b5da7c21ecf706d86185d1b769fbe5fb2f71364");
     }
 }

@@ -2,6 +2,7 @@
 //! plans, independent of the container engines).
 
 use super::*;
+use crate::request::{Position, Request};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -197,4 +198,99 @@ fn heads_serialise() {
     assert!(h.starts_with("HTTP/1.1 404 Not Found\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n"));
     assert!(h.ends_with("Connection: keep-alive\r\n\r\n"));
     assert!(r.http_head(true, false, SystemTime::now()).starts_with("HTTP/1.0 404"));
+}
+
+#[test]
+fn bare_numbers_are_bytes_for_flv_only() {
+    let q = query::Query::parse("start=123&end=456").unwrap();
+    let flv = media_request(Kind::Flv, &q).unwrap();
+    assert_eq!(flv.start, Some(Position::Byte(123)));
+    let mp4 = media_request(Kind::Mp4, &q).unwrap();
+    assert_eq!(mp4.start, Some(Position::Seconds(123.0)));
+    assert_eq!(mp4.end, Some(Position::Seconds(456.0)));
+    let img = media_request(Kind::Image("image/png"), &q).unwrap();
+    assert_eq!(img, Request::default());
+    let q = query::Query::parse("start=1.5").unwrap();
+    assert!(media_request(Kind::Flv, &q).is_err());
+    assert_eq!(
+        media_request(Kind::Flv, &query::Query::parse("start=1.5s").unwrap()).unwrap().start,
+        Some(Position::Seconds(1.5))
+    );
+}
+
+#[test]
+fn garbage_never_panics() {
+    let r = root("garbage");
+    let c = cfg(&r);
+    // A small deterministic generator: no dependency, same inputs every run.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet: &[&str] = &[
+        "/",
+        ".",
+        "..",
+        "%",
+        "%2e",
+        "%2F",
+        "%00",
+        "\\",
+        "a.png",
+        "sub",
+        "b.jpg",
+        "=",
+        "&",
+        "start",
+        "end",
+        "exact",
+        "bytes=",
+        "-",
+        ",",
+        "1",
+        "99999999999999999999",
+        "é",
+        "\u{0}",
+        " ",
+        "\"",
+        "W/",
+        "*",
+        "sig",
+        "expires",
+        ":",
+    ];
+    let mut word =
+        |n: usize| -> String { (0..n).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect() };
+    for i in 0..3000 {
+        let req = HttpRequest {
+            method: if i % 7 == 0 { "HEAD".into() } else { "GET".into() },
+            target: match i % 3 {
+                0 => Target::Url(format!("/{}", word(1 + i % 6))),
+                1 => Target::Decoded(word(1 + i % 5)),
+                _ => Target::Translated(r.0.join(word(1 + i % 4))),
+            },
+            query: word(i % 9),
+            range: (i % 2 == 0).then(|| word(1 + i % 5)),
+            if_none_match: (i % 5 == 0).then(|| word(2)),
+            if_modified_since: (i % 4 == 0).then(|| word(3)),
+            if_range: (i % 6 == 0).then(|| word(2)),
+        };
+        let resp = respond(&c, &req);
+        assert!(matches!(resp.status, 200 | 206 | 304 | 400 | 403 | 404 | 416), "{req:?} → {}", resp.status);
+        if let Body::Plan { plan, range } = &resp.body {
+            assert!(range.start < range.end && range.end <= plan.len());
+        }
+    }
+}
+
+#[test]
+fn responses_can_cross_threads() {
+    // The tokio server moves answers between tasks and threads.
+    fn send_static<T: Send + 'static>() {}
+    send_static::<Response>();
+    send_static::<HttpRequest>();
+    send_static::<crate::throttle::Pacer>();
 }

@@ -66,6 +66,7 @@ impl AccessLog {
             e.took.as_secs_f64()
         );
         match target {
+            LogTarget::Off => {}
             LogTarget::Stderr => {
                 let _ = std::io::stderr().write_all(line.as_bytes());
             }

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# cgi-startup.sh — what one CGI request costs loomiere, against the floor and against nginx.
+#   1. fork+exec+exit of a static C no-op (gcc -static): the floor of any CGI program
+#   2. loomiere --version
+#   3. a CGI HEAD request, straight from the environment, for short.mp4?start=10 and
+#      long.mp4?start=3600 (opening the file, reading the moov, planning, writing the head)
+#   4. time to first byte through lighttpd + loomiere (CGI) vs nginx's mp4 module
+#      (mp4_start_key_frame on) for the same two seeks, with curl
+# Each of 1–3 is N spawns (posix_spawn + waitpid, timed with CLOCK_MONOTONIC by a small C
+# harness); 4 is N curl fetches. Prints medians and 90th percentiles in microseconds.
+# Usage: bench/cgi-startup.sh [LOOMIERE_BINARY] [MEDIA_DIR]     (N=500 by default; N=… to change)
+# Default binary: the static release build (RUSTFLAGS='-C target-feature=+crt-static'
+# cargo build --release --target x86_64-unknown-linux-gnu); default media: target/test-media.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$here/target/x86_64-unknown-linux-gnu/release/loomiere}
+media=${2:-$here/target/test-media}
+N=${N:-500}
+[[ -x $bin ]] || { echo "no binary at $bin (build it first, see docs/cgi.md)" >&2; exit 1; }
+[[ -s $media/long.mp4 ]] || bash "$here/tests/make-media.sh" "$media" >/dev/null
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+media=$(cd "$media" && pwd -P)
+
+work=$(mktemp -d /tmp/cgi-startup.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# ---- the spawn harness and the no-op ------------------------------------------------------
+cat >"$work/noop.c" <<'EOF'
+int main(void) { return 0; }
+EOF
+cat >"$work/spawn.c" <<'EOF'
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <fcntl.h>
+extern char **environ;
+static int cmp(const void *a, const void *b) { double x = *(double *)a, y = *(double *)b; return x < y ? -1 : x > y; }
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    double *t = malloc(sizeof(double) * n);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    for (int i = 0; i < n; i++) {
+        struct timespec a, b;
+        pid_t pid;
+        int st;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (posix_spawn(&pid, argv[2], &fa, NULL, argv + 2, environ) != 0) { perror("spawn"); return 1; }
+        waitpid(pid, &st, 0);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "child failed\n"); return 1; }
+        t[i] = (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
+    }
+    qsort(t, n, sizeof(double), cmp);
+    printf("%8.0f %8.0f\n", t[n / 2], t[n * 9 / 10]);
+    return 0;
+}
+EOF
+gcc -O2 -static -o "$work/noop" "$work/noop.c"
+gcc -O2 -o "$work/spawn" "$work/spawn.c"
+
+printf '# loomiere CGI start-up, N=%d, %s\n' "$N" "$(date -u +%FT%TZ)"
+printf '# binary: %s (%s bytes)\n' "$bin" "$(stat -c %s "$bin")"
+printf '# cpu: %s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+printf '%-44s %8s %8s\n' "what" "p50 µs" "p90 µs"
+row() { printf '%-44s %s\n' "$1" "$(shift; "$@")"; }
+row "static C no-op (fork+exec+exit)" "$work/spawn" "$N" "$work/noop"
+row "loomiere --version" "$work/spawn" "$N" "$bin" --version
+cgi() {
+  env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD DOCUMENT_ROOT="$media" SCRIPT_NAME="/$1" \
+    QUERY_STRING="$2" "$work/spawn" "$N" "$bin"
+}
+row "CGI HEAD short.mp4?start=10" cgi short.mp4 start=10
+row "CGI HEAD long.mp4?start=3600" cgi long.mp4 start=3600
+
+# ---- time to first byte: lighttpd + loomiere vs nginx mp4 ----------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ttfb() { # url → "p50 p90" of time_starttransfer in µs
+  for _ in $(seq "$N"); do curl -s -o /dev/null -w '%{time_starttransfer}\n' "$1"; done |
+    sort -n | awk '{ v[NR] = $1 * 1e6 } END { printf "%8.0f %8.0f\n", v[int(NR / 2) + 1], v[int(NR * 9 / 10)] }'
+}
+N=$(( N > 200 ? 200 : N ))  # curl runs are slower; 200 is plenty
+if command -v lighttpd >/dev/null; then
+  port=$(free_port)
+  mkdir -p "$work/lighttpd"
+  printf 'document_root = "%s"\n' "$media" >"$work/lighttpd/stream.conf"
+  sed -e "s|@PORT@|$port|g" -e "s|@ROOT@|$media|g" -e "s|@RUN@|$work/lighttpd|g" \
+      -e "s|@CONFIG@|$work/lighttpd/stream.conf|g" -e "s|@LOOMIERE@|$bin|g" \
+      "$here/cgi/lighttpd.conf" >"$work/lighttpd/lighttpd.conf"
+  lighttpd -D -f "$work/lighttpd/lighttpd.conf" & pids+=($!)
+  sleep 0.5
+  row "TTFB lighttpd+loomiere short.mp4?start=10" ttfb "http://127.0.0.1:$port/short.mp4?start=10"
+  row "TTFB lighttpd+loomiere long.mp4?start=3600" ttfb "http://127.0.0.1:$port/long.mp4?start=3600"
+else
+  echo "lighttpd not installed: skipped"
+fi
+if command -v nginx >/dev/null; then
+  port=$(free_port)
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<EOF
+daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log $work/nginx/error.log;
+events { worker_connections 64; }
+http {
+  access_log off; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 127.0.0.1:$port; root $media;
+    location ~ \.mp4\$ { mp4; mp4_start_key_frame on; mp4_max_buffer_size 64m; } }
+}
+EOF
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
+  sleep 0.5
+  row "TTFB nginx mp4 short.mp4?start=10" ttfb "http://127.0.0.1:$port/short.mp4?start=10"
+  row "TTFB nginx mp4 long.mp4?start=3600" ttfb "http://127.0.0.1:$port/long.mp4?start=3600"
+else
+  echo "nginx not installed: skipped"
+fi
