@@ -20,8 +20,13 @@ struct Serve {
 
 impl Serve {
     fn start(name: &str, args: &[&str]) -> Serve {
+        Serve::start_in(Path::new(env!("CARGO_MANIFEST_DIR")), name, args)
+    }
+
+    fn start_in(cwd: &Path, name: &str, args: &[&str]) -> Serve {
         let log = common::scratch(&format!("{name}-log")).join("stderr.log");
         let mut child = common::loomiere()
+            .current_dir(cwd)
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
@@ -404,4 +409,24 @@ fn max_connections_queues_the_rest() {
     let mut all = Vec::new();
     b.read_to_end(&mut all).unwrap();
     assert_eq!(Resp::parse(&all).unwrap().status, 200);
+}
+
+#[test]
+fn demo_then_serve_on_a_fresh_directory() {
+    let cwd = common::scratch("serve-demo");
+    let out = common::run(common::loomiere().current_dir(&cwd).arg("serve").args(["--listen", "127.0.0.1:0"]));
+    assert!(!out.status.success(), "serve without media must explain, not serve nothing");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loomiere demo"));
+    let out = common::run(common::loomiere().current_dir(&cwd).arg("demo"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = Serve::start_in(&cwd, "serve-demo", &[]);
+    let page = String::from_utf8_lossy(&s.get("/", "").body).into_owned();
+    assert!(page.contains("<video") && page.contains("href=\"/sample.mp4\""), "{page}");
+    for (file, ext) in [("sample.mp4", "mp4"), ("sample.flv", "flv"), ("poster.jpg", "jpg")] {
+        let r = s.get(&format!("/{file}"), "");
+        assert_eq!(r.status, 200, "{file}");
+        let saved = common::scratch(&format!("serve-demo-{ext}")).join(format!("got.{ext}"));
+        std::fs::write(&saved, &r.body).unwrap();
+        assert_eq!(common::decode_errors(&saved), "", "{file}");
+    }
 }
