@@ -60,17 +60,14 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// `ffprobe` format duration in seconds.
 pub fn duration(path: &Path) -> f64 {
-    let out = run(Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
-        .arg(path));
+    let out = run(Command::new("ffprobe").args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]).arg(path));
     let text = String::from_utf8_lossy(&out.stdout);
     text.trim().parse().unwrap_or_else(|_| panic!("no duration from ffprobe for {}: {text:?}", path.display()))
 }
 
 /// Number of streams ffprobe sees.
 pub fn stream_count(path: &Path) -> usize {
-    let out =
-        run(Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=index", "-of", "csv=p=0"]).arg(path));
+    let out = run(Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=index", "-of", "csv=p=0"]).arg(path));
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
 }
 
@@ -87,18 +84,7 @@ pub fn decode_errors(path: &Path) -> String {
 /// First packet pts (seconds) of the first stream of `kind` ("v" or "a").
 pub fn first_pts(path: &Path, kind: &str) -> Option<f64> {
     let out = run(Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            kind,
-            "-show_entries",
-            "frame=pts_time",
-            "-read_intervals",
-            "%+#1",
-            "-of",
-            "csv=p=0",
-        ])
+        .args(["-v", "error", "-select_streams", kind, "-show_entries", "frame=pts_time", "-read_intervals", "%+#1", "-of", "csv=p=0"])
         .arg(path));
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().trim_end_matches(',').parse().ok())
 }
