@@ -8,8 +8,10 @@
 //! (a new `moov`, an FLV header) followed by byte ranges of the source — whose total length
 //! is known up front; a sink ([`sink`]) sends it zero-copy to a file, a pipe or a socket.
 
+pub mod bench;
 pub mod cgi;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod flv;
 pub mod http;
@@ -18,6 +20,7 @@ pub mod mp4;
 pub mod output;
 pub mod plan;
 pub mod request;
+pub mod serve;
 pub mod sink;
 pub mod throttle;
 

@@ -4,9 +4,13 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+mod bench;
+mod completions;
 mod cut;
+mod demo;
 mod index;
 mod inspect;
+mod serve;
 mod serve_cgi;
 
 /// HTTP pseudo-streaming for MP4 and FLV: seek, cut, index and serve without re-encoding.
@@ -25,6 +29,17 @@ enum Command {
     Cut(cut::Args),
     /// Inject or refresh an FLV's onMetaData keyframe index (MP4: faststart).
     Index(index::Args),
+    /// Load a loopback streaming server with simulated viewers and report latency, stalls, errors.
+    Bench(bench::Args),
+    /// Serve a directory over HTTP/1.1 with seeking, ranges, throttling and a player page.
+    Serve(serve::Args),
+    /// Make sample media (ffmpeg) for `loomiere serve` to show.
+    Demo(demo::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::Args),
+    /// Print the man page (roff) to stdout.
+    #[command(hide = true)]
+    Man(completions::ManArgs),
     /// Answer one CGI request (or, with --inetd, one HTTP connection on stdin/stdout).
     ServeCgi(serve_cgi::Args),
 }
@@ -40,6 +55,11 @@ fn main() {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
         Command::Index(a) => index::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => completions::man(a),
         Command::ServeCgi(a) => std::process::exit(serve_cgi::run(a)),
     };
     if let Err(e) = result {
@@ -65,7 +85,8 @@ fn describe(e: &anyhow::Error) -> String {
 
 /// Every subcommand name (present and planned) and `help`: with `GATEWAY_INTERFACE` set, an
 /// argv[1] outside this list means a web server is running loomiere as a CGI program.
-const SUBCOMMANDS: &[&str] = &["inspect", "cut", "index", "serve-cgi", "serve", "bench", "completions", "help"];
+const SUBCOMMANDS: &[&str] =
+    &["inspect", "cut", "index", "serve-cgi", "serve", "bench", "completions", "man", "demo", "help"];
 
 #[cfg(test)]
 mod tests {

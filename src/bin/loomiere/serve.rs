@@ -1,0 +1,55 @@
+//! `loomiere serve [DIR] [--listen ADDR] [--config FILE]`: picks what to serve, binds, prints
+//! the address on stdout (first line, for scripts and tests) and runs the library server.
+
+use anyhow::{bail, Result};
+use loomiere::config::{ConfigSource, DEFAULT_PATH};
+use loomiere::serve::{Server, Settings};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory to serve (overrides the config's document_root). Default: ./demo-media
+    /// when no config is given (make it with `loomiere demo`).
+    pub dir: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, short = 'l', default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Configuration file (TOML; see docs). Also LOOMIERE_CONFIG. Re-read when it changes
+    /// and on SIGHUP.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Runtime worker threads (1: single-threaded). Default: one per CPU.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let settings = match (ConfigSource::from_flag_or_env(a.config), a.dir) {
+        (ConfigSource::Explicit(path), root) => Settings::File { path, root },
+        (ConfigSource::Default, Some(dir)) => Settings::Dir(dir),
+        (ConfigSource::Default, None) => {
+            let dir = PathBuf::from(loomiere::demo::DEFAULT_DIR);
+            if !dir.is_dir() {
+                bail!(
+                    "nothing to serve: give a directory, --config FILE (e.g. {DEFAULT_PATH}), \
+                     or run `loomiere demo` to make ./{} with sample media",
+                    loomiere::demo::DEFAULT_DIR
+                );
+            }
+            Settings::Dir(dir)
+        }
+    };
+    let server = Server::bind(a.listen, settings, a.threads)?;
+    let addr = server.local_addr()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "http://{addr}/")?;
+    out.flush()?;
+    drop(out);
+    if let Some(root) = server.document_root() {
+        eprintln!("loomiere: serving {} on http://{addr}/ (ctrl-c to stop)", root.display());
+    }
+    server.run()?;
+    Ok(())
+}
