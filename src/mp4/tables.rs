@@ -190,25 +190,14 @@ impl<'a> Runs<'a> {
         limit.saturating_sub(1)
     }
 
-    /// Time-to-sample: the first sample whose decode time is ≥ `t` (may be `limit`).
+    /// Time-to-sample: the first sample whose decode time is ≥ `t` (may be `limit`): one past
+    /// the last sample at or before `t − 1`.
     pub fn first_at_or_after(&self, t: u64, limit: u64) -> u64 {
-        let mut time = 0u64;
-        let mut first = 0u64;
-        for i in 0..self.len() {
-            let (n, d) = self.entry(i);
-            let n = u64::from(n);
-            let span = n.saturating_mul(u64::from(d));
-            if t <= time {
-                return first.min(limit);
-            }
-            if d > 0 && t <= time.saturating_add(span) {
-                let k = (t - time).div_ceil(u64::from(d));
-                return (first + k).min(limit);
-            }
-            time = time.saturating_add(span);
-            first += n;
+        match t.checked_sub(1) {
+            None => 0,
+            Some(before) if self.time_of(limit) <= before => limit,
+            Some(before) => (self.sample_at(before, limit) + 1).min(limit),
         }
-        first.min(limit)
     }
 
     /// Sum of the values × counts for samples `s0..s1` (decode duration for `stts`).
