@@ -76,20 +76,20 @@ impl MoovSynth {
                 copy_from(src, from, out)
             }
             Seg::Offset { rel, out_w } => {
-                let v = rel.wrapping_add(self.base);
-                copy_from(&encode(v, *out_w), from, out)
+                let mut b = [0u8; 8];
+                put(rel.wrapping_add(self.base), *out_w, &mut b);
+                copy_from(&b[..usize::from(*out_w)], from, out)
             }
             Seg::Offsets { at, in_w, out_w, sub, .. } => self.entries(from, out, u64::from(*out_w), |i, buf| {
                 let p = at + i * usize::from(*in_w);
                 let v = if *in_w == 8 { moov.u64_at(p) } else { moov.u32_at(p).map(u64::from) }.unwrap_or(0);
-                let v = v.wrapping_sub(*sub).wrapping_add(self.base);
-                buf[..usize::from(*out_w)].copy_from_slice(&encode(v, *out_w));
+                put(v.wrapping_sub(*sub).wrapping_add(self.base), *out_w, buf);
             }),
             Seg::Renumber { at, width, minus, .. } => self.entries(from, out, u64::from(*width), |i, buf| {
                 let p = at + i * usize::from(*width);
                 let w = usize::from(*width);
                 if let Some(src) = moov.get(p..p + w) {
-                    buf[..w].copy_from_slice(src);
+                    buf.copy_from_slice(src);
                 }
                 let v = moov.u32_at(p).unwrap_or(0).wrapping_sub(*minus);
                 buf[..4].copy_from_slice(&v.to_be_bytes());
@@ -109,29 +109,44 @@ impl MoovSynth {
         }
     }
 
-    /// Emits fixed-width computed entries from byte `from` of a segment into `out`.
-    fn entries(&self, from: u64, out: &mut [u8], width: u64, entry: impl Fn(usize, &mut [u8; 16])) -> usize {
+    /// Emits fixed-width computed entries from byte `from` of a segment into `out`: whole
+    /// entries are written in place; only a partial first or last entry goes through a small
+    /// buffer. `entry(i, dst)` fills `dst` (exactly `width` bytes) with entry `i`.
+    fn entries(&self, from: u64, out: &mut [u8], width: u64, entry: impl Fn(usize, &mut [u8])) -> usize {
+        let w = width as usize;
+        let mut i = (from / width) as usize;
+        let within = (from % width) as usize;
         let mut done = 0usize;
-        let mut pos = from;
         let mut tmp = [0u8; 16];
-        while done < out.len() {
-            let i = (pos / width) as usize;
-            let within = (pos % width) as usize;
-            entry(i, &mut tmp);
-            let take = (width as usize - within).min(out.len() - done);
-            out[done..done + take].copy_from_slice(&tmp[within..within + take]);
-            done += take;
-            pos += take as u64;
+        if within != 0 {
+            entry(i, &mut tmp[..w]);
+            let take = (w - within).min(out.len());
+            out[..take].copy_from_slice(&tmp[within..within + take]);
+            done = take;
+            i += 1;
+        }
+        let whole = (out.len() - done) / w;
+        for dst in out[done..done + whole * w].chunks_exact_mut(w) {
+            entry(i, dst);
+            i += 1;
+        }
+        done += whole * w;
+        if done < out.len() {
+            entry(i, &mut tmp[..w]);
+            let take = out.len() - done;
+            out[done..].copy_from_slice(&tmp[..take]);
+            done = out.len();
         }
         done
     }
 }
 
-fn encode(v: u64, w: u8) -> Vec<u8> {
+/// Writes `v` big-endian as `w` bytes (8, else 4) into `dst`.
+fn put(v: u64, w: u8, dst: &mut [u8]) {
     if w == 8 {
-        v.to_be_bytes().to_vec()
+        dst[..8].copy_from_slice(&v.to_be_bytes());
     } else {
-        (v as u32).to_be_bytes().to_vec()
+        dst[..4].copy_from_slice(&(v as u32).to_be_bytes());
     }
 }
 
