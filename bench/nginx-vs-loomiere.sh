@@ -121,10 +121,10 @@ measure() { # measure NAME ARGS... -> median wall, median peak RSS of N runs
     local t1=$EPOCHREALTIME wall rss
     read -r wall rss <"$tmp/$name.time"
     # %e has 10 ms resolution; the shell's clock around the same run gives microseconds.
-    [[ $wall == failed ]] || wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }')
+    [[ $wall == failed ]] || wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.5f", b - a }')
     echo "$wall" >>"$tmp/$name.wall"; echo "$rss" >>"$tmp/$name.rss"
     # --dry-run also reports the engine's own time (open, map moov, plan), in ms.
-    sed -n 's/^planned in: *\([0-9.]*\) ms$/\1/p' "$tmp/$name.out" | awk '{ printf "%.4f\n", $1 / 1000 }' >>"$tmp/$name.engine"
+    sed -n 's/^planned in: *\([0-9.]*\) ms$/\1/p' "$tmp/$name.out" | awk '{ printf "%.6f\n", $1 / 1000 }' >>"$tmp/$name.engine"
   done
 }
 measure plan cut "$media/long.mp4" --start "$start" --dry-run
