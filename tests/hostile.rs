@@ -6,8 +6,11 @@
 //! plan several requests, read every planned byte back. A panic anywhere fails the test; an
 //! input that makes no progress for a minute is reported as a hang.
 
+mod common;
 #[path = "../fuzz/fuzz_targets/harness.rs"]
 mod harness;
+
+use common::mp4_boxes;
 
 use loomiere::media::Kind;
 use std::path::{Path, PathBuf};
@@ -77,48 +80,11 @@ fn put_u24(data: &mut [u8], at: usize, v: u32) {
 
 // ---- structure: MP4 boxes and FLV tags ---------------------------------------------------------
 
-/// A box: where its header starts, its header length, total size and type.
-struct BoxAt {
-    offset: usize,
-    header: usize,
-    size: usize,
-    kind: [u8; 4],
-}
-
-/// Boxes that hold other boxes (the path to the sample tables, and fragments).
-const CONTAINERS: [&[u8; 4]; 11] =
-    [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta", b"mvex", b"moof", b"traf"];
 /// Full boxes whose first field after version/flags is an entry count (`stsz`: after the
 /// sample size), and boxes whose version switches 32/64-bit layouts.
 const COUNTED: [&[u8; 4]; 10] =
     [b"stts", b"ctts", b"stss", b"stsc", b"stco", b"co64", b"elst", b"stsd", b"dref", b"trun"];
 const VERSIONED: [&[u8; 4]; 6] = [b"mvhd", b"tkhd", b"mdhd", b"elst", b"ctts", b"tfdt"];
-
-fn mp4_boxes(data: &[u8]) -> Vec<BoxAt> {
-    fn walk(data: &[u8], mut pos: usize, end: usize, out: &mut Vec<BoxAt>) {
-        while pos + 8 <= end {
-            let size32 = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as u64;
-            let kind: [u8; 4] = data[pos + 4..pos + 8].try_into().unwrap();
-            let (size, header) = match size32 {
-                0 => ((end - pos) as u64, 8),
-                1 if pos + 16 <= end => (u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()), 16),
-                _ => (size32, 8),
-            };
-            if size < header as u64 || size > (end - pos) as u64 {
-                return;
-            }
-            let size = size as usize;
-            out.push(BoxAt { offset: pos, header, size, kind });
-            if CONTAINERS.contains(&&kind) {
-                walk(data, pos + header, pos + size, out);
-            }
-            pos += size;
-        }
-    }
-    let mut out = Vec::new();
-    walk(data, 0, data.len(), &mut out);
-    out
-}
 
 /// FLV tags: offset of each tag header (11 bytes: type, 24-bit data size, timestamp, stream).
 fn flv_tags(data: &[u8]) -> Vec<usize> {

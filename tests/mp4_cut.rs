@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{decode_errors, duration, loomiere, media, run, scratch, stream_count};
+use common::{decode_errors, duration, loomiere, media, mp4_boxes, run, scratch, stream_count, BoxAt};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -150,46 +150,8 @@ fn dir_entries(dir: &Path) -> Vec<String> {
     v
 }
 
-/// One box found by [`boxes`]: type, offset of its header, header length and total size.
-#[derive(Debug, Clone)]
-struct BoxAt {
-    kind: [u8; 4],
-    offset: usize,
-    header: usize,
-    size: usize,
-}
-
-/// Walks the box tree of an in-memory MP4 (containers on the path to the sample tables),
-/// tolerating garbage by stopping. Test-side only, so it can stay simple.
-fn boxes(data: &[u8]) -> Vec<BoxAt> {
-    fn walk(data: &[u8], mut pos: usize, end: usize, out: &mut Vec<BoxAt>) {
-        const CONTAINERS: [&[u8; 4]; 7] = [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf"];
-        while pos + 8 <= end {
-            let size32 = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as u64;
-            let kind: [u8; 4] = data[pos + 4..pos + 8].try_into().unwrap();
-            let (size, header) = match size32 {
-                0 => ((end - pos) as u64, 8),
-                1 if pos + 16 <= end => (u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()), 16),
-                _ => (size32, 8),
-            };
-            if size < header as u64 || size > (end - pos) as u64 {
-                return;
-            }
-            let size = size as usize;
-            out.push(BoxAt { kind, offset: pos, header, size });
-            if CONTAINERS.contains(&&kind) {
-                walk(data, pos + header, pos + size, out);
-            }
-            pos += size;
-        }
-    }
-    let mut out = Vec::new();
-    walk(data, 0, data.len(), &mut out);
-    out
-}
-
 fn find_box(data: &[u8], kind: &[u8; 4]) -> BoxAt {
-    boxes(data)
+    mp4_boxes(data)
         .into_iter()
         .find(|b| &b.kind == kind)
         .unwrap_or_else(|| panic!("no {} box", String::from_utf8_lossy(kind)))
@@ -353,7 +315,7 @@ fn forced_co64_output_has_co64_and_decodes() {
     let o = out.display().to_string();
     ok(&cut(&media("short.mp4"), &["--start", "20.5", "--end", "30", "--co64", "-o", &o]), "cut --co64");
     let data = std::fs::read(&out).unwrap();
-    let found = boxes(&data);
+    let found = mp4_boxes(&data);
     let co64 = found.iter().filter(|b| &b.kind == b"co64").count();
     let stco = found.iter().filter(|b| &b.kind == b"stco").count();
     assert!(co64 >= stream_count(&out), "expected a co64 box per track, found {co64} (and {stco} stco)");

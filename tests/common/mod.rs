@@ -102,3 +102,44 @@ pub fn first_pts(path: &Path, kind: &str) -> Option<f64> {
         .arg(path));
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.trim().trim_end_matches(',').parse().ok())
 }
+
+/// One box found by [`mp4_boxes`]: type, offset of its header, header length, total size.
+#[derive(Debug, Clone)]
+pub struct BoxAt {
+    pub kind: [u8; 4],
+    pub offset: usize,
+    pub header: usize,
+    pub size: usize,
+}
+
+/// Boxes that hold other boxes (the path to the sample tables, and fragments).
+const CONTAINERS: [&[u8; 4]; 11] =
+    [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta", b"mvex", b"moof", b"traf"];
+/// Walks the box tree of an in-memory MP4 (containers on the path to the sample tables, and
+/// fragments), stopping at garbage. Test-side and independent of loomiere's own parser, so
+/// tests can locate what to damage or check without trusting the code under test.
+pub fn mp4_boxes(data: &[u8]) -> Vec<BoxAt> {
+    fn walk(data: &[u8], mut pos: usize, end: usize, out: &mut Vec<BoxAt>) {
+        while pos + 8 <= end {
+            let size32 = u32::from_be_bytes(data[pos..pos + 4].try_into().unwrap()) as u64;
+            let kind: [u8; 4] = data[pos + 4..pos + 8].try_into().unwrap();
+            let (size, header) = match size32 {
+                0 => ((end - pos) as u64, 8),
+                1 if pos + 16 <= end => (u64::from_be_bytes(data[pos + 8..pos + 16].try_into().unwrap()), 16),
+                _ => (size32, 8),
+            };
+            if size < header as u64 || size > (end - pos) as u64 {
+                return;
+            }
+            let size = size as usize;
+            out.push(BoxAt { offset: pos, header, size, kind });
+            if CONTAINERS.contains(&&kind) {
+                walk(data, pos + header, pos + size, out);
+            }
+            pos += size;
+        }
+    }
+    let mut out = Vec::new();
+    walk(data, 0, data.len(), &mut out);
+    out
+}
