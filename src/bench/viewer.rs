@@ -242,7 +242,9 @@ async fn read_body(
     if rate.is_none() {
         live.unpaced.fetch_add(1, Relaxed);
     }
-    let mut player = rate.map(|r| Playback::new(r, first_byte));
+    // The player starts with the first byte of the body, not of the head: a server may send
+    // the head in a write of its own, and that gap is not a stall.
+    let mut player = if extra > 0 { rate.map(|r| Playback::new(r, first_byte)) } else { None };
     let mut remaining = head.content_length;
     if let Some(r) = remaining.as_mut() {
         if extra > *r {
@@ -289,8 +291,12 @@ async fn read_body(
                 }
             };
         }
+        let now = Instant::now();
+        if player.is_none() {
+            player = rate.map(|r| Playback::new(r, now));
+        }
         if let Some(p) = player.as_mut() {
-            if let Some(stall) = p.on_data(Instant::now(), n) {
+            if let Some(stall) = p.on_data(now, n) {
                 live.stalls.fetch_add(1, Relaxed);
                 live.stall_micros.fetch_add((stall.seconds * 1e6) as u64, Relaxed);
             }
