@@ -257,12 +257,22 @@ impl Movie {
                 let from = usize::try_from(a.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
                 let to = usize::try_from(b.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
                 let kept = e.data.get(from..to).unwrap_or(&[]);
-                let inside = |o: u64| (start..end).contains(&o);
-                let all_inside = if e.width == 8 {
-                    kept.chunks_exact(8)
-                        .all(|c| inside(u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])))
-                } else {
-                    kept.chunks_exact(4).all(|c| inside(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))))
+                // One branch-free pass (the compiler vectorises it): an offset `o` is inside
+                // when `o − start < end − start` in wrapping arithmetic.
+                let span = end - start;
+                let all_inside = match (u32::try_from(start), u32::try_from(span), e.width) {
+                    (Ok(s32), Ok(span32), 4) => {
+                        kept.chunks_exact(4).fold(0u32, |bad, c| {
+                            let o = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                            bad | u32::from(o.wrapping_sub(s32) >= span32)
+                        }) == 0
+                    }
+                    (_, _, 4) => kept
+                        .chunks_exact(4)
+                        .all(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])).wrapping_sub(start) < span),
+                    _ => kept.chunks_exact(8).all(|c| {
+                        u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]).wrapping_sub(start) < span
+                    }),
                 };
                 all_inside && p.first_offset >= start
             }

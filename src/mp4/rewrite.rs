@@ -408,8 +408,8 @@ fn full_box(out: &mut Layout, moov: &[u8], h: &BoxHeader) -> Result<(usize, u64)
 /// Emits the entries of a run table (`stts`, `ctts`, `sbgp`) for samples `s0..s1`, with the
 /// entry count in front. The middle entries are copied verbatim.
 fn cut_runs(out: &mut Layout, runs: &Runs<'_>, s0: u64, s1: u64) {
-    let s1 = s1.min(runs.total());
-    let (Some(p0), Some(p1)) = (if s1 > s0 { runs.locate_pair(s0, s1 - 1) } else { (None, None) }) else {
+    let found = if s1 > s0 { runs.locate_clamped(s0, s1 - 1) } else { None };
+    let Some((p0, p1, s1)) = found else {
         out.lit(0u32.to_be_bytes().to_vec());
         return;
     };

@@ -72,6 +72,30 @@ pub fn body<'a>(moov: &'a [u8], h: &BoxHeader) -> Result<&'a [u8]> {
     }
 }
 
+/// Entries per block in the skip scans of `Runs` and `SampleToChunk`.
+const BLOCK: usize = 64;
+
+/// Sum of the big-endian `u32` counts that open each 8-byte entry of `data` (run tables).
+fn count_sum(data: &[u8]) -> u64 {
+    data.chunks_exact(8).map(|e| u64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]))).sum()
+}
+
+/// Samples described by the first `BLOCK` entries of `block` (`BLOCK + 1` stsc entries: the
+/// last one only gives the end chunk), and whether every one of them is consistent. When it is,
+/// the sum cannot overflow: the chunk spans add up to at most `chunks` (< 2^32) and each is
+/// multiplied by a `u32`.
+fn stsc_block_sum(block: &[u8], chunks: u64) -> (u64, bool) {
+    let be = |at: usize| block.get(at..at + 4).map_or(0, |b| u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])));
+    let mut n = 0u64;
+    let mut ok = true;
+    for k in 0..BLOCK {
+        let (fc, spc, next) = (be(k * 12), be(k * 12 + 4), be(k * 12 + 12));
+        ok &= fc >= 1 && next >= fc && next - 1 <= chunks;
+        n = n.wrapping_add(next.wrapping_sub(fc).wrapping_mul(spc));
+    }
+    (n, ok && block.len() >= (BLOCK + 1) * 12)
+}
+
 /// A run-length table of (sample count, value) pairs: `stts` (value = duration), `ctts`
 /// (value = composition offset), `sbgp` (value = group description index).
 #[derive(Clone, Copy, Debug)]
@@ -104,30 +128,60 @@ impl<'a> Runs<'a> {
 
     /// Total samples covered.
     pub fn total(&self) -> u64 {
-        (0..self.len()).map(|i| u64::from(self.entry(i).0)).sum()
+        count_sum(self.entries.data)
     }
 
     /// The run holding sample `s` (0-based), or `None` past the end.
     pub fn locate(&self, s: u64) -> Option<RunPos> {
-        self.locate_pair(s, s).0
+        self.scan(0, 0, s).ok()
     }
 
-    /// The runs holding samples `a` ≤ `b`, found in one scan.
+    /// The runs holding samples `a` ≤ `b`, found in one forward scan.
     pub fn locate_pair(&self, a: u64, b: u64) -> (Option<RunPos>, Option<RunPos>) {
-        let mut first = 0u64;
-        let mut found_a = None;
-        for (i, e) in self.entries.data.chunks_exact(8).enumerate() {
-            let n = u64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
-            let next = first + n;
-            if found_a.is_none() && a < next {
-                found_a = Some(RunPos { entry: i, within: a - first });
-            }
-            if b < next {
-                return (found_a, Some(RunPos { entry: i, within: b - first }));
-            }
-            first = next;
+        match self.scan(0, 0, a) {
+            Err(_) => (None, None),
+            Ok(p) => (Some(p), self.scan(p.entry, a - p.within, b.max(a)).ok()),
         }
-        (found_a, None)
+    }
+
+    /// Like [`Runs::locate_pair`], but `b` past the table's end is clamped to its last sample:
+    /// returns the runs of `a` and of `min(b, total − 1)`, and that sample + 1.
+    pub fn locate_clamped(&self, a: u64, b: u64) -> Option<(RunPos, RunPos, u64)> {
+        let p0 = self.scan(0, 0, a).ok()?;
+        match self.scan(p0.entry, a - p0.within, b.max(a)) {
+            Ok(p1) => Some((p0, p1, b.max(a) + 1)),
+            Err(total) => {
+                // The last sample is in the last run with a non-zero count.
+                let last = (0..self.len()).rev().find(|&i| self.entry(i).0 > 0)?;
+                let p1 = RunPos { entry: last, within: u64::from(self.entry(last).0) - 1 };
+                Some((p0, p1, total))
+            }
+        }
+    }
+
+    /// From entry `i`, whose first sample is `first`, forward to the run holding sample `s`:
+    /// whole blocks of entries are skipped by their count sums (a tight loop the compiler
+    /// vectorises), then the block holding `s` is walked entry by entry. `Err(total)` past
+    /// the end.
+    fn scan(&self, mut i: usize, mut first: u64, s: u64) -> std::result::Result<RunPos, u64> {
+        let data = self.entries.data;
+        while let Some(block) = data.get(i * 8..(i + BLOCK) * 8) {
+            let n = count_sum(block);
+            if s < first + n {
+                break;
+            }
+            first += n;
+            i += BLOCK;
+        }
+        while i < self.len() {
+            let n = u64::from(self.entries.u32(i, 0));
+            if s < first + n {
+                return Ok(RunPos { entry: i, within: s - first });
+            }
+            first += n;
+            i += 1;
+        }
+        Err(first)
     }
 
     /// The values of samples `s`, `s + 1`, … (one scan to find `s`, then entry by entry).
@@ -286,44 +340,66 @@ impl<'a> SampleToChunk<'a> {
         self.locate_pair(s, s, chunks).0
     }
 
-    /// The chunks holding samples `a` ≤ `b`, found in one scan of the table.
+    /// The chunks holding samples `a` ≤ `b`, found in one forward scan of the table.
     pub fn locate_pair(&self, a: u64, b: u64, chunks: u64) -> (Option<ChunkPos>, Option<ChunkPos>) {
+        match self.scan(0, 0, a, chunks) {
+            None => (None, None),
+            Some(p) => {
+                let from = p.entry;
+                let first = p.first_sample - (p.chunk - self.first_chunk(from)) * u64::from(p.samples_per_chunk);
+                (Some(p), self.scan(from, first, b.max(a), chunks))
+            }
+        }
+    }
+
+    /// 0-based first chunk of entry `i`.
+    fn first_chunk(&self, i: usize) -> u64 {
+        u64::from(self.entries.u32(i, 0)).saturating_sub(1)
+    }
+
+    /// From entry `i`, whose first sample is `first`, forward to the chunk holding sample `s`.
+    /// Whole blocks of entries are skipped by their sample sums when every entry in them is
+    /// consistent (first chunks ≥ 1, not decreasing, within `chunks`); otherwise the walk goes
+    /// entry by entry and stops at the first inconsistent one (`None`, as past the end).
+    fn scan(&self, mut i: usize, mut first: u64, s: u64, chunks: u64) -> Option<ChunkPos> {
+        let data = self.entries.data;
+        // A block needs the entry after it (its end chunk), hence `BLOCK + 1` entries.
+        while let Some(block) = data.get(i * 12..(i + BLOCK + 1) * 12) {
+            let (n, ok) = stsc_block_sum(block, chunks);
+            match first.checked_add(n) {
+                Some(next) if ok && s >= next => {
+                    first = next;
+                    i += BLOCK;
+                }
+                _ => break,
+            }
+        }
         let be = |e: &[u8], at: usize| u64::from(u32::from_be_bytes([e[at], e[at + 1], e[at + 2], e[at + 3]]));
-        let mut found_a = None;
-        let mut first_sample = 0u64;
-        let mut entries = self.entries.data.chunks_exact(12).enumerate().peekable();
-        while let Some((i, e)) = entries.next() {
+        let mut entries = data.get(i * 12..)?.chunks_exact(12).enumerate().peekable();
+        while let Some((k, e)) = entries.next() {
             let (fc, spc) = (be(e, 0), be(e, 4));
-            let Some(start) = fc.checked_sub(1) else { break };
+            let start = fc.checked_sub(1)?;
             let end = match entries.peek() {
                 Some((_, next)) => be(next, 0).saturating_sub(1),
                 None => chunks,
             };
             if end < start || end > chunks {
-                break;
+                return None;
             }
-            let Some(next) = (end - start).checked_mul(spc).and_then(|n| first_sample.checked_add(n)) else { break };
-            if spc > 0 {
-                let pos = |s: u64| {
-                    let k = (s - first_sample) / spc;
-                    ChunkPos {
-                        chunk: start + k,
-                        first_sample: first_sample + k * spc,
-                        samples_per_chunk: spc as u32,
-                        desc: be(e, 8) as u32,
-                        entry: i,
-                    }
-                };
-                if found_a.is_none() && a < next {
-                    found_a = Some(pos(a));
-                }
-                if b < next {
-                    return (found_a, Some(pos(b)));
-                }
+            let next = (end - start).checked_mul(spc).and_then(|n| first.checked_add(n))?;
+            if spc > 0 && s < next {
+                let k_in = (s - first) / spc;
+                return Some(ChunkPos {
+                    chunk: start + k_in,
+                    first_sample: first + k_in * spc,
+                    samples_per_chunk: spc as u32,
+                    desc: be(e, 8) as u32,
+                    entry: i + k,
+                });
             }
-            first_sample = next;
+            first = next;
         }
-        (found_a, None)
+        None
     }
 
     /// Total samples described, given the number of chunks; `None` if the table is inconsistent
@@ -555,5 +631,121 @@ mod tests {
         let s = SampleSizes::parse(&buf, &h, true).unwrap();
         assert_eq!((s.get(0), s.get(1), s.get(2), s.get(3)), (1, 2, 3, 0));
         assert_eq!(s.sum(0, 3), 6);
+    }
+
+    /// A small deterministic generator (xorshift) for the scan cross-checks.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+    }
+
+    /// The plain entry-by-entry walk the block scans must agree with.
+    fn runs_reference(r: &Runs<'_>, s: u64) -> Option<RunPos> {
+        let mut first = 0u64;
+        for i in 0..r.len() {
+            let n = u64::from(r.entry(i).0);
+            if s < first + n {
+                return Some(RunPos { entry: i, within: s - first });
+            }
+            first += n;
+        }
+        None
+    }
+
+    fn stsc_reference(t: &SampleToChunk<'_>, s: u64, chunks: u64) -> Option<ChunkPos> {
+        let mut first = 0u64;
+        for i in 0..t.len() {
+            let (fc, spc, desc) = t.entry(i);
+            let start = u64::from(fc).checked_sub(1)?;
+            let end = if i + 1 < t.len() { u64::from(t.entry(i + 1).0).saturating_sub(1) } else { chunks };
+            if end < start || end > chunks {
+                return None;
+            }
+            let next = (end - start).checked_mul(u64::from(spc)).and_then(|n| first.checked_add(n))?;
+            if spc > 0 && s < next {
+                let k = (s - first) / u64::from(spc);
+                return Some(ChunkPos {
+                    chunk: start + k,
+                    first_sample: first + k * u64::from(spc),
+                    samples_per_chunk: spc,
+                    desc,
+                    entry: i,
+                });
+            }
+            first = next;
+        }
+        None
+    }
+
+    #[test]
+    fn block_scans_agree_with_the_plain_walk() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for round in 0..300 {
+            let n = rng.below(600) as usize;
+            // Runs: counts mostly small, some zero, some huge (hostile).
+            let mut body = vec![0u32, n as u32];
+            for _ in 0..n {
+                let c = match rng.below(10) {
+                    0 => 0,
+                    1 => u32::MAX - rng.below(3) as u32,
+                    _ => rng.below(4) as u32 + 1,
+                };
+                body.extend([c, rng.next() as u32]);
+            }
+            let (buf, h) = table(b"ctts", u32s(&body));
+            let r = Runs { entries: Entries::parse(&buf, &h, 4, 8).unwrap() };
+            let total = r.total();
+            for _ in 0..40 {
+                let a = rng.below(total.min(5000) + 10);
+                let b = a + rng.below(3000);
+                assert_eq!(r.locate(a), runs_reference(&r, a), "round {round} a={a}");
+                let want = runs_reference(&r, a).map(|p| (p, runs_reference(&r, b)));
+                let got = r.locate_pair(a, b);
+                assert_eq!((got.0, got.1), want.map_or((None, None), |(p, q)| (Some(p), q)), "round {round}");
+                if let Some((p0, p1, end)) = r.locate_clamped(a, b) {
+                    assert_eq!(Some(p0), runs_reference(&r, a));
+                    let last = b.min(total - 1);
+                    assert_eq!(Some(p1), runs_reference(&r, last), "round {round} b={b}");
+                    assert_eq!(end, last + 1);
+                } else {
+                    assert!(a >= total);
+                }
+            }
+            // stsc: first chunks increasing with occasional faults (zero, decreasing, past the end).
+            let chunks = rng.below(5000) + 1;
+            let m = rng.below(400) as usize;
+            let mut body = vec![0u32, m as u32];
+            let mut fc = 1u64;
+            for _ in 0..m {
+                let f = match rng.below(200) {
+                    0 => 0,
+                    1 => fc.saturating_sub(2),
+                    2 => chunks + 5,
+                    _ => fc,
+                };
+                body.extend([f as u32, rng.below(5) as u32, 1 + rng.below(2) as u32]);
+                fc += rng.below(20);
+            }
+            let (buf, h) = table(b"stsc", u32s(&body));
+            let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
+            for _ in 0..40 {
+                let a = rng.below(20_000);
+                let b = a + rng.below(20_000);
+                let want_a = stsc_reference(&t, a, chunks);
+                let (ga, gb) = t.locate_pair(a, b, chunks);
+                assert_eq!(ga, want_a, "round {round} a={a}");
+                if want_a.is_some() {
+                    assert_eq!(gb, stsc_reference(&t, b, chunks), "round {round} b={b}");
+                }
+            }
+        }
     }
 }
