@@ -114,7 +114,11 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
 /// Opened MP4 movies shared between requests, so that the viewers of one file share one mapped
 /// `moov` (one mapping, one set of page-table entries) instead of mapping it each. A file is
 /// known by device, inode, length and modification time: a replaced or modified file is
-/// opened afresh. Holds at most `capacity` movies, dropping the least recently used.
+/// opened afresh. Holds at most `capacity` movies, dropping the least recently used, and for
+/// each the plans of its last [`PLANS_PER_MOVIE`] distinct requests: viewers who seek to the
+/// same point (a shared `?start=` link, a chapter, the page's default start) get the plan
+/// without a table scan. A plan is a few hundred bytes of segment descriptions over the shared
+/// moov, so the memo stays small.
 pub struct MovieCache {
     capacity: usize,
     entries: std::sync::Mutex<Vec<CacheEntry>>,
@@ -124,7 +128,12 @@ struct CacheEntry {
     key: (u64, u64, u64, Option<std::time::SystemTime>),
     movie: Arc<crate::mp4::Movie>,
     used: u64,
+    /// Recent plans, most recent last.
+    plans: Vec<(Request, Plan)>,
 }
+
+/// Plans remembered per cached movie.
+pub const PLANS_PER_MOVIE: usize = 4;
 
 impl MovieCache {
     /// A cache of at most `capacity` movies.
@@ -153,10 +162,16 @@ impl MovieCache {
         let cached = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
-            entries.iter_mut().find(|e| e.key == key).map(|e| {
-                e.used = tick;
-                e.movie.clone()
-            })
+            match entries.iter_mut().find(|e| e.key == key) {
+                Some(e) => {
+                    e.used = tick;
+                    if let Some((_, plan)) = e.plans.iter().find(|(r, _)| r == req) {
+                        return Ok(plan.clone());
+                    }
+                    Some(e.movie.clone())
+                }
+                None => None,
+            }
         };
         let movie = match cached {
             Some(m) => m,
@@ -169,10 +184,18 @@ impl MovieCache {
                         entries.swap_remove(i);
                     }
                 }
-                entries.push(CacheEntry { key, movie: m.clone(), used: tick });
+                entries.push(CacheEntry { key, movie: m.clone(), used: tick, plans: Vec::new() });
                 m
             }
         };
-        movie.plan(req, kind.content_type(path))
+        let plan = movie.plan(req, kind.content_type(path))?;
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
+            if e.plans.len() >= PLANS_PER_MOVIE {
+                e.plans.remove(0);
+            }
+            e.plans.push((req.clone(), plan.clone()));
+        }
+        Ok(plan)
     }
 }

@@ -104,6 +104,7 @@ impl PlanInfo {
 }
 
 /// An ordered list of pieces over one source file, with its total length.
+#[derive(Clone)]
 pub struct Plan {
     source: Arc<File>,
     pieces: Vec<Piece>,

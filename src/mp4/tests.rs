@@ -245,3 +245,26 @@ fn movie_cache_reuses_and_notices_replacement() {
     assert!(bytes.windows(4).any(|w| w == b"co64"));
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn movie_cache_remembers_recent_plans_per_request() {
+    let cache = crate::media::MovieCache::new(2);
+    let path = temp_file("plans", &build(&spec(false)));
+    let at = |s: f64| Request { start: Some(Position::Seconds(s)), ..Request::default() };
+    let fresh = |r: &Request| {
+        let p = crate::media::open(&path, r).unwrap();
+        read_range(&p, 0..p.len()).unwrap()
+    };
+    // More distinct requests than the memo holds, each asked twice, in an order that evicts:
+    // every answer must equal a fresh plan for that request.
+    let starts = [0.5, 1.0, 1.5, 2.0, 2.5, 0.5, 0.2, 1.0];
+    for s in starts.iter().chain(starts.iter().rev()) {
+        let r = at(*s);
+        let p = cache.open(&path, &r).unwrap();
+        assert_eq!(read_range(&p, 0..p.len()).unwrap(), fresh(&r), "start {s}");
+    }
+    let exact = Request { exact: true, ..at(1.0) };
+    let p = cache.open(&path, &exact).unwrap();
+    assert_eq!(read_range(&p, 0..p.len()).unwrap(), fresh(&exact));
+    let _ = std::fs::remove_file(path);
+}
