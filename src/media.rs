@@ -84,14 +84,35 @@ impl Source {
 
 /// Turns (file, request) into a plan. The file's kind comes from its extension.
 pub fn open(path: &Path, req: &Request) -> Result<Plan> {
-    let kind = Kind::of(path).ok_or_else(|| {
+    let kind = kind_of(path)?;
+    let src = Source::open(path)?;
+    plan_for(kind, path, src, req)
+}
+
+/// Like [`open`], for a process that plans once and then writes the whole prefix (`cut`): an
+/// MP4 seek forgets the moov's pages between phases and while the prefix is emitted, so the
+/// process's peak memory holds about one table's pages instead of every page of the moov it
+/// read (see `mp4::MoovBytes::forget_pages`). The CGI path does not use it: re-reading the
+/// pages costs about 0.2 ms on a 2-hour movie, and a CGI process exits right after.
+pub fn open_lean(path: &Path, req: &Request) -> Result<Plan> {
+    let kind = kind_of(path)?;
+    let src = Source::open(path)?;
+    match kind {
+        Kind::Mp4 if !(req.start.is_none() && req.end.is_none() && !req.force_co64) => {
+            crate::mp4::plan_lean(src, req, kind.content_type(path))
+        }
+        _ => plan_for(kind, path, src, req),
+    }
+}
+
+/// The kind of `path` by its extension, or an error naming the extensions loomiere serves.
+fn kind_of(path: &Path) -> Result<Kind> {
+    Kind::of(path).ok_or_else(|| {
         Error::Unsupported(format!(
             "{}: unknown extension (loomiere serves mp4 m4v m4a mov f4v flv jpg png gif bmp)",
             path.display()
         ))
-    })?;
-    let src = Source::open(path)?;
-    plan_for(kind, path, src, req)
+    })
 }
 
 /// Like [`open`], for a source that is already open.

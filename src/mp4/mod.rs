@@ -42,6 +42,24 @@ pub enum MoovBytes {
     Owned(Vec<u8>),
 }
 
+impl MoovBytes {
+    /// Drops this process's page-table entries for a mapped moov: the file's pages stay in
+    /// the page cache and the next read faults them back in. A one-shot plan that writes its
+    /// whole prefix (`cut`) calls it between planning phases and every [`FORGET_EVERY`] bytes
+    /// while emitting, so its peak RSS holds about one table's pages rather than every page of
+    /// the moov it has read. No-op for owned bytes.
+    pub fn forget_pages(&self) {
+        if let MoovBytes::Mapped(m) = self {
+            // SAFETY: the mapping is read-only and file-backed: dropping its pages loses
+            // nothing, and later reads see the same bytes, re-read from the page cache.
+            let _ = unsafe { m.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+}
+
+/// Bytes of prefix a one-shot plan emits between two [`MoovBytes::forget_pages`].
+pub const FORGET_EVERY: u64 = 1 << 20;
+
 impl Deref for MoovBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -62,6 +80,9 @@ pub struct Movie {
     /// The moov box header, relative to `moov` (offset 0).
     pub root: BoxHeader,
     ftyp: Vec<u8>,
+    /// Planned once and dropped (not shared through a cache): forget the moov's pages as
+    /// soon as a phase is done with them (see [`MoovBytes::forget_pages`]).
+    transient: bool,
 }
 
 impl Movie {
@@ -106,13 +127,20 @@ impl Movie {
             _ => Vec::new(),
         };
         let root = BoxHeader { offset: 0, ..moov };
-        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp };
+        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp, transient: false };
         if boxes::find(&movie.moov, root.body_start(), root.end(), b"mvex")?.is_some() {
             return Err(Error::Unsupported(
                 "fragmented MP4 (mvex) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
             ));
         }
         Ok(movie)
+    }
+
+    /// Forgets the moov's pages when this movie is planned once (see `transient`).
+    fn forget_pages(&self) {
+        if self.transient {
+            self.moov.forget_pages();
+        }
     }
 
     /// The movie header's timescale and duration.
@@ -186,6 +214,7 @@ impl Movie {
             }
         }
         let begin = seek::find_start(&tracks, mts, start, req.exact)?;
+        self.forget_pages();
         let mut plans = Vec::with_capacity(tracks.len());
         for (i, t) in tracks.into_iter().enumerate() {
             let cut = seek::cut_track(&t, i, &begin, end, mts, req.exact)?;
@@ -193,6 +222,7 @@ impl Movie {
             plans.push(TrackPlan { track: t, cut, co64, first_offset: 0, chunks: None });
         }
         let (data_start, data_end) = self.data_range(&mut plans)?;
+        self.forget_pages();
         let payload = data_end - data_start;
         let movie_duration = plans.iter().map(|p| p.cut.track_duration()).max().unwrap_or(0);
         let mdat_header_len: u64 = if payload + 8 > u64::from(u32::MAX) { 16 } else { 8 };
@@ -205,6 +235,7 @@ impl Movie {
             laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration)?;
         }
         rewrite::rebase(&mut laid, data_start);
+        self.forget_pages();
         let mdat_header = if mdat_header_len == 16 {
             let mut h = 1u32.to_be_bytes().to_vec();
             h.extend_from_slice(b"mdat");
@@ -215,7 +246,7 @@ impl Movie {
             h.extend_from_slice(b"mdat");
             h
         };
-        let synth = laid.finish(self.moov.clone(), self.ftyp.clone(), mdat_header);
+        let synth = laid.finish(self.moov.clone(), self.ftyp.clone(), mdat_header, self.transient);
         let mut info = self.src.info(content_type);
         info.header_len = crate::plan::Synth::len(&synth);
         info.duration = Some(movie_duration as f64 / f64::from(mts));
@@ -242,6 +273,7 @@ impl Movie {
             let end = last.checked_add(size).ok_or_else(bad)?;
             p.first_offset = first;
             p.chunks = Some((a, b));
+            self.forget_pages();
             range = Some(match range {
                 None => (first, end),
                 Some((a, b)) => (a.min(first), b.max(end)),
@@ -290,4 +322,12 @@ impl Movie {
 /// The plan for `req` over an MP4 source.
 pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
     Movie::open(src)?.plan(req, content_type)
+}
+
+/// Like [`plan`], forgetting the moov's pages as soon as each phase is done with them and
+/// while the prefix is emitted (for one-shot processes that write the whole prefix).
+pub fn plan_lean(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
+    let mut movie = Movie::open(src)?;
+    movie.transient = true;
+    movie.plan(req, content_type)
 }

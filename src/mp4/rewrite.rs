@@ -16,6 +16,7 @@ use super::track::{time_fields, tkhd_fields, Track};
 use super::MoovBytes;
 use crate::plan::Synth;
 use crate::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// One run of output bytes.
@@ -57,6 +58,10 @@ pub struct MoovSynth {
     len: u64,
     /// Output offset of the first media byte (added to every chunk offset).
     base: u64,
+    /// One-shot plan: forget the moov's pages every `FORGET_EVERY` bytes emitted.
+    transient: bool,
+    /// Bytes emitted since the pages were last forgotten.
+    since_forget: AtomicU64,
 }
 
 impl std::fmt::Debug for MoovSynth {
@@ -185,6 +190,13 @@ impl Synth for MoovSynth {
             pos += take as u64;
             i += 1;
         }
+        if self.transient {
+            let since = self.since_forget.fetch_add(done as u64, Ordering::Relaxed) + done as u64;
+            if since >= super::FORGET_EVERY {
+                self.since_forget.store(0, Ordering::Relaxed);
+                self.moov.forget_pages();
+            }
+        }
         done
     }
 }
@@ -307,7 +319,7 @@ pub struct LaidOut {
 impl LaidOut {
     /// Wraps the moov with `ftyp` before and the `mdat` header after, fixing chunk offsets
     /// so that sample data begins at the prefix's end.
-    pub fn finish(self, moov: Arc<MoovBytes>, ftyp: Vec<u8>, mdat_header: Vec<u8>) -> MoovSynth {
+    pub fn finish(self, moov: Arc<MoovBytes>, ftyp: Vec<u8>, mdat_header: Vec<u8>, transient: bool) -> MoovSynth {
         let mut segs = Vec::with_capacity(self.segs.len() + 2);
         segs.push(Seg::Lit(ftyp));
         segs.extend(self.segs);
@@ -320,7 +332,7 @@ impl LaidOut {
             at += s.len();
         }
         starts.push(at);
-        MoovSynth { moov, segs, starts, len: at, base: at }
+        MoovSynth { moov, segs, starts, len: at, base: at, transient, since_forget: AtomicU64::new(0) }
     }
 }
 

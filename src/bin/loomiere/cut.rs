@@ -42,7 +42,7 @@ pub fn run(args: Args) -> Result<()> {
     let req = Request { start: parse(&args.start)?, end: parse(&args.end)?, exact: args.exact, force_co64: args.co64 };
     let began = std::time::Instant::now();
     let plan =
-        loomiere::media::open(&args.file, &req).with_context(|| format!("cannot cut {}", args.file.display()))?;
+        loomiere::media::open_lean(&args.file, &req).with_context(|| format!("cannot cut {}", args.file.display()))?;
     let planned = began.elapsed();
     if args.dry_run {
         println!("content type: {}", plan.info.content_type);
