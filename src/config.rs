@@ -21,6 +21,7 @@
 //! secret = "at least 16 characters"     # when set, every URL must be signed (see http::signed)
 //! log = "stderr"                        # or "off", or an absolute file path (appended to)
 //! listing = false                       # `serve`: directory listing page
+//! index_cache = "/var/cache/loomiere"   # CGI: keep each movie's seek marks here (default off)
 //! [server]                              # `serve` limits
 //! max_connections = 1024
 //! max_header_bytes = 8192
@@ -113,6 +114,9 @@ pub struct Config {
     pub listing: bool,
     /// `serve`: connection limits.
     pub server: ServerLimits,
+    /// CGI: a directory where each movie's seek marks are kept between processes (see
+    /// `mp4::marks`), so a request jumps into the sample tables instead of scanning them.
+    pub index_cache: Option<PathBuf>,
 }
 
 /// The file as written; every key optional except the root.
@@ -129,6 +133,7 @@ struct RawConfig {
     log: Option<String>,
     listing: Option<bool>,
     server: Option<ServerLimits>,
+    index_cache: Option<PathBuf>,
 }
 
 /// Where to look for the configuration.
@@ -185,6 +190,7 @@ impl Config {
             log: None,
             listing: None,
             server: None,
+            index_cache: None,
         };
         Config::validate(raw, Path::new("(defaults)"))
     }
@@ -269,6 +275,11 @@ impl Config {
             Some(p) if Path::new(p).is_absolute() => LogTarget::File(PathBuf::from(p)),
             Some(p) => return Err(invalid(format!("log {p:?} must be \"stderr\", \"off\" or an absolute file path"))),
         };
+        if let Some(dir) = &raw.index_cache {
+            if !dir.is_absolute() {
+                return Err(invalid(format!("index_cache {} must be an absolute path", dir.display())));
+            }
+        }
         let server = raw.server.unwrap_or_default();
         if server.max_connections == 0 || server.max_header_bytes < 256 || server.header_timeout_secs == 0 {
             return Err(invalid(
@@ -286,6 +297,7 @@ impl Config {
             log,
             listing: raw.listing.unwrap_or(false),
             server,
+            index_cache: raw.index_cache,
         })
     }
 

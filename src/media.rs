@@ -98,11 +98,23 @@ pub fn open_lean(path: &Path, req: &Request) -> Result<Plan> {
     let kind = kind_of(path)?;
     let src = Source::open(path)?;
     match kind {
-        Kind::Mp4 if !(req.start.is_none() && req.end.is_none() && !req.force_co64) => {
-            crate::mp4::plan_lean(src, req, kind.content_type(path))
-        }
+        Kind::Mp4 if rewrites(req) => crate::mp4::plan_lean(src, req, kind.content_type(path)),
         _ => plan_for(kind, path, src, req),
     }
+}
+
+/// Like [`plan_for`], keeping MP4 seek marks in the directory `marks_dir` between processes
+/// (the CGI path; see `mp4::marks`).
+pub fn plan_indexed(kind: Kind, path: &Path, src: Source, req: &Request, marks_dir: &Path) -> Result<Plan> {
+    match kind {
+        Kind::Mp4 if rewrites(req) => crate::mp4::plan_indexed(src, req, kind.content_type(path), marks_dir),
+        _ => plan_for(kind, path, src, req),
+    }
+}
+
+/// Whether an MP4 request needs a rewritten moov (else the file is served as it is).
+fn rewrites(req: &Request) -> bool {
+    req.start.is_some() || req.end.is_some() || req.force_co64
 }
 
 /// The kind of `path` by its extension, or an error naming the extensions loomiere serves.
@@ -119,7 +131,7 @@ fn kind_of(path: &Path) -> Result<Kind> {
 pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
     match kind {
         // Nothing to seek: the file as it is (byte-exact, cacheable, no moov work).
-        Kind::Mp4 if req.start.is_none() && req.end.is_none() && !req.force_co64 => {
+        Kind::Mp4 if !rewrites(req) => {
             let info = src.info(kind.content_type(path));
             Plan::whole_file(src.file, src.len, info)
         }
@@ -174,7 +186,7 @@ impl MovieCache {
     /// cached movie's descriptor serves the plan.
     pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
         use std::os::unix::fs::MetadataExt;
-        let seeks_mp4 = kind == Kind::Mp4 && !(req.start.is_none() && req.end.is_none() && !req.force_co64);
+        let seeks_mp4 = kind == Kind::Mp4 && rewrites(req);
         if !seeks_mp4 {
             return plan_for(kind, path, src, req);
         }
@@ -197,7 +209,9 @@ impl MovieCache {
         let movie = match cached {
             Some(m) => m,
             None => {
-                let m = Arc::new(crate::mp4::Movie::open(src)?);
+                let mut m = crate::mp4::Movie::open(src)?;
+                m.build_marks()?;
+                let m = Arc::new(m);
                 let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
                 let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
                 if entries.len() >= self.capacity {

@@ -232,7 +232,10 @@ fn respond_inner(
     };
     let planned = match cache {
         Some(c) => c.plan_for(opened.kind, &opened.real, opened.source, &request),
-        None => crate::media::plan_for(opened.kind, &opened.real, opened.source, &request),
+        None => match &cfg.index_cache {
+            Some(dir) => crate::media::plan_indexed(opened.kind, &opened.real, opened.source, &request, dir),
+            None => crate::media::plan_for(opened.kind, &opened.real, opened.source, &request),
+        },
     };
     let plan = match planned {
         Ok(p) => p,

@@ -9,6 +9,7 @@
 pub mod boxes;
 pub mod faststart;
 pub mod inspect;
+pub mod marks;
 pub mod rewrite;
 pub mod seek;
 pub mod tables;
@@ -83,6 +84,8 @@ pub struct Movie {
     /// Planned once and dropped (not shared through a cache): forget the moov's pages as
     /// soon as a phase is done with them (see [`MoovBytes::forget_pages`]).
     transient: bool,
+    /// Seek marks, when built or loaded (see [`marks`]).
+    marks: Option<marks::Marks>,
 }
 
 impl Movie {
@@ -127,7 +130,7 @@ impl Movie {
             _ => Vec::new(),
         };
         let root = BoxHeader { offset: 0, ..moov };
-        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp, transient: false };
+        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp, transient: false, marks: None };
         if boxes::find(&movie.moov, root.body_start(), root.end(), b"mvex")?.is_some() {
             return Err(Error::Unsupported(
                 "fragmented MP4 (mvex) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
@@ -150,8 +153,65 @@ impl Movie {
         track::time_fields(&self.moov, &mvhd)
     }
 
-    /// Every track, in moov order.
+    /// What identifies this movie's marks: the file and its moov.
+    pub fn key(&self) -> marks::MovieKey {
+        use std::os::unix::fs::MetadataExt;
+        let meta = self.src.file.metadata().ok();
+        let moov = self.top.moov.unwrap_or(self.root);
+        marks::MovieKey {
+            dev: meta.as_ref().map_or(0, |m| m.dev()),
+            ino: meta.as_ref().map_or(0, |m| m.ino()),
+            len: self.src.len,
+            mtime_ns: self
+                .src
+                .modified
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            moov_offset: moov.offset,
+            moov_size: moov.size,
+        }
+    }
+
+    /// Builds the seek marks (one scan of the long tables) and keeps them: later plans
+    /// jump near their targets. For a movie that will be planned many times.
+    pub fn build_marks(&mut self) -> Result<&marks::Marks> {
+        let built = marks::Marks::build(&self.tracks()?);
+        Ok(self.marks.insert(built))
+    }
+
+    /// Uses seek marks stored under `dir` (see [`marks::load`]), or builds them and stores
+    /// them there for the next process. A directory that cannot be written only costs the
+    /// build.
+    pub fn use_marks_in(&mut self, dir: &std::path::Path) -> Result<()> {
+        let key = self.key();
+        let tracks = self.tracks()?;
+        let found = marks::load(dir, &key, &tracks);
+        let m = match found {
+            Some(m) => m,
+            None => {
+                let m = marks::Marks::build(&tracks);
+                let _ = marks::store(dir, &key, &m);
+                m
+            }
+        };
+        drop(tracks);
+        self.marks = Some(m);
+        Ok(())
+    }
+
+    /// Every track, in moov order, with its seek marks attached when the movie has them.
     pub fn tracks(&self) -> Result<Vec<Track<'_>>> {
+        let mut tracks = self.bare_tracks()?;
+        if let Some(m) = &self.marks {
+            for (t, tm) in tracks.iter_mut().zip(&m.tracks) {
+                t.attach(tm);
+            }
+        }
+        Ok(tracks)
+    }
+
+    /// Every track, in moov order, without marks.
+    fn bare_tracks(&self) -> Result<Vec<Track<'_>>> {
         let mut out = Vec::new();
         for h in children(&self.moov, self.root.body_start(), self.root.end()) {
             let h = h?;
@@ -283,12 +343,24 @@ impl Movie {
         if end > self.src.len {
             return Err(Error::corrupt(end, "sample data runs past the end of the file (is it truncated?)"));
         }
+        let mut ends = Vec::new();
         let chunks_ok = plans.iter().all(|p| match p.chunks {
             Some((a, b)) => {
                 let e = &p.track.offsets.entries;
                 let from = usize::try_from(a.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
                 let to = usize::try_from(b.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
                 let kept = e.data.get(from..to).unwrap_or(&[]);
+                // Offsets known never to decrease: the kept chunks lie between their ends.
+                let width = e.width;
+                let kept = match (p.track.offsets_grow, kept.len() > 2 * width) {
+                    (true, true) => {
+                        let first = kept.get(..width).unwrap_or(&[]);
+                        let last = kept.get(kept.len() - width..).unwrap_or(&[]);
+                        ends = [first, last].concat();
+                        &ends[..]
+                    }
+                    _ => kept,
+                };
                 // One branch-free pass (the compiler vectorises it): an offset `o` is inside
                 // when `o − start < end − start` in wrapping arithmetic.
                 let span = end - start;
@@ -322,6 +394,13 @@ impl Movie {
 /// The plan for `req` over an MP4 source.
 pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
     Movie::open(src)?.plan(req, content_type)
+}
+
+/// Like [`plan`], with the movie's seek marks from (or stored into) `dir`.
+pub fn plan_indexed(src: Source, req: &Request, content_type: &'static str, dir: &std::path::Path) -> Result<Plan> {
+    let mut movie = Movie::open(src)?;
+    movie.use_marks_in(dir)?;
+    movie.plan(req, content_type)
 }
 
 /// Like [`plan`], forgetting the moov's pages as soon as each phase is done with them and

@@ -468,7 +468,7 @@ fn layout_stbl(out: &mut Layout, moov: &[u8], stbl: &BoxHeader, tp: &TrackPlan<'
             b"sbgp" => {
                 let b = body(moov, &h)?;
                 let head = if b.u8_at(0) == Some(1) { 12 } else { 8 };
-                let runs = Runs { entries: super::tables::Entries::parse(moov, &h, head, 8)? };
+                let runs = Runs::new(super::tables::Entries::parse(moov, &h, head, 8)?);
                 let m = out.open(b"sbgp");
                 out.copy(h.body_start(), head as u64);
                 cut_runs(out, &runs, s0, s1);

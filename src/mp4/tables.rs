@@ -72,8 +72,22 @@ pub fn body<'a>(moov: &'a [u8], h: &BoxHeader) -> Result<&'a [u8]> {
     }
 }
 
-/// Entries per block in the skip scans of `Runs` and `SampleToChunk`.
-const BLOCK: usize = 64;
+/// Entries per block in the skip scans of `Runs` and `SampleToChunk`, and between two seek
+/// marks.
+pub const BLOCK: usize = 64;
+
+/// Where a forward scan from entry `i` (first sample `first`) towards sample `s` may resume:
+/// the last mark at or before `s`, when it lies beyond `i`. `marks[k]` is the first sample of
+/// entry `k × BLOCK`; marks are non-decreasing and checked when loaded (see `marks`), and a
+/// scan from any mark stays within the table, so wrong marks give wrong positions, never a
+/// read out of bounds.
+fn jump(marks: &[u64], i: usize, first: u64, s: u64) -> (usize, u64) {
+    let k = marks.partition_point(|&m| m <= s);
+    match k.checked_sub(1).and_then(|k| Some((k.checked_mul(BLOCK)?, *marks.get(k)?))) {
+        Some((at, m)) if at > i => (at, m),
+        _ => (i, first),
+    }
+}
 
 /// Sum of the big-endian `u32` counts that open each 8-byte entry of `data` (run tables).
 fn count_sum(data: &[u8]) -> u64 {
@@ -101,6 +115,9 @@ fn stsc_block_sum(block: &[u8], chunks: u64) -> (u64, bool) {
 #[derive(Clone, Copy, Debug)]
 pub struct Runs<'a> {
     pub entries: Entries<'a>,
+    /// Seek marks (see `marks`): the first sample of every `BLOCK`-th entry; empty when
+    /// none were attached, and then scans start at the first entry.
+    pub marks: &'a [u64],
 }
 
 /// Where a sample falls in a run table: the entry index and the position within the run.
@@ -111,6 +128,11 @@ pub struct RunPos {
 }
 
 impl<'a> Runs<'a> {
+    /// A run table without seek marks.
+    pub fn new(entries: Entries<'a>) -> Runs<'a> {
+        Runs { entries, marks: &[] }
+    }
+
     /// Entry `i` as (count, value).
     pub fn entry(&self, i: usize) -> (u32, u32) {
         (self.entries.u32(i, 0), self.entries.u32(i, 4))
@@ -164,6 +186,7 @@ impl<'a> Runs<'a> {
     /// vectorises), then the block holding `s` is walked entry by entry. `Err(total)` past
     /// the end.
     fn scan(&self, mut i: usize, mut first: u64, s: u64) -> std::result::Result<RunPos, u64> {
+        (i, first) = jump(self.marks, i, first, s);
         let data = self.entries.data;
         while let Some(block) = data.get(i * 8..(i + BLOCK) * 8) {
             let n = count_sum(block);
@@ -307,6 +330,9 @@ impl<'a> SyncSamples<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct SampleToChunk<'a> {
     pub entries: Entries<'a>,
+    /// Seek marks: the first sample of every `BLOCK`-th entry, as far as the entries before
+    /// it are consistent; empty when none were attached.
+    pub marks: &'a [u64],
 }
 
 /// Where a sample sits: its chunk (0-based), the chunk's first sample, and the stsc entry.
@@ -320,6 +346,11 @@ pub struct ChunkPos {
 }
 
 impl<'a> SampleToChunk<'a> {
+    /// A sample-to-chunk table without seek marks.
+    pub fn new(entries: Entries<'a>) -> SampleToChunk<'a> {
+        SampleToChunk { entries, marks: &[] }
+    }
+
     /// Entry `i` as (first_chunk, samples_per_chunk, description index).
     pub fn entry(&self, i: usize) -> (u32, u32, u32) {
         (self.entries.u32(i, 0), self.entries.u32(i, 4), self.entries.u32(i, 8))
@@ -362,6 +393,7 @@ impl<'a> SampleToChunk<'a> {
     /// consistent (first chunks ≥ 1, not decreasing, within `chunks`); otherwise the walk goes
     /// entry by entry and stops at the first inconsistent one (`None`, as past the end).
     fn scan(&self, mut i: usize, mut first: u64, s: u64, chunks: u64) -> Option<ChunkPos> {
+        (i, first) = jump(self.marks, i, first, s);
         let data = self.entries.data;
         // A block needs the entry after it (its end chunk), hence `BLOCK + 1` entries.
         while let Some(block) = data.get(i * 12..(i + BLOCK + 1) * 12) {
@@ -571,7 +603,7 @@ mod tests {
     fn stts_time_queries() {
         // 3 samples of 10, then 2 of 20: times 0 10 20 30 50, end 70.
         let (buf, h) = table(b"stts", u32s(&[0, 2, 3, 10, 2, 20]));
-        let r = Runs { entries: Entries::parse(&buf, &h, 4, 8).unwrap() };
+        let r = Runs::new(Entries::parse(&buf, &h, 4, 8).unwrap());
         assert_eq!(r.total(), 5);
         assert_eq!(r.time_of(3), 30);
         assert_eq!(r.time_of(5), 70);
@@ -610,7 +642,7 @@ mod tests {
     fn stsc_locate() {
         // chunks 1-2: 3 samples, chunk 3..: 2 samples; 5 chunks → 3+3+2+2+2 = 12 samples.
         let (buf, h) = table(b"stsc", u32s(&[0, 2, 1, 3, 1, 3, 2, 1]));
-        let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
+        let t = SampleToChunk::new(Entries::parse(&buf, &h, 4, 12).unwrap());
         assert_eq!(t.total(5), Some(12));
         let p = t.locate(7, 5).unwrap();
         assert_eq!((p.chunk, p.first_sample, p.samples_per_chunk), (2, 6, 2));
@@ -619,7 +651,7 @@ mod tests {
         assert_eq!(t.first_entry_after(3), 2);
         // Decreasing first chunks are inconsistent.
         let (buf, h) = table(b"stsc", u32s(&[0, 2, 3, 3, 1, 1, 2, 1]));
-        let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
+        let t = SampleToChunk::new(Entries::parse(&buf, &h, 4, 12).unwrap());
         assert_eq!(t.total(5), None);
     }
 
@@ -701,7 +733,7 @@ mod tests {
                 body.extend([c, rng.next() as u32]);
             }
             let (buf, h) = table(b"ctts", u32s(&body));
-            let r = Runs { entries: Entries::parse(&buf, &h, 4, 8).unwrap() };
+            let r = Runs::new(Entries::parse(&buf, &h, 4, 8).unwrap());
             let total = r.total();
             for _ in 0..40 {
                 let a = rng.below(total.min(5000) + 10);
@@ -735,7 +767,7 @@ mod tests {
                 fc += rng.below(20);
             }
             let (buf, h) = table(b"stsc", u32s(&body));
-            let t = SampleToChunk { entries: Entries::parse(&buf, &h, 4, 12).unwrap() };
+            let t = SampleToChunk::new(Entries::parse(&buf, &h, 4, 12).unwrap());
             for _ in 0..40 {
                 let a = rng.below(20_000);
                 let b = a + rng.below(20_000);

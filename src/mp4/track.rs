@@ -100,6 +100,8 @@ pub struct Track<'a> {
     pub offsets: ChunkOffsets<'a>,
     /// Number of samples (from `stsz`/`stz2`).
     pub samples: u64,
+    /// Known (from seek marks) that the chunk offsets never decrease.
+    pub offsets_grow: bool,
 }
 
 impl<'a> Track<'a> {
@@ -144,13 +146,13 @@ impl<'a> Track<'a> {
                         codec = [t[0], t[1], t[2], t[3]];
                     }
                 }
-                b"stts" => stts = Some(Runs { entries: Entries::parse(moov, &h, 4, 8)? }),
+                b"stts" => stts = Some(Runs::new(Entries::parse(moov, &h, 4, 8)?)),
                 b"ctts" => {
                     ctts_signed = body(moov, &h)?.u8_at(0) == Some(1);
-                    ctts = Some(Runs { entries: Entries::parse(moov, &h, 4, 8)? });
+                    ctts = Some(Runs::new(Entries::parse(moov, &h, 4, 8)?));
                 }
                 b"stss" => stss = Some(SyncSamples { entries: Entries::parse(moov, &h, 4, 4)? }),
-                b"stsc" => stsc = Some(SampleToChunk { entries: Entries::parse(moov, &h, 4, 12)? }),
+                b"stsc" => stsc = Some(SampleToChunk::new(Entries::parse(moov, &h, 4, 12)?)),
                 b"stsz" => sizes = Some(SampleSizes::parse(moov, &h, false)?),
                 b"stz2" => sizes = Some(SampleSizes::parse(moov, &h, true)?),
                 b"stco" => offsets = Some(ChunkOffsets { entries: Entries::parse(moov, &h, 4, 4)? }),
@@ -182,6 +184,7 @@ impl<'a> Track<'a> {
             sizes,
             offsets,
             samples,
+            offsets_grow: false,
         };
         track.check()?;
         Ok(track)
@@ -202,6 +205,15 @@ impl<'a> Track<'a> {
         // stsc/stco coverage is checked where it is used (`locate_pair` finds both ends of a
         // cut or fails), which avoids a scan of a table that can hold 50 000 entries.
         Ok(())
+    }
+
+    /// Lets the scans of this track start from its seek marks.
+    pub fn attach(&mut self, marks: &'a super::marks::TrackMarks) {
+        if let Some(c) = &mut self.ctts {
+            c.marks = &marks.ctts;
+        }
+        self.stsc.marks = &marks.stsc;
+        self.offsets_grow = marks.offsets_grow;
     }
 
     /// True for video tracks.
