@@ -3,7 +3,8 @@
 #   1. fork+exec+exit of a static C no-op (gcc -static): the floor of any CGI program
 #   2. loomiere --version
 #   3. a CGI HEAD request, straight from the environment, for short.mp4?start=10 and
-#      long.mp4?start=3600 (opening the file, reading the moov, planning, writing the head)
+#      long.mp4?start=3600 (opening the file, reading the moov, planning, writing the head),
+#      without and with `index_cache` (seek marks read from a file instead of table scans)
 #   4. time to first byte through lighttpd + loomiere (CGI) vs nginx's mp4 module
 #      (mp4_start_key_frame on) for the same two seeks, with curl
 # Each of 1–3 is N spawns (posix_spawn + waitpid, timed with CLOCK_MONOTONIC by a small C
@@ -75,8 +76,20 @@ cgi() {
   env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD DOCUMENT_ROOT="$media" SCRIPT_NAME="/$1" \
     QUERY_STRING="$2" "$work/spawn" "$N" "$bin"
 }
+# With index_cache: the movie's seek marks are read from a small file (written by the first
+# request, made here before timing) instead of the tables being scanned.
+mkdir -p "$work/marks"
+printf 'document_root = "%s"\nindex_cache = "%s"\n' "$media" "$work/marks" >"$work/marks.conf"
+cgi_marks() {
+  env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD LOOMIERE_CONFIG="$work/marks.conf" SCRIPT_NAME="/$1" \
+    QUERY_STRING="$2" "$work/spawn" 1 "$bin" >/dev/null
+  env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD LOOMIERE_CONFIG="$work/marks.conf" SCRIPT_NAME="/$1" \
+    QUERY_STRING="$2" "$work/spawn" "$N" "$bin"
+}
 row "CGI HEAD short.mp4?start=10" cgi short.mp4 start=10
 row "CGI HEAD long.mp4?start=3600" cgi long.mp4 start=3600
+row "CGI HEAD short.mp4?start=10, index_cache" cgi_marks short.mp4 start=10
+row "CGI HEAD long.mp4?start=3600, index_cache" cgi_marks long.mp4 start=3600
 
 # ---- time to first byte: lighttpd + loomiere vs nginx mp4 ----------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -88,12 +101,13 @@ N=$(( N > 200 ? 200 : N ))  # curl runs are slower; 200 is plenty
 if command -v lighttpd >/dev/null; then
   port=$(free_port)
   mkdir -p "$work/lighttpd"
-  printf 'document_root = "%s"\n' "$media" >"$work/lighttpd/stream.conf"
+  printf 'document_root = "%s"\nindex_cache = "%s"\n' "$media" "$work/marks" >"$work/lighttpd/stream.conf"
   sed -e "s|@PORT@|$port|g" -e "s|@ROOT@|$media|g" -e "s|@RUN@|$work/lighttpd|g" \
       -e "s|@CONFIG@|$work/lighttpd/stream.conf|g" -e "s|@LOOMIERE@|$bin|g" \
       "$here/cgi/lighttpd.conf" >"$work/lighttpd/lighttpd.conf"
   lighttpd -D -f "$work/lighttpd/lighttpd.conf" & pids+=($!)
   sleep 0.5
+  curl -s -o /dev/null "http://127.0.0.1:$port/long.mp4?start=3600"  # the marks file exists after this
   row "TTFB lighttpd+loomiere short.mp4?start=10" ttfb "http://127.0.0.1:$port/short.mp4?start=10"
   row "TTFB lighttpd+loomiere long.mp4?start=3600" ttfb "http://127.0.0.1:$port/long.mp4?start=3600"
 else

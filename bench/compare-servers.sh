@@ -11,7 +11,9 @@
 #   nginx     Debian's nginx, `worker_processes auto`, `mp4; mp4_start_key_frame on;`,
 #             `open_file_cache`, worker_connections / worker_rlimit_nofile 20000, sendfile on
 # serve and the CGI read the same stream.conf, rewritten between phases (it is re-read on
-# every request): `throttle = 0` for phases 1-2, `throttle = 1.2` (burst_seconds = 10) for 3.
+# every request): `throttle = 0` for phases 1-2, `throttle = 1.2` (burst_seconds = 10) for 3;
+# `index_cache` is set, so the CGI processes read each movie's seek marks from a file (serve
+# keeps them in memory).
 #
 # Phases (each server in turn; raw JSON from `loomiere bench --json` kept in $OUT):
 #   1. time to first byte, long.mp4?start=3600 (2 h, 4 MB moov), --fast: 1 viewer and 20 viewers
@@ -110,11 +112,13 @@ document_root = "$media"
 throttle = $1
 burst_seconds = 10
 log = "$tmp/loomiere.log"
+index_cache = "$tmp/marks"
 [server]
 max_connections = 20000
 CONF
   mv "$tmp/stream.conf.tmp" "$tmp/stream.conf"
 }
+mkdir -p "$tmp/marks"
 write_conf 0
 
 # ---- serve --------------------------------------------------------------------------------------
