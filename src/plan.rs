@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Bytes produced on demand, in any order and in chunks of the caller's choosing, so that a
-/// sink never needs the whole synthesised part in memory (a 4 MB `moov` is emitted in 16 KiB
+/// sink never needs the whole synthesised part in memory (a 4 MB `moov` is emitted in 64 KiB
 /// pulls, each computed from the shared source tables).
 pub trait Synth: Send + Sync {
     /// Total length in bytes; fixed for the lifetime of the value.

@@ -73,8 +73,10 @@ impl CopyMethod {
     }
 }
 
-/// Default scratch size for synthesised bytes and the read/write fallback.
-pub const SCRATCH: usize = 16 * 1024;
+/// Default scratch size for synthesised bytes and the read/write fallback: one pipe buffer
+/// (Linux's default), so a CGI process writes a synthesised moov in as few calls as the
+/// pipe can take.
+pub const SCRATCH: usize = 64 * 1024;
 
 /// Sends at most `max` bytes of `plan` at `cur` to `out` with one write-like call, and
 /// advances `cur` by what was written. Returns the byte count (0 only when `cur` is done or
