@@ -68,6 +68,36 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     let src = Source { file: Arc::clone(&file), len: data.len() as u64, modified: None };
     if kind == Kind::Mp4 {
         let _ = loomiere::mp4::inspect(src);
+        marks_agree(&file, data);
+    }
+}
+
+/// Seek marks change nothing: every plan of a movie with marks equals the plan without (same
+/// outcome, same bytes), and the input's bytes read as a marks file never panic.
+fn marks_agree(file: &Arc<File>, data: &[u8]) {
+    use loomiere::mp4::{marks::Marks, Movie};
+    let open = || Movie::open(Source { file: Arc::clone(file), len: data.len() as u64, modified: None });
+    let (Ok(plain), Ok(mut marked)) = (open(), open()) else { return };
+    if let Ok(tracks) = plain.tracks() {
+        let _ = Marks::decode(data, &plain.key(), &tracks);
+    }
+    if marked.build_marks().is_err() {
+        return;
+    }
+    for req in requests().into_iter().filter(|r| !matches!(r.start, Some(Position::Byte(_)))) {
+        match (plain.plan(&req, "video/mp4"), marked.plan(&req, "video/mp4")) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(a.len(), b.len(), "{req:?}: plan lengths differ with marks");
+                if a.len() <= MAX_READ {
+                    let (x, y) = (sink::read_range(&a, 0..a.len()), sink::read_range(&b, 0..b.len()));
+                    if let (Ok(x), Ok(y)) = (x, y) {
+                        assert!(x == y, "{req:?}: plan bytes differ with marks");
+                    }
+                }
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{req:?}: errors differ with marks"),
+            (a, b) => panic!("{req:?}: {:?} without marks, {:?} with", a.map(|p| p.len()), b.map(|p| p.len())),
+        }
     }
 }
 
