@@ -382,3 +382,17 @@ fn garbage_and_tiny_inputs_never_panic() {
     run_all(Kind::Mp4, mutants);
     run_all(Kind::Flv, copy);
 }
+
+/// Inputs the fuzzer once crashed on (fuzz/regressions/<kind>/), each run through the harness
+/// as it is: they must stay fixed.
+#[test]
+fn fuzz_regressions_stay_fixed() {
+    for (kind, dir) in [(Kind::Mp4, "mp4"), (Kind::Flv, "flv")] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("regressions").join(dir);
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.filter_map(|e| e.ok()) {
+            let data = std::fs::read(e.path()).unwrap();
+            harness::exercise(kind, &data);
+        }
+    }
+}

@@ -343,6 +343,12 @@ impl Movie {
         if end > self.src.len {
             return Err(Error::corrupt(end, "sample data runs past the end of the file (is it truncated?)"));
         }
+        if end < start {
+            return Err(Error::corrupt(
+                start,
+                "the last kept sample lies before the first (chunk offsets out of order)",
+            ));
+        }
         let mut ends = Vec::new();
         let chunks_ok = plans.iter().all(|p| match p.chunks {
             Some((a, b)) => {
