@@ -171,7 +171,7 @@ impl<'a> Runs<'a> {
     pub fn locate_clamped(&self, a: u64, b: u64) -> Option<(RunPos, RunPos, u64)> {
         let p0 = self.scan(0, 0, a).ok()?;
         match self.scan(p0.entry, a - p0.within, b.max(a)) {
-            Ok(p1) => Some((p0, p1, b.max(a) + 1)),
+            Ok(p1) => Some((p0, p1, b.max(a).saturating_add(1))),
             Err(total) => {
                 // The last sample is in the last run with a non-zero count.
                 let last = (0..self.len()).rev().find(|&i| self.entry(i).0 > 0)?;
