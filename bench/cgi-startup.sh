@@ -7,10 +7,13 @@
 #   4. time to first byte through lighttpd + loomiere (CGI) vs nginx's mp4 module
 #      (mp4_start_key_frame on) for the same two seeks, with curl
 # Each of 1–3 is N spawns (posix_spawn + waitpid, timed with CLOCK_MONOTONIC by a small C
-# harness); 4 is N curl fetches. Prints medians and 90th percentiles in microseconds.
+# harness); 4 is N curl fetches. Prints medians and 90th percentiles in microseconds, and for
+# 1–3 the page faults per run (perf stat, when perf is installed and allowed).
 # Usage: bench/cgi-startup.sh [LOOMIERE_BINARY] [MEDIA_DIR]     (N=500 by default; N=… to change)
 # Default binary: the static release build (RUSTFLAGS='-C target-feature=+crt-static'
-# cargo build --release --target x86_64-unknown-linux-gnu); default media: target/test-media.
+# cargo build --release --target x86_64-unknown-linux-gnu; adding `-C relocation-model=static`
+# to RUSTFLAGS makes it non-PIE, ~30 µs faster to start, see docs/cgi.md); default media:
+# target/test-media.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$here/target/x86_64-unknown-linux-gnu/release/loomiere}
@@ -67,13 +70,29 @@ gcc -O2 -o "$work/spawn" "$work/spawn.c"
 printf '# loomiere CGI start-up, N=%d, %s\n' "$N" "$(date -u +%FT%TZ)"
 printf '# binary: %s (%s bytes)\n' "$bin" "$(stat -c %s "$bin")"
 printf '# cpu: %s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-printf '%-44s %8s %8s\n' "what" "p50 µs" "p90 µs"
+printf '%-44s %8s %8s %8s\n' "what" "p50 µs" "p90 µs" "faults"
 row() { printf '%-44s %s\n' "$1" "$(shift; "$@")"; }
-row "static C no-op (fork+exec+exit)" "$work/spawn" "$N" "$work/noop"
-row "loomiere --version" "$work/spawn" "$N" "$bin" --version
+perf=$(command -v perf || true)
+# spawned [VAR=value…] -- COMMAND…: "p50 p90" from the harness, then the mean page faults of
+# 50 runs under perf stat. With variables, the command runs in exactly that environment.
+spawned() {
+  local vars=() times faults=""
+  while [[ $1 != -- ]]; do vars+=("$1"); shift; done
+  shift
+  local run=()
+  (( ${#vars[@]} )) && run=(env -i "${vars[@]}")
+  times=$("${run[@]}" "$work/spawn" "$N" "$@")
+  if [[ -n $perf ]]; then
+    faults=$("${run[@]}" "$perf" stat -x, -r 50 -e page-faults "$@" 2>&1 >/dev/null |
+      awk -F, '/page-faults/ { printf "%.0f", $1 }')
+  fi
+  printf '%s %8s\n' "$times" "${faults:--}"
+}
+row "static C no-op (fork+exec+exit)" spawned -- "$work/noop"
+row "loomiere --version" spawned -- "$bin" --version
 cgi() {
-  env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD DOCUMENT_ROOT="$media" SCRIPT_NAME="/$1" \
-    QUERY_STRING="$2" "$work/spawn" "$N" "$bin"
+  spawned GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD DOCUMENT_ROOT="$media" SCRIPT_NAME="/$1" \
+    QUERY_STRING="$2" -- "$bin"
 }
 row "CGI HEAD short.mp4?start=10" cgi short.mp4 start=10
 row "CGI HEAD long.mp4?start=3600" cgi long.mp4 start=3600
