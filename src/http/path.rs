@@ -226,8 +226,8 @@ pub fn open(cfg: &Config, rel: &RelPath) -> Result<Opened, PathError> {
     open_checked(cfg, rel)
 }
 
-/// The fast path (issue 6: no `realpath` walk, a `readlink` per component, on every CGI
-/// request; 2–3 syscalls fewer): a single `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` with `O_NOFOLLOW`.
+/// The fast path (issue 6: no `realpath` walk — a `readlink` per component of root and
+/// path — and no extra `stat`, on every CGI request): a single `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)` with `O_NOFOLLOW`.
 /// When it opens a regular file, the kernel has guaranteed what [`open_checked`] verifies by
 /// hand: no step of the resolution left the root (`..`, absolute symlinks and symlinks
 /// pointing out are refused) and the last component is not a symlink, so the file's real
