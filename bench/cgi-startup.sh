@@ -10,6 +10,8 @@
 # harness); 4 is N curl fetches. Prints medians and 90th percentiles in microseconds, and for
 # 1–3 the page faults per run (perf stat, when perf is installed and allowed).
 # Usage: bench/cgi-startup.sh [LOOMIERE_BINARY] [MEDIA_DIR]     (N=500 by default; N=… to change)
+#   ROUNDS=R: rows 1–3 run R times, interleaved, and report the medians of the rounds;
+#   BEFORE=OTHER_BINARY: rows 2–3 also for that binary, interleaved (before/after tables).
 # Default binary: the static release build (RUSTFLAGS='-C target-feature=+crt-static'
 # cargo build --release --target x86_64-unknown-linux-gnu; adding `-C relocation-model=static`
 # to RUSTFLAGS makes it non-PIE, ~30 µs faster to start, see docs/cgi.md); default media:
@@ -19,9 +21,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$here/target/x86_64-unknown-linux-gnu/release/loomiere}
 media=${2:-$here/target/test-media}
 N=${N:-500}
+ROUNDS=${ROUNDS:-1}
+before=${BEFORE:-}
 [[ -x $bin ]] || { echo "no binary at $bin (build it first, see docs/cgi.md)" >&2; exit 1; }
 [[ -s $media/long.mp4 ]] || bash "$here/tests/make-media.sh" "$media" >/dev/null
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+[[ -z $before ]] || before=$(cd "$(dirname "$before")" && pwd)/$(basename "$before")
 media=$(cd "$media" && pwd -P)
 
 work=$(mktemp -d /tmp/cgi-startup.XXXXXX)
@@ -67,35 +72,58 @@ EOF
 gcc -O2 -static -o "$work/noop" "$work/noop.c"
 gcc -O2 -o "$work/spawn" "$work/spawn.c"
 
-printf '# loomiere CGI start-up, N=%d, %s\n' "$N" "$(date -u +%FT%TZ)"
+printf '# loomiere CGI start-up, N=%d, ROUNDS=%d, %s\n' "$N" "$ROUNDS" "$(date -u +%FT%TZ)"
 printf '# binary: %s (%s bytes)\n' "$bin" "$(stat -c %s "$bin")"
+[[ -z $before ]] || printf '# before: %s (%s bytes)\n' "$before" "$(stat -c %s "$before")"
 printf '# cpu: %s\n' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
 printf '%-44s %8s %8s %8s\n' "what" "p50 µs" "p90 µs" "faults"
 row() { printf '%-44s %s\n' "$1" "$(shift; "$@")"; }
+
+# The spawn rows, "label|binary|kind"; with BEFORE, that binary's rows come first.
+rows=("static C no-op (fork+exec+exit)|$work/noop|plain")
+bins=("$bin")
+if [[ -n $before ]]; then bins=("$before" "$bin"); fi
+for b in "${bins[@]}"; do
+  tag=""
+  [[ $b == "$bin" ]] || tag=" (before)"
+  rows+=("loomiere --version$tag|$b|version" "CGI HEAD short.mp4?start=10$tag|$b|short"
+    "CGI HEAD long.mp4?start=3600$tag|$b|long")
+done
+# on_row KIND BINARY WRAPPER…: runs WRAPPER… (the harness, or perf stat) on the row's command;
+# the CGI rows run in exactly the CGI environment.
+on_row() {
+  local kind=$1 b=$2
+  shift 2
+  local cgi=(env -i GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD DOCUMENT_ROOT="$media")
+  case $kind in
+    plain) "$@" "$b" ;;
+    version) "$@" "$b" --version ;;
+    short) "${cgi[@]}" SCRIPT_NAME=/short.mp4 QUERY_STRING=start=10 "$@" "$b" ;;
+    long) "${cgi[@]}" SCRIPT_NAME=/long.mp4 QUERY_STRING=start=3600 "$@" "$b" ;;
+  esac
+}
+# ROUNDS rounds, every row once per round (interleaved, so load drift on a shared machine
+# hits every row alike); a row's figures are the medians of its rounds' p50 and p90.
+declare -A p50s p90s
+for ((r = 0; r < ROUNDS; r++)); do
+  for i in "${!rows[@]}"; do
+    IFS='|' read -r label b kind <<<"${rows[$i]}"
+    read -r p50 p90 < <(on_row "$kind" "$b" "$work/spawn" "$N")
+    p50s[$i]+="$p50 "
+    p90s[$i]+="$p90 "
+  done
+done
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 perf=$(command -v perf || true)
-# spawned [VAR=value…] -- COMMAND…: "p50 p90" from the harness, then the mean page faults of
-# 50 runs under perf stat. With variables, the command runs in exactly that environment.
-spawned() {
-  local vars=() times faults=""
-  while [[ $1 != -- ]]; do vars+=("$1"); shift; done
-  shift
-  local run=()
-  (( ${#vars[@]} )) && run=(env -i "${vars[@]}")
-  times=$("${run[@]}" "$work/spawn" "$N" "$@")
-  if [[ -n $perf ]]; then
-    faults=$("${run[@]}" "$perf" stat -x, -r 50 -e page-faults "$@" 2>&1 >/dev/null |
+for i in "${!rows[@]}"; do
+  IFS='|' read -r label b kind <<<"${rows[$i]}"
+  faults=""
+  if [[ -n $perf ]]; then  # the mean page faults of 50 runs
+    faults=$(on_row "$kind" "$b" "$perf" stat -x, -r 50 -e page-faults 2>&1 >/dev/null |
       awk -F, '/page-faults/ { printf "%.0f", $1 }')
   fi
-  printf '%s %8s\n' "$times" "${faults:--}"
-}
-row "static C no-op (fork+exec+exit)" spawned -- "$work/noop"
-row "loomiere --version" spawned -- "$bin" --version
-cgi() {
-  spawned GATEWAY_INTERFACE=CGI/1.1 REQUEST_METHOD=HEAD DOCUMENT_ROOT="$media" SCRIPT_NAME="/$1" \
-    QUERY_STRING="$2" -- "$bin"
-}
-row "CGI HEAD short.mp4?start=10" cgi short.mp4 start=10
-row "CGI HEAD long.mp4?start=3600" cgi long.mp4 start=3600
+  printf '%-44s %8s %8s %8s\n' "$label" "$(median <<<"${p50s[$i]}")" "$(median <<<"${p90s[$i]}")" "${faults:--}"
+done
 
 # ---- time to first byte: lighttpd + loomiere vs nginx mp4 ----------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
