@@ -236,20 +236,21 @@ fn read_head(input: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, timeout_secs:
     }
 }
 
-/// Whether `args` (argv) are the words Apache derives from an ISINDEX query (a query string
-/// without `=`, split on `+` and decoded, passed as arguments): such a CGI call must never be
-/// read as loomiere's own command line.
-pub fn args_from_isindex(args: &[String], query: Option<&str>) -> bool {
+/// Whether `args` (argv, program name first) are the words Apache derives from an ISINDEX
+/// query (a query string without `=`, split on `+` and decoded, passed as arguments): such a
+/// CGI call must never be read as loomiere's own command line. Takes argv as bytes in any
+/// form (`&[String]`, raw C strings) so the CGI entry need not collect it.
+pub fn args_from_isindex<A: AsRef<[u8]>>(args: impl IntoIterator<Item = A>, query: Option<&str>) -> bool {
     let Some(q) = query.filter(|q| !q.is_empty() && !q.contains('=')) else { return false };
-    let words: Vec<String> = q
-        .split('+')
-        .map(|w| {
-            http::percent::decode(w.as_bytes(), false)
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
-        })
-        .collect();
-    args.len() > 1 && args.get(1..) == Some(&words[..])
+    let mut rest = args.into_iter().skip(1);
+    for w in q.split('+') {
+        let word = http::percent::decode(w.as_bytes(), false).unwrap_or_default();
+        match rest.next() {
+            Some(a) if a.as_ref() == word.as_slice() => {}
+            _ => return false,
+        }
+    }
+    rest.next().is_none()
 }
 
 #[cfg(test)]

@@ -164,8 +164,10 @@ impl ConfigSource {
             ConfigSource::Explicit(p) => Config::from_file(p),
             ConfigSource::Default => {
                 let p = Path::new(DEFAULT_PATH);
-                match std::fs::symlink_metadata(p) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => match fallback_root {
+                // rustix's lstat, not std's: on a missing file std follows its failed statx
+                // with a probe call (to tell "no statx" from "no file"), on every CGI request.
+                match rustix::fs::lstat(p) {
+                    Err(rustix::io::Errno::NOENT) => match fallback_root {
                         Some(root) => Config::with_root(root),
                         None => Err(ConfigError::NoRoot { path: p.to_path_buf() }),
                     },

@@ -181,6 +181,22 @@ fn symlinks_out_of_the_root() {
     assert_eq!(status(&c, "/notes.png"), 403);
     assert_eq!(status(&c, "/rel.png"), 200);
     assert_eq!(status(&c, "/abs/b.jpg"), 200);
+    // Relative symlinks: through a directory inside the root (opened in one `openat2`), and
+    // out of it with `..` (refused by the kernel, then by the real-path check).
+    std::os::unix::fs::symlink("sub", r.0.join("reldir")).unwrap();
+    let name = outside.file_name().unwrap().to_str().unwrap();
+    std::os::unix::fs::symlink(format!("../{name}"), r.0.join("updir")).unwrap();
+    std::os::unix::fs::symlink(format!("../{name}/x.png"), r.0.join("up.png")).unwrap();
+    assert_eq!(status(&c, "/reldir/b.jpg"), 200);
+    assert_eq!(body(&respond(&c, &HttpRequest::get("/reldir/b.jpg", ""))), b"jpeg bytes");
+    assert_eq!(status(&c, "/updir/x.png"), 403);
+    assert_eq!(status(&c, "/up.png"), 403);
+    // Not regular files: a directory named like media, a FIFO (opened without blocking).
+    std::fs::create_dir(r.0.join("dir.png")).unwrap();
+    assert_eq!(status(&c, "/dir.png"), 403);
+    let fifo = std::process::Command::new("mkfifo").arg(r.0.join("fifo.png")).status().unwrap();
+    assert!(fifo.success());
+    assert_eq!(status(&c, "/fifo.png"), 403);
     c.follow_symlinks = true;
     assert_eq!(status(&c, "/out.png"), 200);
     assert_eq!(status(&c, "/notes.png"), 403);

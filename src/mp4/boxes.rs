@@ -1,6 +1,6 @@
-//! The ISO box header walk. Top-level boxes are read from the file with `pread` (16 bytes
-//! per box, the media data is never touched); boxes inside `moov` are walked over the mapped
-//! `moov` bytes. Every size is checked against its parent's end before anything is read: a
+//! The ISO box header walk. Top-level boxes are read from the file with `pread` (the file's
+//! first 4 KiB at once, then 16 bytes per box beyond it; the media data is never touched);
+//! boxes inside `moov` are walked over the `moov` bytes. Every size is checked against its parent's end before anything is read: a
 //! box that claims to run past its parent or the file is an error naming its offset.
 
 use crate::{Error, Result};
@@ -159,16 +159,50 @@ pub struct TopLevel {
 /// tiny boxes; real files have a handful, fragmented ones a few thousand).
 pub const MAX_TOP_BOXES: usize = 100_000;
 
+/// How many bytes of a file's head [`read_head`] takes: `ftyp`, `free` and the `mdat` or
+/// `moov` header of a typical file, so the walk needs no read per box there.
+pub const HEAD_BYTES: usize = 4096;
+
+/// The first [`HEAD_BYTES`] of a file (fewer if it is shorter or a read fails: the walk then
+/// reads those box headers one by one, and reports any error at the right offset).
+pub fn read_head(file: &File, file_len: u64) -> Vec<u8> {
+    let want = usize::try_from(file_len).unwrap_or(usize::MAX).min(HEAD_BYTES);
+    let mut head = vec![0u8; want];
+    let mut got = 0;
+    while got < want {
+        match file.read_at(head.get_mut(got..).unwrap_or(&mut []), got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    head.truncate(got);
+    head
+}
+
 /// Walks the top-level boxes of a file. Stops early once `moov` and `mdat` are both known and
 /// fragmentation has been ruled out by the box after them, unless `all` is set (inspect).
 pub fn walk_top(file: &File, file_len: u64, all: bool) -> (TopLevel, Option<Error>) {
+    walk_top_in(file, file_len, all, &read_head(file, file_len))
+}
+
+/// [`walk_top`] with the file's first bytes already read (`head`, from [`read_head`]): box
+/// headers inside it are decoded from it, the others read with one `pread` each.
+pub fn walk_top_in(file: &File, file_len: u64, all: bool, head: &[u8]) -> (TopLevel, Option<Error>) {
     let mut top = TopLevel::default();
     let mut at = 0u64;
     while at < file_len {
         if top.boxes.len() >= MAX_TOP_BOXES {
             return (top, Some(Error::corrupt(at, "too many top-level boxes")));
         }
-        let h = match read_top(file, at, file_len) {
+        let want = (file_len - at).min(16);
+        let in_head = usize::try_from(at).ok().and_then(|from| head.get(from..from.checked_add(want as usize)?));
+        let header = match in_head {
+            Some(bytes) => decode(bytes, at, file_len),
+            None => read_top(file, at, file_len),
+        };
+        let h = match header {
             Ok(h) => h,
             Err(e) => return (top, Some(e)),
         };
@@ -261,6 +295,30 @@ mod tests {
         let buf = [0, 0, 0, 0, b'm', b'd', b'a', b't', 1, 2];
         let h = children(&buf, 0, 10).next().unwrap().unwrap();
         assert_eq!(h.size, 10);
+    }
+
+    #[test]
+    fn head_and_per_box_reads_agree() {
+        // A box header straddling the end of the head, one beyond it, a truncated last one.
+        let mut file = bx(b"ftyp", &[0; 24]);
+        file.extend(bx(b"free", &vec![0; HEAD_BYTES - 32 - 8 - 6]));
+        file.extend(bx(b"mdat", &[7; 100]));
+        file.extend(bx(b"moov", &[1; 50]));
+        file.extend_from_slice(&[0, 0, 0, 9, b'f']);
+        let path = std::env::temp_dir().join(format!("loomiere-boxes-{}", std::process::id()));
+        std::fs::write(&path, &file).unwrap();
+        let f = File::open(&path).unwrap();
+        let len = file.len() as u64;
+        let head = read_head(&f, len);
+        assert_eq!(head.len(), HEAD_BYTES);
+        let (a, ea) = walk_top_in(&f, len, true, &head);
+        let (b, eb) = walk_top_in(&f, len, true, &[]);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(a.boxes, b.boxes);
+        assert_eq!(a.boxes.iter().map(|h| h.kind).collect::<Vec<_>>(), [*b"ftyp", *b"free", *b"mdat", *b"moov"]);
+        assert_eq!(a.moov.map(|m| m.size), Some(58));
+        assert!(ea.is_some());
+        assert_eq!(ea.map(|e| e.to_string()), eb.map(|e| e.to_string()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! MP4 (ISO base media) seek and rewrite: the engine's MP4 half. It reads only the top-level
-//! box headers, `ftyp` and `moov` (mapped, never copied), and turns a request into a plan
+//! box headers, `ftyp` and `moov` (mapped; copied only when inside the file's first 4 KiB), and turns a request into a plan
 //! whose synthesised part is a new `moov` emitted table by table from the source's, followed
 //! by one byte range of the source's media data.
 //!
@@ -89,10 +89,12 @@ pub struct Movie {
 }
 
 impl Movie {
-    /// Reads the layout of `src` and maps its moov. Fragmented files and files without a moov
-    /// are errors that say so.
+    /// Reads the layout of `src` (the file's first 4 KiB with one read, then one read per
+    /// top-level box beyond them) and maps its moov. Fragmented files and files without a
+    /// moov are errors that say so.
     pub fn open(src: Source) -> Result<Movie> {
-        let (top, fault) = boxes::walk_top(&src.file, src.len, false);
+        let head = boxes::read_head(&src.file, src.len);
+        let (top, fault) = boxes::walk_top_in(&src.file, src.len, false, &head);
         let Some(moov) = top.moov else {
             return Err(fault.unwrap_or_else(|| {
                 Error::corrupt(src.len, "no 'moov' box: not an MP4 file, or its index was never written")
@@ -109,24 +111,37 @@ impl Movie {
                 moov.size
             )));
         }
-        // SAFETY: the mapping is read-only and private to this process; loomiere serves files
-        // that are not modified in place while being read (a truncation while mapped would
-        // raise SIGBUS, as it would for any mmap-based server).
-        let mapped = unsafe { memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(&*src.file) };
-        let bytes = match mapped {
-            Ok(m) => MoovBytes::Mapped(m),
-            Err(_) => {
-                let mut v = vec![0u8; moov.size as usize];
-                src.file.read_exact_at(&mut v, moov.offset).map_err(|e| Error::io("cannot read moov", e))?;
-                MoovBytes::Owned(v)
+        // Bytes already in `head`, or read with one pread.
+        let in_head = |h: &BoxHeader| {
+            let from = usize::try_from(h.offset).ok()?;
+            head.get(from..from.checked_add(usize::try_from(h.size).ok()?)?)
+        };
+        let read = |h: &BoxHeader, what: &'static str| -> Result<Vec<u8>> {
+            if let Some(bytes) = in_head(h) {
+                return Ok(bytes.to_vec());
+            }
+            let mut v = vec![0u8; h.size as usize];
+            src.file.read_exact_at(&mut v, h.offset).map_err(|e| Error::io(what, e))?;
+            Ok(v)
+        };
+        // Mapped even when small: a copy into fresh memory costs a page fault per 4 KiB,
+        // the mapping of cached file pages one per 16 pages (measured for issue 6).
+        let bytes = match in_head(&moov) {
+            Some(b) => MoovBytes::Owned(b.to_vec()),
+            None => {
+                // SAFETY: the mapping is read-only and private to this process; loomiere
+                // serves files that are not modified in place while being read (a truncation
+                // while mapped would raise SIGBUS, as it would for any mmap-based server).
+                let mapped =
+                    unsafe { memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(&*src.file) };
+                match mapped {
+                    Ok(m) => MoovBytes::Mapped(m),
+                    Err(_) => MoovBytes::Owned(read(&moov, "cannot read moov")?),
+                }
             }
         };
         let ftyp = match top.ftyp {
-            Some(f) if f.size <= MAX_FTYP => {
-                let mut v = vec![0u8; f.size as usize];
-                src.file.read_exact_at(&mut v, f.offset).map_err(|e| Error::io("cannot read ftyp", e))?;
-                v
-            }
+            Some(f) if f.size <= MAX_FTYP => read(&f, "cannot read ftyp")?,
             _ => Vec::new(),
         };
         let root = BoxHeader { offset: 0, ..moov };

@@ -1,6 +1,8 @@
 //! The `loomiere` command: argument parsing (clap, derive) and dispatch to one small module
 //! per subcommand. All logic lives in the library; these modules parse, call and print.
 
+#![cfg_attr(not(test), no_main)]
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -8,6 +10,8 @@ mod bench;
 mod completions;
 mod cut;
 mod demo;
+#[cfg_attr(test, allow(dead_code))]
+mod entry;
 mod index;
 mod inspect;
 mod serve;
@@ -44,12 +48,26 @@ enum Command {
     ServeCgi(serve_cgi::Args),
 }
 
-fn main() {
-    // Issue 6: run as a CGI program before clap sees argv (no runtime, no threads).
-    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
-    if serve_cgi::is_direct_cgi(&args, SUBCOMMANDS) {
-        std::process::exit(serve_cgi::run(serve_cgi::Args { config: None, inetd: false }));
-    }
+/// The C entry point (see `entry` for why not std's): a CGI call is answered straight away,
+/// before anything else is set up; anything else is a command line for clap.
+#[cfg(not(test))]
+#[no_mangle]
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    // SAFETY: these are the arguments the C runtime passed to `main`.
+    let args = unsafe { entry::Argv::new(argc, argv) };
+    entry::run(move || {
+        if serve_cgi::is_direct_cgi(args, SUBCOMMANDS) {
+            serve_cgi::run(serve_cgi::Args { config: None, inetd: false })
+        } else {
+            cli()
+        }
+    })
+}
+
+/// The command line: parses argv (clap exits on `--help`, `--version` and usage errors),
+/// runs the subcommand and returns the exit status.
+#[cfg_attr(test, allow(dead_code))]
+fn cli() -> i32 {
     let cli = Cli::parse();
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
@@ -60,11 +78,17 @@ fn main() {
         Command::Demo(a) => demo::run(a),
         Command::Completions(a) => completions::run(a),
         Command::Man(a) => completions::man(a),
-        Command::ServeCgi(a) => std::process::exit(serve_cgi::run(a)),
+        Command::ServeCgi(a) => return serve_cgi::run(a),
     };
-    if let Err(e) = result {
-        eprintln!("loomiere: {}", describe(&e));
-        std::process::exit(1);
+    // No runtime flushes stdout at exit any more (see `entry`); as under std's, an error
+    // there is ignored.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("loomiere: {}", describe(&e));
+            1
+        }
     }
 }
 

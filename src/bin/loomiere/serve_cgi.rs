@@ -5,7 +5,6 @@
 
 use loomiere::cgi::{self, Outcome};
 use loomiere::config::ConfigSource;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -23,12 +22,11 @@ pub struct Args {
 /// 1 when the answer could not be written.
 pub fn run(args: Args) -> i32 {
     let source = ConfigSource::from_flag_or_env(args.config);
-    let stdout = std::io::stdout();
+    let stdout = rustix::stdio::stdout();
     let result = if args.inetd {
-        let stdin = std::io::stdin();
-        cgi::serve_inetd(&source, stdin.as_fd(), stdout.as_fd())
+        cgi::serve_inetd(&source, rustix::stdio::stdin(), stdout)
     } else {
-        cgi::run_cgi(&source, stdout.as_fd())
+        cgi::run_cgi(&source, stdout)
     };
     match result {
         Ok(Outcome::Answered) | Ok(Outcome::HungUp) => 0,
@@ -41,16 +39,19 @@ pub fn run(args: Args) -> i32 {
 
 /// Issue 6: when a web server runs `loomiere` itself as the CGI program (lighttpd
 /// `cgi.assign` passes the script path as argv[1]; Apache may pass ISINDEX words), argv is
-/// not a loomiere command line. Returns true when this process is such a CGI call.
-pub fn is_direct_cgi(args: &[String], subcommands: &[&str]) -> bool {
+/// not a loomiere command line. Returns true when this process is such a CGI call. `args` is
+/// argv as bytes (the C entry passes the raw C strings, nothing collected).
+#[cfg_attr(test, allow(dead_code))]
+pub fn is_direct_cgi<A: AsRef<[u8]>>(args: impl IntoIterator<Item = A> + Clone, subcommands: &[&str]) -> bool {
     if std::env::var_os("GATEWAY_INTERFACE").is_none() {
         return false;
     }
-    if cgi::args_from_isindex(args, std::env::var("QUERY_STRING").ok().as_deref()) {
+    let query = std::env::var_os("QUERY_STRING");
+    if cgi::args_from_isindex(args.clone(), query.as_deref().and_then(|q| q.to_str())) {
         return true;
     }
-    match args.get(1) {
-        Some(a) => !subcommands.contains(&a.as_str()),
+    match args.into_iter().nth(1) {
+        Some(a) => !subcommands.iter().any(|s| s.as_bytes() == a.as_ref()),
         None => true,
     }
 }
