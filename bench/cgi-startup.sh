@@ -14,10 +14,10 @@
 # Usage: bench/cgi-startup.sh [LOOMIERE_BINARY] [MEDIA_DIR]     (N=500 by default; N=… to change)
 #   ROUNDS=R: rows 1–3 run R times, interleaved, and report the medians of the rounds;
 #   BEFORE=OTHER_BINARY: rows 2–3 also for that binary, interleaved (before/after tables).
-# Default binary: the static release build (RUSTFLAGS='-C target-feature=+crt-static'
-# cargo build --release --target x86_64-unknown-linux-gnu; adding `-C relocation-model=static`
-# to RUSTFLAGS makes it non-PIE, ~30 µs faster to start, see docs/cgi.md); default media:
-# target/test-media.
+# Default binary: the static release build (RUSTFLAGS='-C target-feature=+crt-static -C
+# relocation-model=static' cargo build --release --target x86_64-unknown-linux-gnu: static and
+# non-PIE like the C no-op; without `-C relocation-model=static` it is static-pie, ~30 µs
+# slower to start, see docs/cgi.md); default media: target/test-media.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$here/target/x86_64-unknown-linux-gnu/release/loomiere}

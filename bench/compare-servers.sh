@@ -57,7 +57,7 @@ for t in curl python3 prlimit; do command -v $t >/dev/null || { echo "$t missing
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 lighttpd_bin=$(command -v lighttpd || echo /usr/sbin/lighttpd)
 [[ -x $nginx_bin && -x $lighttpd_bin ]] || { echo "nginx and lighttpd are needed" >&2; exit 1; }
-[[ -x $bin ]] || { echo "no binary at $bin: RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu" >&2; exit 1; }
+[[ -x $bin ]] || { echo "no binary at $bin: RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static' cargo build --release --target x86_64-unknown-linux-gnu" >&2; exit 1; }
 bin=$(cd "$(dirname "$bin")" && pwd -P)/$(basename "$bin")
 if [[ ! -s $media/long.mp4 ]]; then
   mkdir -p "$media"

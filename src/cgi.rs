@@ -65,9 +65,14 @@ pub fn request_from_env(env: impl Fn(&str) -> Option<String>) -> (HttpRequest, O
 /// Answers one CGI request from the process environment on `out` (stdout).
 pub fn run_cgi(source: &ConfigSource, out: BorrowedFd<'_>) -> io::Result<Outcome> {
     let (req, doc_root) = request_from_env(|k| std::env::var(k).ok());
-    let (resp, cfg) = answer(source, doc_root.as_deref(), &req, true);
+    let (resp, cfg) = answer(source, doc_root.as_deref(), &req, true, true);
     let head = resp.cgi_head();
-    send(&resp, head.as_bytes(), cfg.as_ref(), out)
+    let result = send(&resp, head.as_bytes(), cfg.as_ref(), out);
+    // One request per process, and the process exits next: the kernel takes back its memory
+    // and mappings at once, so dropping the plan piece by piece (its segments, the moov
+    // mapping) would only delay the exit.
+    std::mem::forget((resp, cfg));
+    result
 }
 
 /// Loads the configuration and answers; the log line (if any) goes where the configuration
@@ -77,13 +82,14 @@ fn answer(
     doc_root: Option<&Path>,
     req: &HttpRequest,
     stderr_ok: bool,
+    one_shot: bool,
 ) -> (Response, Option<Config>) {
     match source.load(doc_root) {
         Ok(mut cfg) => {
             if !stderr_ok && cfg.log == LogTarget::Stderr {
                 cfg.log = LogTarget::Off;
             }
-            let resp = http::respond(&cfg, req);
+            let resp = if one_shot { respond_once(&cfg, req) } else { http::respond(&cfg, req) };
             if let Some(line) = &resp.log {
                 cfg.log(&format!("{} {} {line}", resp.status, req.method));
             }
@@ -97,6 +103,16 @@ fn answer(
             (resp, None)
         }
     }
+}
+
+/// [`http::respond`] for a process that answers once and exits: a `HEAD` answer's plan is
+/// forgotten rather than dropped (see [`run_cgi`]).
+fn respond_once(cfg: &Config, req: &HttpRequest) -> Response {
+    let mut resp = http::respond_full(cfg, req, std::time::SystemTime::now());
+    if req.method == "HEAD" {
+        std::mem::forget(std::mem::replace(&mut resp.body, Body::Empty));
+    }
+    resp
 }
 
 /// Writes the head and the body (throttled as configured). A client that went away is
@@ -167,7 +183,7 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
         };
         let (resp, keep_alive, http10, cfg) = match wire::parse(&head) {
             Ok(w) => {
-                let (resp, cfg) = answer(source, None, &w.request, stderr_ok);
+                let (resp, cfg) = answer(source, None, &w.request, stderr_ok, false);
                 (resp, w.keep_alive, w.http10, cfg)
             }
             Err(e) => {

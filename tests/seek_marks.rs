@@ -144,11 +144,19 @@ fn marks_file_round_trip_and_rejections() {
 
 #[test]
 fn an_unwritable_marks_directory_only_costs_the_build() {
-    let path = media("short.mp4");
+    let path = media("long.mp4");
     let mut m = open(&path);
     m.use_marks_in(Path::new("/nonexistent/loomiere-marks")).unwrap();
-    let r = req(10.0, None, false);
+    let r = req(3600.0, None, false);
     assert!(bytes(&m.plan(&r, "video/mp4").unwrap()) == bytes(&open(&path).plan(&r, "video/mp4").unwrap()));
+}
+
+#[test]
+fn a_small_moov_keeps_no_marks_file() {
+    let dir = scratch("seek_marks-small");
+    let mut m = open(&media("short.mp4"));
+    m.use_marks_in(&dir).unwrap();
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "short.mp4's moov is scanned, not indexed");
 }
 
 /// The CGI path with `index_cache`: the first request writes the movie's marks file, and every

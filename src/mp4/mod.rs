@@ -34,6 +34,8 @@ pub use inspect::inspect;
 
 /// The largest `moov` loomiere will map (a 10-hour movie's moov is about 20 MB).
 pub const MAX_MOOV: u64 = 512 << 20;
+/// The smallest moov whose seek marks are kept in a file (`index_cache`).
+pub const MARKS_MIN_MOOV: u64 = 256 << 10;
 /// The largest `ftyp` copied into the output.
 const MAX_FTYP: u64 = 64 << 10;
 
@@ -198,6 +200,10 @@ impl Movie {
     /// them there for the next process. A directory that cannot be written only costs the
     /// build.
     pub fn use_marks_in(&mut self, dir: &std::path::Path) -> Result<()> {
+        // A small moov is scanned faster than a marks file is opened and checked.
+        if self.root.size < MARKS_MIN_MOOV {
+            return Ok(());
+        }
         let key = self.key();
         let tracks = self.tracks()?;
         let found = marks::load(dir, &key, &tracks);

@@ -288,7 +288,8 @@ impl Layout {
 
 /// Lays out the new moov. `tracks[i]` belongs to the i-th `trak` child of moov.
 pub fn layout_moov(moov: &[u8], root: &BoxHeader, tracks: &[TrackPlan<'_>], movie_duration: u64) -> Result<LaidOut> {
-    let mut out = Layout::default();
+    // About 40 segments for a two-track movie: room for that many without regrowing.
+    let mut out = Layout { segs: Vec::with_capacity(64), len: 0 };
     let mark = out.open(b"moov");
     let mut trak_index = 0;
     for h in children(moov, root.body_start(), root.end()) {
