@@ -165,7 +165,7 @@ http {
   access_log off; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
   fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
   server { listen 127.0.0.1:$port; root $media;
-    location ~ \.mp4\$ { mp4; mp4_start_key_frame on; mp4_max_buffer_size 64m; } }
+    location ~ \.mp4\$ { mp4; mp4_start_key_frame on; mp4_buffer_size 1m; mp4_max_buffer_size 64m; } }
 }
 EOF
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
