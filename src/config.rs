@@ -16,7 +16,7 @@
 //! extensions = ["mp4", "m4v", "flv", "jpg"]  # default: every kind loomiere serves
 //! throttle = 1.2                        # pace at 1.2 × the media bit rate; 0 = off (default)
 //! burst_seconds = 10                    # media seconds sent at full speed after the header
-//! max_moov_bytes = 67108864             # larger headers are refused (default 64 MiB)
+//! max_moov_bytes = 67108864             # larger moov boxes are refused (default 64 MiB)
 //! follow_symlinks = false               # may symlinks lead out of the root? (default no)
 //! secret = "at least 16 characters"     # when set, every URL must be signed (see http::signed)
 //! log = "stderr"                        # or "off", or an absolute file path (appended to)
@@ -102,7 +102,7 @@ pub struct Config {
     pub throttle: f64,
     /// Seconds of media sent at full speed after the header part.
     pub burst_seconds: f64,
-    /// Largest synthesised header part (new `moov`) accepted, in bytes.
+    /// Largest source `moov` (and synthesised header part) accepted, in bytes.
     pub max_moov_bytes: u64,
     /// Whether symlinks may lead out of the document root.
     pub follow_symlinks: bool,

@@ -22,6 +22,11 @@ pub enum Error {
     #[error("corrupt file at offset {offset}: {what}")]
     Corrupt { offset: u64, what: String },
 
+    /// The file is beyond a limit the configuration sets (HTTP 500), e.g. a `moov` larger
+    /// than `max_moov_bytes`: refused before any work that grows with it.
+    #[error("over a configured limit: {0}")]
+    OverLimit(String),
+
     /// Reading the source or writing the output failed.
     #[error("{context}: {source}")]
     Io {
@@ -55,7 +60,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => 400,
             Error::Unsupported(_) => 415,
-            Error::Corrupt { .. } => 500,
+            Error::Corrupt { .. } | Error::OverLimit(_) => 500,
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => 404,
                 io::ErrorKind::PermissionDenied => 403,

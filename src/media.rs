@@ -103,11 +103,19 @@ pub fn open_lean(path: &Path, req: &Request) -> Result<Plan> {
     }
 }
 
-/// Like [`plan_for`], keeping MP4 seek marks in the directory `marks_dir` between processes
-/// (the CGI path; see `mp4::marks`).
-pub fn plan_indexed(kind: Kind, path: &Path, src: Source, req: &Request, marks_dir: &Path) -> Result<Plan> {
+/// Like [`plan_for`] for a server's one request (CGI, inetd): an MP4 whose moov is larger than
+/// `max_moov` is refused before the seek, and with `marks_dir` (`index_cache`) the movie's
+/// seek marks are kept there between processes (see `mp4::marks`).
+pub fn plan_limited(
+    kind: Kind,
+    path: &Path,
+    src: Source,
+    req: &Request,
+    max_moov: u64,
+    marks_dir: Option<&Path>,
+) -> Result<Plan> {
     match kind {
-        Kind::Mp4 if rewrites(req) => crate::mp4::plan_indexed(src, req, kind.content_type(path), marks_dir),
+        Kind::Mp4 if rewrites(req) => crate::mp4::plan_limited(src, req, kind.content_type(path), max_moov, marks_dir),
         _ => plan_for(kind, path, src, req),
     }
 }
@@ -178,13 +186,14 @@ impl MovieCache {
     pub fn open(&self, path: &Path, req: &Request) -> Result<Plan> {
         let kind =
             Kind::of(path).ok_or_else(|| Error::Unsupported(format!("{}: unknown extension", path.display())))?;
-        self.plan_for(kind, path, Source::open(path)?, req)
+        self.plan_for(kind, path, Source::open(path)?, req, u64::MAX)
     }
 
     /// Like [`plan_for`], reusing the opened movie for MP4 seeks: `src` (opened by the caller,
     /// e.g. after path confinement) identifies the file; on a hit it is simply closed and the
     /// cached movie's descriptor serves the plan.
-    pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
+    /// A moov larger than `max_moov` is refused before any work that grows with it.
+    pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request, max_moov: u64) -> Result<Plan> {
         use std::os::unix::fs::MetadataExt;
         let seeks_mp4 = kind == Kind::Mp4 && rewrites(req);
         if !seeks_mp4 {
@@ -198,6 +207,7 @@ impl MovieCache {
             match entries.iter_mut().find(|e| e.key == key) {
                 Some(e) => {
                     e.used = tick;
+                    e.movie.check_moov_size(max_moov)?;
                     if let Some((_, plan)) = e.plans.iter().find(|(r, _)| r == req) {
                         return Ok(plan.clone());
                     }
@@ -210,6 +220,7 @@ impl MovieCache {
             Some(m) => m,
             None => {
                 let mut m = crate::mp4::Movie::open(src)?;
+                m.check_moov_size(max_moov)?;
                 m.build_marks()?;
                 let m = Arc::new(m);
                 let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -231,11 +231,15 @@ fn respond_inner(
         Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
     };
     let planned = match cache {
-        Some(c) => c.plan_for(opened.kind, &opened.real, opened.source, &request),
-        None => match &cfg.index_cache {
-            Some(dir) => crate::media::plan_indexed(opened.kind, &opened.real, opened.source, &request, dir),
-            None => crate::media::plan_for(opened.kind, &opened.real, opened.source, &request),
-        },
+        Some(c) => c.plan_for(opened.kind, &opened.real, opened.source, &request, cfg.max_moov_bytes),
+        None => crate::media::plan_limited(
+            opened.kind,
+            &opened.real,
+            opened.source,
+            &request,
+            cfg.max_moov_bytes,
+            cfg.index_cache.as_deref(),
+        ),
     };
     let plan = match planned {
         Ok(p) => p,

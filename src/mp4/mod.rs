@@ -170,6 +170,18 @@ impl Movie {
         track::time_fields(&self.moov, &mvhd)
     }
 
+    /// Refuses a moov larger than `max` bytes (a server's `max_moov_bytes`, which bounds the
+    /// work and memory one request may cost, like nginx's `mp4_max_buffer_size`).
+    pub fn check_moov_size(&self, max: u64) -> Result<()> {
+        if self.root.size > max {
+            return Err(Error::OverLimit(format!(
+                "the moov box is {} bytes, over max_moov_bytes {max}",
+                self.root.size
+            )));
+        }
+        Ok(())
+    }
+
     /// What identifies this movie's marks: the file and its moov.
     pub fn key(&self) -> marks::MovieKey {
         use std::os::unix::fs::MetadataExt;
@@ -423,10 +435,21 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
     Movie::open(src)?.plan(req, content_type)
 }
 
-/// Like [`plan`], with the movie's seek marks from (or stored into) `dir`.
-pub fn plan_indexed(src: Source, req: &Request, content_type: &'static str, dir: &std::path::Path) -> Result<Plan> {
+/// Like [`plan`] for a server's request: a moov larger than `max_moov` is refused before any
+/// work that grows with it, and with `marks_dir` the movie's seek marks come from (or are
+/// stored into) that directory.
+pub fn plan_limited(
+    src: Source,
+    req: &Request,
+    content_type: &'static str,
+    max_moov: u64,
+    marks_dir: Option<&std::path::Path>,
+) -> Result<Plan> {
     let mut movie = Movie::open(src)?;
-    movie.use_marks_in(dir)?;
+    movie.check_moov_size(max_moov)?;
+    if let Some(dir) = marks_dir {
+        movie.use_marks_in(dir)?;
+    }
     movie.plan(req, content_type)
 }
 

@@ -268,3 +268,26 @@ fn movie_cache_remembers_recent_plans_per_request() {
     assert_eq!(read_range(&p, 0..p.len()).unwrap(), fresh(&exact));
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn max_moov_bytes_refuses_a_larger_moov_before_planning() {
+    let dir = std::env::temp_dir().join(format!("loomiere-mp4-{}-limit", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("movie.mp4");
+    std::fs::write(&path, build(&spec(true))).unwrap();
+    let moov = Movie::open(Source::open(&path).unwrap()).unwrap().root.size;
+    assert!(moov > 1024, "the synthetic moov ({moov} bytes) must exceed the configuration's floor");
+    let cache = crate::media::MovieCache::new(2);
+    let req = crate::http::HttpRequest::get("/movie.mp4", "start=1");
+    for (limit, status) in [(moov, 200), (moov - 1, 500)] {
+        let text = format!("document_root = {:?}\nmax_moov_bytes = {limit}\nlog = \"off\"\n", dir);
+        let cfg = crate::config::Config::parse(&text, std::path::Path::new("test.conf")).unwrap();
+        let once = crate::http::respond(&cfg, &req);
+        let cached = crate::http::respond_cached(&cfg, &req, &cache);
+        assert_eq!((once.status, cached.status), (status, status), "limit {limit}, moov {moov}");
+        if status == 500 {
+            assert!(once.log.as_deref().unwrap_or("").contains("max_moov_bytes"), "{:?}", once.log);
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
