@@ -40,39 +40,8 @@ trap cleanup EXIT
 cat >"$work/noop.c" <<'EOF'
 int main(void) { return 0; }
 EOF
-cat >"$work/spawn.c" <<'EOF'
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <fcntl.h>
-extern char **environ;
-static int cmp(const void *a, const void *b) { double x = *(double *)a, y = *(double *)b; return x < y ? -1 : x > y; }
-int main(int argc, char **argv) {
-    int n = atoi(argv[1]);
-    double *t = malloc(sizeof(double) * n);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    for (int i = 0; i < n; i++) {
-        struct timespec a, b;
-        pid_t pid;
-        int st;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        if (posix_spawn(&pid, argv[2], &fa, NULL, argv + 2, environ) != 0) { perror("spawn"); return 1; }
-        waitpid(pid, &st, 0);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "child failed\n"); return 1; }
-        t[i] = (b.tv_sec - a.tv_sec) * 1e6 + (b.tv_nsec - a.tv_nsec) / 1e3;
-    }
-    qsort(t, n, sizeof(double), cmp);
-    printf("%8.0f %8.0f\n", t[n / 2], t[n * 9 / 10]);
-    return 0;
-}
-EOF
 gcc -O2 -static -o "$work/noop" "$work/noop.c"
-gcc -O2 -o "$work/spawn" "$work/spawn.c"
+gcc -O2 -o "$work/spawn" "$here/bench/spawn.c"
 
 printf '# loomiere CGI start-up, N=%d, ROUNDS=%d, %s\n' "$N" "$ROUNDS" "$(date -u +%FT%TZ)"
 printf '# binary: %s (%s bytes)\n' "$bin" "$(stat -c %s "$bin")"

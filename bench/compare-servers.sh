@@ -144,37 +144,9 @@ wait_port "$port_lighttpd" "$lighttpd_pid" lighttpd
 # ---- nginx mp4 ----------------------------------------------------------------------------------
 port_nginx=$(free_port)
 mkdir -p "$tmp/nginx/logs"
-user_line=
-[[ $(id -u) == 0 ]] && user_line="user $(id -un) $(id -gn);"
-cat >"$tmp/nginx.conf" <<CONF
-$user_line
-worker_processes auto;
-worker_rlimit_nofile 20000;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  sendfile on;
-  open_file_cache max=1000 inactive=60s;
-  client_body_temp_path $tmp/nginx/body;
-  proxy_temp_path $tmp/nginx/proxy;
-  fastcgi_temp_path $tmp/nginx/fastcgi;
-  uwsgi_temp_path $tmp/nginx/uwsgi;
-  scgi_temp_path $tmp/nginx/scgi;
-  server {
-    listen 127.0.0.1:$port_nginx backlog=4096;
-    root $media;
-    location ~ \.mp4\$ {
-      mp4;
-      mp4_buffer_size 1m;
-      mp4_max_buffer_size 64m;
-      mp4_start_key_frame on;
-    }
-  }
-}
-CONF
+# shellcheck source=nginx-mp4.sh
+. bench/nginx-mp4.sh
+nginx_mp4_conf "$tmp/nginx" "$port_nginx" "$media" off >"$tmp/nginx.conf"
 prlimit --as=$((budget_mib * 1024 * 1024)) -- \
   "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx.conf" -e "$tmp/nginx/logs/error.log" >"$tmp/nginx.out" 2>&1 &
 nginx_pid=$!

@@ -57,36 +57,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if
 
 # ---- nginx ------------------------------------------------------------------------------------
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-user_line=
-[[ $(id -u) == 0 ]] && user_line="user $(id -un) $(id -gn);"
+# shellcheck source=nginx-mp4.sh
+. bench/nginx-mp4.sh
 mkdir -p "$tmp/logs"
-cat >"$tmp/nginx.conf" <<CONF
-$user_line
-worker_processes 1;
-daemon on;
-pid $tmp/nginx.pid;
-error_log $tmp/logs/error.log warn;
-events { worker_connections 64; }
-http {
-  access_log off;
-  sendfile on;
-  client_body_temp_path $tmp/body;
-  proxy_temp_path $tmp/proxy;
-  fastcgi_temp_path $tmp/fastcgi;
-  uwsgi_temp_path $tmp/uwsgi;
-  scgi_temp_path $tmp/scgi;
-  server {
-    listen 127.0.0.1:$port;
-    root $media;
-    location ~ \.mp4\$ {
-      mp4;
-      mp4_buffer_size 1m;
-      mp4_max_buffer_size 64m;
-      mp4_start_key_frame on;
-    }
-  }
-}
-CONF
+nginx_mp4_conf "$tmp" "$port" "$media" off 1 on >"$tmp/nginx.conf"
 "$nginx_bin" -p "$tmp" -c "$tmp/nginx.conf" -e "$tmp/logs/error.log"
 for _ in $(seq 50); do [[ -s $tmp/nginx.pid ]] && break; sleep 0.1; done
 nginx_pid=$(cat "$tmp/nginx.pid")
@@ -138,43 +112,13 @@ measure version --version
 version_wall=$(ok_median "$tmp/version.wall"); version_rss=$(ok_median "$tmp/version.rss")
 cut_wall=$(ok_median "$tmp/cut.wall"); cut_rss=$(ok_median "$tmp/cut.rss")
 
-# Whole-process time without /usr/bin/time's own fork+exec: a small C harness (posix_spawn +
-# waitpid, CLOCK_MONOTONIC) runs `cut --dry-run` 10×N times and prints the median.
+# Whole-process time without /usr/bin/time's own fork+exec: bench/spawn.c (posix_spawn +
+# waitpid, CLOCK_MONOTONIC) runs `cut --dry-run` 10×N times; its median, in seconds.
 spawn_wall=n/a
 if command -v gcc >/dev/null; then
-  cat >"$tmp/spawn.c" <<'C'
-#include <spawn.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <fcntl.h>
-extern char **environ;
-static int cmp(const void *a, const void *b) { double x = *(double *)a, y = *(double *)b; return x < y ? -1 : x > y; }
-int main(int argc, char **argv) {
-    int n = atoi(argv[1]);
-    double *t = malloc(sizeof(double) * n);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    for (int i = 0; i < n; i++) {
-        struct timespec a, b;
-        pid_t pid;
-        int st;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        if (posix_spawn(&pid, argv[2], &fa, NULL, argv + 2, environ) != 0) { perror("spawn"); return 1; }
-        waitpid(pid, &st, 0);
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) { fprintf(stderr, "child failed\n"); return 1; }
-        t[i] = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-    }
-    qsort(t, n, sizeof(double), cmp);
-    printf("%.6f\n", t[n / 2]);
-    return 0;
-}
-C
-  gcc -O2 -o "$tmp/spawn" "$tmp/spawn.c" &&
-    spawn_wall=$("$tmp/spawn" $((10 * n)) "$LOOMIERE" cut "$media/long.mp4" --start "$start" --dry-run || echo n/a)
+  gcc -O2 -o "$tmp/spawn" bench/spawn.c &&
+    spawn_wall=$("$tmp/spawn" $((10 * n)) "$LOOMIERE" cut "$media/long.mp4" --start "$start" --dry-run |
+      awk '{ printf "%.6f", $1 / 1e6 }' || echo n/a)
 fi
 
 # ---- report -----------------------------------------------------------------------------------
