@@ -127,16 +127,10 @@ fi
 if command -v nginx >/dev/null; then
   port=$(free_port)
   mkdir -p "$work/nginx"
-  cat >"$work/nginx/nginx.conf" <<EOF
-daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log $work/nginx/error.log;
-events { worker_connections 64; }
-http {
-  access_log off; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 127.0.0.1:$port; root $media;
-    location ~ \.mp4\$ { mp4; mp4_start_key_frame on; mp4_buffer_size 1m; mp4_max_buffer_size 64m; } }
-}
-EOF
+  mkdir -p "$work/nginx/logs"
+  # shellcheck source=nginx-mp4.sh
+  . "$here/bench/nginx-mp4.sh"
+  nginx_mp4_conf "$work/nginx" "$port" "$media" off 1 off >"$work/nginx/nginx.conf"
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" & pids+=($!)
   labels+=("TTFB nginx mp4 short.mp4?start=10" "TTFB nginx mp4 long.mp4?start=3600")
   urls+=("http://127.0.0.1:$port/short.mp4?start=10" "http://127.0.0.1:$port/long.mp4?start=3600")
