@@ -382,43 +382,8 @@ impl Movie {
                 "the last kept sample lies before the first (chunk offsets out of order)",
             ));
         }
-        let mut ends = Vec::new();
-        let chunks_ok = plans.iter().all(|p| match p.chunks {
-            Some((a, b)) => {
-                let e = &p.track.offsets.entries;
-                let from = usize::try_from(a.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
-                let to = usize::try_from(b.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
-                let kept = e.data.get(from..to).unwrap_or(&[]);
-                // Offsets known never to decrease: the kept chunks lie between their ends.
-                let width = e.width;
-                let kept = match (p.track.offsets_grow, kept.len() > 2 * width) {
-                    (true, true) => {
-                        let first = kept.get(..width).unwrap_or(&[]);
-                        let last = kept.get(kept.len() - width..).unwrap_or(&[]);
-                        ends = [first, last].concat();
-                        &ends[..]
-                    }
-                    _ => kept,
-                };
-                // One branch-free pass (the compiler vectorises it): an offset `o` is inside
-                // when `o − start < end − start` in wrapping arithmetic.
-                let span = end - start;
-                let all_inside = match (u32::try_from(start), u32::try_from(span), e.width) {
-                    (Ok(s32), Ok(span32), 4) => {
-                        kept.chunks_exact(4).fold(0u32, |bad, c| {
-                            let o = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-                            bad | u32::from(o.wrapping_sub(s32) >= span32)
-                        }) == 0
-                    }
-                    (_, _, 4) => kept
-                        .chunks_exact(4)
-                        .all(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])).wrapping_sub(start) < span),
-                    _ => kept.chunks_exact(8).all(|c| {
-                        u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]).wrapping_sub(start) < span
-                    }),
-                };
-                all_inside && p.first_offset >= start
-            }
+        let chunks_ok = plans.iter().all(|p| match &p.chunks {
+            Some((a, b)) => p.first_offset >= start && kept_chunks_inside(&p.track, a, b, start, end),
             None => true,
         });
         if !chunks_ok {
@@ -427,6 +392,38 @@ impl Movie {
             ));
         }
         Ok((start, end))
+    }
+}
+
+/// Whether the chunks after `a`'s up to `b`'s (the kept ones whose offsets the new moov
+/// rebases) all start inside `start..end`, the one source range a plan copies. Offsets known
+/// never to decrease (seek marks) are checked at both ends only; otherwise in one branch-free
+/// pass that the compiler vectorises (`o` is inside when `o − start < end − start`, wrapping).
+fn kept_chunks_inside(t: &Track<'_>, a: &tables::ChunkPos, b: &tables::ChunkPos, start: u64, end: u64) -> bool {
+    let e = &t.offsets.entries;
+    let from = usize::try_from(a.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
+    let to = usize::try_from(b.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
+    let kept = e.data.get(from..to).unwrap_or(&[]);
+    let span = end.saturating_sub(start);
+    let inside = |kept: &[u8]| match (u32::try_from(start), u32::try_from(span), e.width) {
+        (Ok(s32), Ok(span32), 4) => {
+            kept.chunks_exact(4).fold(0u32, |bad, c| {
+                let o = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                bad | u32::from(o.wrapping_sub(s32) >= span32)
+            }) == 0
+        }
+        (_, _, 4) => kept
+            .chunks_exact(4)
+            .all(|c| u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])).wrapping_sub(start) < span),
+        _ => kept
+            .chunks_exact(8)
+            .all(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]).wrapping_sub(start) < span),
+    };
+    let w = e.width;
+    if t.offsets_grow && kept.len() > 2 * w {
+        inside(kept.get(..w).unwrap_or(&[])) && inside(kept.get(kept.len() - w..).unwrap_or(&[]))
+    } else {
+        inside(kept)
     }
 }
 
