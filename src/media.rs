@@ -184,9 +184,7 @@ impl MovieCache {
 
     /// Like [`open`], reusing the opened movie for MP4 seeks.
     pub fn open(&self, path: &Path, req: &Request) -> Result<Plan> {
-        let kind =
-            Kind::of(path).ok_or_else(|| Error::Unsupported(format!("{}: unknown extension", path.display())))?;
-        self.plan_for(kind, path, Source::open(path)?, req, u64::MAX)
+        self.plan_for(kind_of(path)?, path, Source::open(path)?, req, u64::MAX)
     }
 
     /// Like [`plan_for`], reusing the opened movie for MP4 seeks: `src` (opened by the caller,
