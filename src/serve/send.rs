@@ -62,7 +62,13 @@ pub async fn send_plan(
         });
         match step {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "nothing could be sent")),
-            Ok(n) => *sent += n,
+            Ok(n) => {
+                *sent += n;
+                // A socket a fast reader keeps draining stays writable, so without this the
+                // task would loop here for many MiB (tokio's budget counts polls, not bytes)
+                // while new requests on this runtime thread wait for their first byte.
+                tokio::task::yield_now().await;
+            }
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
             Err(e) => return Err(e),
         }
