@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A 100 kB "media" plan lasting 10 s (10 kB/s) behind a 1 kB header.
-fn plan(dir: &std::path::Path) -> Plan {
-    let path = dir.join("throttle-source.bin");
+/// Each test names its own file: tests run in parallel and `File::create` truncates.
+fn plan(dir: &std::path::Path, name: &str) -> Plan {
+    let path = dir.join(format!("throttle-source-{name}.bin"));
     let mut f = std::fs::File::create(&path).unwrap();
     f.write_all(&vec![7u8; 101_000]).unwrap();
     let file = Arc::new(std::fs::File::open(&path).unwrap());
@@ -22,7 +23,7 @@ fn plan(dir: &std::path::Path) -> Plan {
 #[test]
 fn paced_stream_arrives_at_the_rate() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
-    let p = plan(&dir);
+    let p = plan(&dir, "rate");
     // Factor 10 → 100 kB/s; burst = 1 kB header + 1 s of media (10 kB); 90 kB paced ≈ 0.9 s.
     let pacer = Pacer::for_output(10.0, 1.0, &p.info, p.len(), &(0..p.len())).unwrap();
     assert_eq!(pacer.burst, 11_000);
@@ -53,7 +54,7 @@ fn paced_stream_arrives_at_the_rate() {
 #[test]
 fn reader_gone_during_a_pause_ends_the_stream() {
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).to_path_buf();
-    let p = plan(&dir);
+    let p = plan(&dir, "gone");
     // 2 kB/s after an 11 kB burst: the writer spends most of its time waiting.
     let pacer = Pacer::new(11_000, 2_000.0);
     let (r, w) = rustix::pipe::pipe().unwrap();
