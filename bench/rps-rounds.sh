@@ -3,7 +3,7 @@
 # `loomiere serve` and nginx's mp4 module (both on 127.0.0.1, both writing an access-log line
 # per request, nginx with open_file_cache and sendfile) are loaded in turn by `loomiere bench`
 # with 100 connections fetching short.mp4?start=30 as fast as they can, ROUNDS times each,
-# interleaved; prints every round and the medians.
+# interleaved; prints every round (responses/s and time to first byte) and the medians.
 # Usage: bench/rps-rounds.sh        ROUNDS=5 DURATION=8 (seconds per run)
 #   LOOMIERE=PATH (default: the static release build), MEDIA=DIR (default target/test-media)
 set -euo pipefail
@@ -38,20 +38,23 @@ pids+=($!)
 wait_port "$port_serve"
 wait_port "$port_nginx"
 
-declare -A got=([serve]="" [nginx]="")
+declare -A got=([serve]="" [nginx]="") ttfb=([serve]="" [nginx]="")
 printf '# requests/s, short.mp4?start=30, 100 connections, %s s per run, %s rounds, %s\n' \
   "$duration" "$rounds" "$(date -u +%FT%TZ)"
-printf '%-6s %-8s %s\n' round server "responses/s"
+printf '%-6s %-8s %s\n' round server "responses/s, errors, time to first byte p50 / p90 ms"
 for ((r = 1; r <= rounds; r++)); do
   for s in serve nginx; do
     port=$port_serve
     [[ $s == nginx ]] && port=$port_nginx
     "$bin" bench "http://127.0.0.1:$port/short.mp4" --viewers 100 --fast --duration "$duration" \
       --seek fixed --start 30 --json >"$tmp/r.json" 2>/dev/null
-    v=$(python3 -c "import json; b = json.load(open('$tmp/r.json')); print(round(b['requests_per_s']), 'errors', b['errors']['total'])")
+    v=$(python3 -c "import json; b = json.load(open('$tmp/r.json')); t = b['ttfb_ms']; print(round(b['requests_per_s']), 'errors', b['errors']['total'], 'ttfb', t['p50'], '/', t['p90'])")
     printf '%-6s %-8s %s\n' "$r" "$s" "$v"
     got[$s]+="${v%% *} "
+    t=${v#*ttfb }
+    ttfb[$s]+="${t%% *} "
   done
 done
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 printf 'median serve %s, nginx %s responses/s\n' "$(median <<<"${got[serve]}")" "$(median <<<"${got[nginx]}")"
+printf 'median time to first byte p50: serve %s ms, nginx %s ms\n' "$(median <<<"${ttfb[serve]}")" "$(median <<<"${ttfb[nginx]}")"

@@ -2,7 +2,9 @@
 //! sends `GET path?start=S` on a (kept-alive) connection, measures the time to first byte,
 //! then reads the body either as fast as it comes or paced at the playback rate, watching
 //! its buffer for stalls. Per-viewer state is a socket, a few numbers and a head buffer that
-//! lives only while a head is read; body bytes land in one buffer per thread.
+//! lives only while a head is read. Body bytes are counted, never looked at, so they are
+//! dropped in the kernel (`recv` with `MSG_TRUNC`, which TCP answers without copying): the
+//! load generator shares the machine with the server it measures and should cost it little.
 
 use super::http::{self, HeadScanner};
 use super::playback::Playback;
@@ -22,8 +24,46 @@ const READ_BUF: usize = 64 * 1024;
 /// Pause after a failed request, so a dead server is not hammered in a tight loop.
 const BACKOFF: Duration = Duration::from_millis(100);
 
+/// The most body bytes one read may drop when reading as fast as possible.
+const DISCARD_MAX: usize = 1 << 20;
+
 thread_local! {
     static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_BUF].into_boxed_slice());
+    /// The length handed to a discarding `recv`. The kernel writes nothing into it, so its
+    /// zeroed pages are never touched and cost no memory.
+    static DISCARD: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; DISCARD_MAX].into_boxed_slice());
+}
+
+/// Waits until `stream` has data and drops at most `max` bytes of it without copying them
+/// (`MSG_TRUNC`); falls back to reading into the thread's buffer where the kernel refuses
+/// the flag. Returns 0 at end of stream.
+async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<usize> {
+    if *copy {
+        return read_with(stream, max.min(READ_BUF), |_| ()).await.map(|(n, ())| n);
+    }
+    loop {
+        stream.readable().await?;
+        let got = DISCARD.with(|b| {
+            let mut b = b.borrow_mut();
+            let take = max.clamp(1, b.len());
+            let flags = rustix::net::RecvFlags::TRUNC | rustix::net::RecvFlags::DONTWAIT;
+            stream.try_io(tokio::io::Interest::READABLE, || {
+                rustix::net::recv(stream, &mut b[..take], flags).map(|(_, n)| n.min(take)).map_err(io::Error::from)
+            })
+        });
+        match got {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+                    || e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) =>
+            {
+                *copy = true;
+                return read_with(stream, max.min(READ_BUF), |_| ()).await.map(|(n, ())| n);
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Waits until `stream` has data and reads at most `max` bytes into the thread's buffer,
@@ -258,6 +298,7 @@ async fn read_body(
     live.bytes.fetch_add(extra, Relaxed);
     let mut guard = InFlight { shared, armed: true };
     let paced = shared.pace == Pace::PlaybackRate;
+    let mut copy = false;
     while remaining != Some(0) {
         if Instant::now() >= shared.deadline {
             // The guard counts this stream as cut at the end.
@@ -269,8 +310,9 @@ async fn read_body(
                 tokio::time::sleep(wait).await;
             }
         }
-        let max = remaining.map_or(READ_BUF, |r| usize::try_from(r).unwrap_or(READ_BUF).min(READ_BUF));
-        let n = match tokio::time::timeout(shared.timeout, read_with(stream, max, |_| ())).await {
+        let most = if paced { READ_BUF } else { DISCARD_MAX };
+        let max = remaining.map_or(most, |r| usize::try_from(r).unwrap_or(most).min(most));
+        let n = match tokio::time::timeout(shared.timeout, discard(stream, max, &mut copy)).await {
             Err(_) => {
                 guard.armed = false;
                 return Err(Some(Failure::Timeout));
@@ -279,7 +321,7 @@ async fn read_body(
                 guard.armed = false;
                 return Err(Some(Failure::Io));
             }
-            Ok(Ok((n, ()))) => n as u64,
+            Ok(Ok(n)) => n as u64,
         };
         if n == 0 {
             guard.armed = false;
