@@ -38,10 +38,7 @@ thread_local! {
 /// (`MSG_TRUNC`); falls back to reading into the thread's buffer where the kernel refuses
 /// the flag. Returns 0 at end of stream.
 async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<usize> {
-    if *copy {
-        return read_with(stream, max.min(READ_BUF), |_| ()).await.map(|(n, ())| n);
-    }
-    loop {
+    while !*copy {
         stream.readable().await?;
         let got = DISCARD.with(|b| {
             let mut b = b.borrow_mut();
@@ -55,15 +52,16 @@ async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e)
-                if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
-                    || e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) =>
+                if [rustix::io::Errno::INVAL, rustix::io::Errno::OPNOTSUPP]
+                    .iter()
+                    .any(|no| e.raw_os_error() == Some(no.raw_os_error())) =>
             {
-                *copy = true;
-                return read_with(stream, max.min(READ_BUF), |_| ()).await.map(|(n, ())| n);
+                *copy = true
             }
             Err(e) => return Err(e),
         }
     }
+    read_with(stream, max.min(READ_BUF), |_| ()).await.map(|(n, ())| n)
 }
 
 /// Waits until `stream` has data and reads at most `max` bytes into the thread's buffer,
