@@ -166,7 +166,9 @@ pub struct MovieCache {
 }
 
 struct CacheEntry {
-    key: (u64, u64, u64, Option<std::time::SystemTime>),
+    /// Device, inode, length, modification time, status-change time (s, ns): a file rewritten
+    /// in place moves the last even when its modification time is set back.
+    key: (u64, u64, u64, Option<std::time::SystemTime>, (i64, i64)),
     movie: Arc<crate::mp4::Movie>,
     used: u64,
     /// Recent plans, most recent last.
@@ -198,7 +200,10 @@ impl MovieCache {
             return plan_for(kind, path, src, req);
         }
         let meta = src.file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
-        let key = (meta.dev(), meta.ino(), meta.len(), meta.modified().ok());
+        let key = (meta.dev(), meta.ino(), meta.len(), meta.modified().ok(), (meta.ctime(), meta.ctime_nsec()));
+        // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
+        // type their answers carry.
+        let content_type = kind.content_type(path);
         let cached = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
@@ -206,7 +211,9 @@ impl MovieCache {
                 Some(e) => {
                     e.used = tick;
                     e.movie.check_moov_size(max_moov)?;
-                    if let Some((_, plan)) = e.plans.iter().find(|(r, _)| r == req) {
+                    if let Some((_, plan)) =
+                        e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)
+                    {
                         return Ok(plan.clone());
                     }
                     Some(e.movie.clone())
@@ -232,7 +239,7 @@ impl MovieCache {
                 m
             }
         };
-        let plan = movie.plan(req, kind.content_type(path))?;
+        let plan = movie.plan(req, content_type)?;
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
             if e.plans.len() >= PLANS_PER_MOVIE {

@@ -119,6 +119,15 @@ fn marks_file_round_trip_and_rejections() {
     std::fs::write(&target, &good).unwrap();
     std::os::unix::fs::symlink(&target, &file).unwrap();
     assert_eq!(marks::load(&dir, &key, &tracks), None);
+    // Nor is a FIFO planted under the name waited on (a blocking open would hang here).
+    std::fs::remove_file(&file).unwrap();
+    rustix::fs::mknodat(rustix::fs::CWD, &file, rustix::fs::FileType::Fifo, rustix::fs::Mode::RWXU, 0).unwrap();
+    assert_eq!(marks::load(&dir, &key, &tracks), None);
+    let other = marks::MovieKey { ctime_ns: key.ctime_ns ^ 1, ..key };
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, built.encode(&other)).unwrap();
+    assert_eq!(marks::load(&dir, &key, &tracks), None, "a file rewritten in place has new marks");
+    std::fs::write(&file, &good).unwrap();
 
     // Forged (checksum recomputed over wrong marks): plans still never panic.
     let mut forged = built.clone();

@@ -35,21 +35,24 @@ pub struct Marks {
     pub tracks: Vec<TrackMarks>,
 }
 
-/// What a marks file belongs to: the movie file (device, inode, length, modification time in
-/// ns) and its moov (offset, size). A file replaced or rewritten in place gets new marks.
+/// What a marks file belongs to: the movie file (device, inode, length, modification and
+/// status-change times in ns) and its moov (offset, size). A file replaced or rewritten in
+/// place gets new marks: a write always moves the status-change time, even when the
+/// modification time is set back afterwards (`rsync --inplace -t`, `touch -d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MovieKey {
     pub dev: u64,
     pub ino: u64,
     pub len: u64,
     pub mtime_ns: u64,
+    pub ctime_ns: u64,
     pub moov_offset: u64,
     pub moov_size: u64,
 }
 
 /// The largest marks file read (a 10-hour movie's is well under 1 MB).
 const MAX_FILE: u64 = 16 << 20;
-const MAGIC: &[u8; 8] = b"LMMARKS1";
+const MAGIC: &[u8; 8] = b"LMMARKS2";
 
 impl Marks {
     /// Builds the marks of `tracks` (one scan of their `ctts`, `stsc` and chunk offsets).
@@ -60,7 +63,7 @@ impl Marks {
     /// The marks as bytes for a marks file.
     pub fn encode(&self, key: &MovieKey) -> Vec<u8> {
         let mut v = MAGIC.to_vec();
-        for n in [key.dev, key.ino, key.len, key.mtime_ns, key.moov_offset, key.moov_size] {
+        for n in [key.dev, key.ino, key.len, key.mtime_ns, key.ctime_ns, key.moov_offset, key.moov_size] {
             v.extend_from_slice(&n.to_le_bytes());
         }
         v.extend_from_slice(&(self.tracks.len() as u32).to_le_bytes());
@@ -94,6 +97,7 @@ impl Marks {
             ino: r.u64()?,
             len: r.u64()?,
             mtime_ns: r.u64()?,
+            ctime_ns: r.u64()?,
             moov_offset: r.u64()?,
             moov_size: r.u64()?,
         };
@@ -239,11 +243,13 @@ pub fn file_for(dir: &Path, key: &MovieKey) -> PathBuf {
     dir.join(format!("{:x}-{:x}.marks", key.dev, key.ino))
 }
 
-/// Reads the marks for `key` from `dir`, if a valid file is there. Never follows a symlink.
+/// Reads the marks for `key` from `dir`, if a valid file is there. Never follows a symlink,
+/// never waits on a FIFO planted under the marks file's name (`O_NONBLOCK`; anything but a
+/// regular file is then refused).
 pub fn load(dir: &Path, key: &MovieKey, tracks: &[Track<'_>]) -> Option<Marks> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
         .open(file_for(dir, key))
         .ok()?;
     let meta = file.metadata().ok()?;

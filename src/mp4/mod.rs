@@ -131,9 +131,10 @@ impl Movie {
         let bytes = match in_head(&moov) {
             Some(b) => MoovBytes::Owned(b.to_vec()),
             None => {
-                // SAFETY: the mapping is read-only and private to this process; loomiere
-                // serves files that are not modified in place while being read (a truncation
-                // while mapped would raise SIGBUS, as it would for any mmap-based server).
+                // SAFETY: the mapping is read-only (shared with the page cache, never written
+                // through); loomiere serves files that are not modified in place while being
+                // read (a truncation while mapped would raise SIGBUS, as it would for any
+                // mmap-based server).
                 let mapped =
                     unsafe { memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(&*src.file) };
                 match mapped {
@@ -196,6 +197,9 @@ impl Movie {
                 .modified
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            ctime_ns: meta
+                .as_ref()
+                .map_or(0, |m| (m.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(m.ctime_nsec() as u64)),
             moov_offset: moov.offset,
             moov_size: moov.size,
         }
@@ -361,6 +365,12 @@ impl Movie {
             let bad = || Error::corrupt(t.trak.offset, format!("track {}: sample tables do not agree", t.id));
             let (a, b) = t.stsc.locate_pair(s0, s1 - 1, t.offsets.len() as u64);
             let (a, b) = (a.ok_or_else(bad)?, b.ok_or_else(bad)?);
+            // The last kept sample's chunk cannot come before the first's: only a `stsc`
+            // whose first chunks go backwards (which a seek mark may have jumped over) or a
+            // forged marks file could say so, and the new tables count `b − a + 1` chunks.
+            if b.chunk < a.chunk {
+                return Err(bad());
+            }
             let (first, _) = t.location_in(&a, s0).ok_or_else(bad)?;
             let (last, size) = t.location_in(&b, s1 - 1).ok_or_else(bad)?;
             let end = last.checked_add(size).ok_or_else(bad)?;
@@ -397,16 +407,31 @@ impl Movie {
 
 /// Whether the chunks after `a`'s up to `b`'s (the kept ones whose offsets the new moov
 /// rebases) all start inside `start..end`, the one source range a plan copies. Offsets known
-/// never to decrease (seek marks) are checked at both ends only; otherwise in one branch-free
-/// pass that the compiler vectorises (`o` is inside when `o − start < end − start`, wrapping).
+/// never to decrease (seek marks) are checked at both ends only; otherwise all of them.
 fn kept_chunks_inside(t: &Track<'_>, a: &tables::ChunkPos, b: &tables::ChunkPos, start: u64, end: u64) -> bool {
     let e = &t.offsets.entries;
     let from = usize::try_from(a.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
     let to = usize::try_from(b.chunk + 1).unwrap_or(usize::MAX).saturating_mul(e.width);
-    let kept = e.data.get(from..to).unwrap_or(&[]);
+    let Some(kept) = e.data.get(from..to) else { return false };
+    let inside = |kept: &[u8]| offsets_inside(kept, e.width, start, end);
+    let w = e.width;
+    if t.offsets_grow && kept.len() > 2 * w {
+        inside(kept.get(..w).unwrap_or(&[])) && inside(kept.get(kept.len() - w..).unwrap_or(&[]))
+    } else {
+        inside(kept)
+    }
+}
+
+/// Whether every big-endian offset of `width` bytes in `kept` lies in `start..end`, in one
+/// branch-free pass the compiler vectorises (`o` is inside when `o − start < end − start`,
+/// wrapping).
+fn offsets_inside(kept: &[u8], width: usize, start: u64, end: u64) -> bool {
     let span = end.saturating_sub(start);
-    let inside = |kept: &[u8]| match (u32::try_from(start), u32::try_from(span), e.width) {
-        (Ok(s32), Ok(span32), 4) => {
+    // 32-bit arithmetic only when the whole range lies below 4 GiB: with `end` above it, an
+    // offset below `start` would wrap into the range.
+    match (u32::try_from(start), u32::try_from(end), width) {
+        (Ok(s32), Ok(e32), 4) => {
+            let span32 = e32.wrapping_sub(s32);
             kept.chunks_exact(4).fold(0u32, |bad, c| {
                 let o = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
                 bad | u32::from(o.wrapping_sub(s32) >= span32)
@@ -418,12 +443,6 @@ fn kept_chunks_inside(t: &Track<'_>, a: &tables::ChunkPos, b: &tables::ChunkPos,
         _ => kept
             .chunks_exact(8)
             .all(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]).wrapping_sub(start) < span),
-    };
-    let w = e.width;
-    if t.offsets_grow && kept.len() > 2 * w {
-        inside(kept.get(..w).unwrap_or(&[])) && inside(kept.get(kept.len() - w..).unwrap_or(&[]))
-    } else {
-        inside(kept)
     }
 }
 

@@ -266,6 +266,13 @@ fn movie_cache_remembers_recent_plans_per_request() {
     let exact = Request { exact: true, ..at(1.0) };
     let p = cache.open(&path, &exact).unwrap();
     assert_eq!(read_range(&p, 0..p.len()).unwrap(), fresh(&exact));
+    // A second name of the same file shares the movie, not the remembered answer's type.
+    let audio = path.with_extension("m4a");
+    let _ = std::fs::remove_file(&audio);
+    std::fs::hard_link(&path, &audio).unwrap();
+    assert_eq!(cache.open(&path, &exact).unwrap().info.content_type, "video/mp4");
+    assert_eq!(cache.open(&audio, &exact).unwrap().info.content_type, "audio/mp4");
+    let _ = std::fs::remove_file(audio);
     let _ = std::fs::remove_file(path);
 }
 
@@ -290,4 +297,23 @@ fn max_moov_bytes_refuses_a_larger_moov_before_planning() {
         }
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn offsets_inside_never_wraps_across_4_gib() {
+    let be32 = |v: &[u32]| v.iter().flat_map(|o| o.to_be_bytes()).collect::<Vec<u8>>();
+    let be64 = |v: &[u64]| v.iter().flat_map(|o| o.to_be_bytes()).collect::<Vec<u8>>();
+    // A range below 4 GiB: the 32-bit pass.
+    assert!(super::offsets_inside(&be32(&[100, 150, 199]), 4, 100, 200));
+    assert!(!super::offsets_inside(&be32(&[100, 200]), 4, 100, 200));
+    assert!(!super::offsets_inside(&be32(&[99]), 4, 100, 200));
+    assert!(!super::offsets_inside(&be32(&[u32::MAX]), 4, 100, 200));
+    // A range across 4 GiB (an `stco` track beside a `co64` one): an offset below `start`
+    // must not wrap into it.
+    let (start, end) = (0xF000_0000, 0x1_1000_0000);
+    assert!(!super::offsets_inside(&be32(&[0x0800_0000]), 4, start, end));
+    assert!(super::offsets_inside(&be32(&[0xF000_0000, 0xFFFF_FFFF]), 4, start, end));
+    assert!(super::offsets_inside(&be64(&[0xF000_0000, 0x1_0FFF_FFFF]), 8, start, end));
+    assert!(!super::offsets_inside(&be64(&[0x1_1000_0000]), 8, start, end));
+    assert!(!super::offsets_inside(&be64(&[0x0800_0000]), 8, start, end));
 }

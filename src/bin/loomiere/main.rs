@@ -59,16 +59,18 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
         if serve_cgi::is_direct_cgi(args, SUBCOMMANDS) {
             serve_cgi::run(serve_cgi::Args { config: None, inetd: false })
         } else {
-            cli()
+            cli(args)
         }
     })
 }
 
 /// The command line: parses argv (clap exits on `--help`, `--version` and usage errors),
-/// runs the subcommand and returns the exit status.
+/// runs the subcommand and returns the exit status. The arguments come from the C `main`:
+/// `std::env::args` is filled without std's start-up only on glibc.
 #[cfg_attr(test, allow(dead_code))]
-fn cli() -> i32 {
-    let cli = Cli::parse();
+fn cli(args: entry::Argv) -> i32 {
+    use std::os::unix::ffi::OsStrExt;
+    let cli = Cli::parse_from(args.into_iter().map(|a| std::ffi::OsStr::from_bytes(a).to_os_string()));
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
         Command::Cut(a) => cut::run(a),
