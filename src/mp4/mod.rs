@@ -205,6 +205,11 @@ impl Movie {
         }
     }
 
+    /// Whether plans of this movie start their scans at seek marks.
+    pub fn has_marks(&self) -> bool {
+        self.marks.is_some()
+    }
+
     /// Builds the seek marks (one scan of the long tables) and keeps them: later plans
     /// jump near their targets. For a movie that will be planned many times.
     pub fn build_marks(&mut self) -> Result<&marks::Marks> {
@@ -213,8 +218,9 @@ impl Movie {
     }
 
     /// Uses seek marks stored under `dir` (see [`marks::load`]), or builds them and stores
-    /// them there for the next process. A directory that cannot be written only costs the
-    /// build.
+    /// them there for the next process. Building scans whole tables, more than one seek
+    /// reads, so it is done only when `dir` is writable: a directory this process cannot
+    /// write costs one `access` call and plans without marks.
     pub fn use_marks_in(&mut self, dir: &std::path::Path) -> Result<()> {
         // A small moov is scanned faster than a marks file is opened and checked.
         if self.root.size < MARKS_MIN_MOOV {
@@ -226,6 +232,10 @@ impl Movie {
         let m = match found {
             Some(m) => m,
             None => {
+                use rustix::fs::{accessat, Access, AtFlags, CWD};
+                if accessat(CWD, dir, Access::WRITE_OK, AtFlags::EACCESS).is_err() {
+                    return Ok(());
+                }
                 let m = marks::Marks::build(&tracks);
                 let _ = marks::store(dir, &key, &m);
                 m
