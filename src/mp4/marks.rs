@@ -160,11 +160,8 @@ fn stsc_marks(t: &Track<'_>) -> Vec<u64> {
             marks.push(first);
         }
         let (fc, spc, _) = table.entry(i);
-        let Some(start) = u64::from(fc).checked_sub(1) else { return marks };
-        let end = if i + 1 < table.len() { u64::from(table.entry(i + 1).0).saturating_sub(1) } else { chunks };
-        if end < start || end > chunks {
-            return marks;
-        }
+        let next_fc = (i + 1 < table.len()).then(|| u64::from(table.entry(i + 1).0));
+        let Some((start, end)) = super::tables::stsc_span(u64::from(fc), next_fc, chunks) else { return marks };
         match (end - start).checked_mul(u64::from(spc)).and_then(|n| first.checked_add(n)) {
             Some(next) => first = next,
             None => return marks,

@@ -94,6 +94,17 @@ fn count_sum(data: &[u8]) -> u64 {
     data.chunks_exact(8).map(|e| u64::from(u32::from_be_bytes([e[0], e[1], e[2], e[3]]))).sum()
 }
 
+/// The 0-based chunks `start..end` of an `stsc` entry whose first chunk (1-based) is `fc`,
+/// followed by an entry starting at `next_fc` (`None`: the last entry, which runs to the
+/// track's `chunks`). `None` when the entry is inconsistent: a first chunk of 0, first chunks
+/// going backwards, or chunks past the chunk-offset table. The one rule every `stsc` walk
+/// applies (the block sum below is its branch-free form).
+pub fn stsc_span(fc: u64, next_fc: Option<u64>, chunks: u64) -> Option<(u64, u64)> {
+    let start = fc.checked_sub(1)?;
+    let end = next_fc.map_or(chunks, |n| n.saturating_sub(1));
+    (start <= end && end <= chunks).then_some((start, end))
+}
+
 /// Samples described by the first `BLOCK` entries of `block` (`BLOCK + 1` stsc entries: the
 /// last one only gives the end chunk), and whether every one of them is consistent. When it is,
 /// the sum cannot overflow: the chunk spans add up to at most `chunks` (< 2^32) and each is
@@ -410,14 +421,7 @@ impl<'a> SampleToChunk<'a> {
         let mut entries = data.get(i * 12..)?.chunks_exact(12).enumerate().peekable();
         while let Some((k, e)) = entries.next() {
             let (fc, spc) = (be(e, 0), be(e, 4));
-            let start = fc.checked_sub(1)?;
-            let end = match entries.peek() {
-                Some((_, next)) => be(next, 0).saturating_sub(1),
-                None => chunks,
-            };
-            if end < start || end > chunks {
-                return None;
-            }
+            let (start, end) = stsc_span(fc, entries.peek().map(|(_, next)| be(next, 0)), chunks)?;
             let next = (end - start).checked_mul(spc).and_then(|n| first.checked_add(n))?;
             if spc > 0 && s < next {
                 let k_in = (s - first) / spc;
@@ -440,11 +444,8 @@ impl<'a> SampleToChunk<'a> {
         let mut total = 0u64;
         for i in 0..self.len() {
             let (fc, spc, _) = self.entry(i);
-            let start = u64::from(fc).checked_sub(1)?;
-            let end = if i + 1 < self.len() { u64::from(self.entry(i + 1).0).checked_sub(1)? } else { chunks };
-            if end < start || end > chunks {
-                return None;
-            }
+            let next_fc = (i + 1 < self.len()).then(|| u64::from(self.entry(i + 1).0));
+            let (start, end) = stsc_span(u64::from(fc), next_fc, chunks)?;
             total = total.checked_add((end - start).checked_mul(u64::from(spc))?)?;
         }
         Some(total)
