@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # deps.sh — installs what loomiere's demo or test suite needs on Debian 12, and only what is
 # missing (a no-op on a machine that has it all). Non-interactive; uses sudo when not root.
-# Services that Debian's packages would start on install (nginx, apache2, lighttpd, xinetd)
-# are kept from starting: the tests start their own instances on free loopback ports.
+# Services that Debian's packages would start on install (nginx, apache2, lighttpd, xinetd,
+# mini-httpd) are kept from starting: the tests start their own instances on free loopback
+# ports.
 # The Rust toolchain itself is not installed here (rustup's installer is not a package):
 # cargo must already be on PATH; clippy and rustfmt are added through rustup when missing.
 # Usage: scripts/deps.sh demo|test
@@ -11,7 +12,7 @@ set -euo pipefail
 what=${1:-test}
 case $what in
   demo) pkgs=(ffmpeg ca-certificates) ;;
-  test) pkgs=(ffmpeg python3 util-linux yamdi flvmeta nginx lighttpd busybox ipsvd apache2 fcgiwrap xinetd curl
+  test) pkgs=(ffmpeg python3 util-linux yamdi flvmeta nginx lighttpd busybox ipsvd apache2 fcgiwrap xinetd mini-httpd curl
               chromium chromium-driver time ca-certificates) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
