@@ -52,6 +52,7 @@ impl Kind {
 }
 
 /// An open source file with the facts every plan needs.
+#[derive(Clone)]
 pub struct Source {
     /// The open file, shared with the plan's sinks.
     pub file: Arc<File>,
@@ -59,9 +60,38 @@ pub struct Source {
     pub len: u64,
     /// Its modification time.
     pub modified: Option<std::time::SystemTime>,
+    /// Which file this is (zero for a nameless one, e.g. in tests): caches key on it.
+    pub id: FileId,
+}
+
+/// A file's identity as of its opening: device, inode and status-change time. With the
+/// length and modification time it tells a file replaced or rewritten in place (a write
+/// always moves the status-change time, even when the modification time is set back).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub ctime_ns: u64,
 }
 
 impl Source {
+    /// A source from an opened file and its metadata (the caller's one `fstat`).
+    pub fn from_meta(file: File, meta: &std::fs::Metadata) -> Source {
+        use std::os::unix::fs::MetadataExt;
+        let ctime_ns = (meta.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.ctime_nsec() as u64);
+        Source {
+            file: Arc::new(file),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            id: FileId { dev: meta.dev(), ino: meta.ino(), ctime_ns },
+        }
+    }
+
+    /// A source with no identity (tests, fuzzing): `len` bytes of `file`.
+    pub fn nameless(file: Arc<File>, len: u64) -> Source {
+        Source { file, len, modified: None, id: FileId::default() }
+    }
+
     /// Opens `path` for reading; only regular files are accepted (no directories, devices,
     /// FIFOs, sockets).
     pub fn open(path: &Path) -> Result<Source> {
@@ -73,7 +103,7 @@ impl Source {
                 std::io::Error::new(std::io::ErrorKind::PermissionDenied, "not a regular file"),
             ));
         }
-        Ok(Source { file: Arc::new(file), len: meta.len(), modified: meta.modified().ok() })
+        Ok(Source::from_meta(file, &meta))
     }
 
     /// Plan info with the source facts filled in.
@@ -166,9 +196,8 @@ pub struct MovieCache {
 }
 
 struct CacheEntry {
-    /// Device, inode, length, modification time, status-change time (s, ns): a file rewritten
-    /// in place moves the last even when its modification time is set back.
-    key: (u64, u64, u64, Option<std::time::SystemTime>, (i64, i64)),
+    /// The file's identity, length and modification time when the movie was opened.
+    key: (FileId, u64, Option<std::time::SystemTime>),
     movie: Arc<crate::mp4::Movie>,
     used: u64,
     /// Recent plans, most recent last.
@@ -194,13 +223,11 @@ impl MovieCache {
     /// cached movie's descriptor serves the plan.
     /// A moov larger than `max_moov` is refused before any work that grows with it.
     pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request, max_moov: u64) -> Result<Plan> {
-        use std::os::unix::fs::MetadataExt;
         let seeks_mp4 = kind == Kind::Mp4 && rewrites(req);
         if !seeks_mp4 {
             return plan_for(kind, path, src, req);
         }
-        let meta = src.file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
-        let key = (meta.dev(), meta.ino(), meta.len(), meta.modified().ok(), (meta.ctime(), meta.ctime_nsec()));
+        let key = (src.id, src.len, src.modified);
         // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
         // type their answers carry.
         let content_type = kind.content_type(path);

@@ -60,12 +60,12 @@ pub fn exercise(kind: Kind, data: &[u8]) {
         Kind::Image(_) => "input.png",
     };
     for req in requests() {
-        let src = Source { file: Arc::clone(&file), len: data.len() as u64, modified: None };
+        let src = Source::nameless(Arc::clone(&file), data.len() as u64);
         if let Ok(plan) = media::plan_for(kind, Path::new(name), src, &req) {
             read_back(&plan);
         }
     }
-    let src = Source { file: Arc::clone(&file), len: data.len() as u64, modified: None };
+    let src = Source::nameless(Arc::clone(&file), data.len() as u64);
     if kind == Kind::Mp4 {
         let _ = loomiere::mp4::inspect(src);
         marks_agree(&file, data);
@@ -76,7 +76,7 @@ pub fn exercise(kind: Kind, data: &[u8]) {
 /// outcome, same bytes), and the input's bytes read as a marks file never panic.
 fn marks_agree(file: &Arc<File>, data: &[u8]) {
     use loomiere::mp4::{marks::Marks, Movie};
-    let open = || Movie::open(Source { file: Arc::clone(file), len: data.len() as u64, modified: None });
+    let open = || Movie::open(Source::nameless(Arc::clone(file), data.len() as u64));
     let (Ok(plain), Ok(mut marked)) = (open(), open()) else { return };
     if let Ok(tracks) = plain.tracks() {
         let _ = Marks::decode(data, &plain.key(), &tracks);

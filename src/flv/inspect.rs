@@ -260,13 +260,13 @@ mod tests {
     #[test]
     fn reports_tiny_and_truncated() {
         let bytes = tiny();
-        let src = Source { file: Arc::new(file_with(&bytes)), len: bytes.len() as u64, modified: None };
+        let src = Source::nameless(Arc::new(file_with(&bytes)), bytes.len() as u64);
         let r = inspect(&src).unwrap();
         assert_eq!(r.tags.total, 4);
         assert_eq!(r.keyframes.count, 1);
         assert!(r.render().contains("H.264/AVC"));
         assert!(serde_json::to_string(&r).unwrap().contains("\"video\""));
-        let src = Source { file: Arc::new(file_with(&bytes[..60])), len: 60, modified: None };
+        let src = Source::nameless(Arc::new(file_with(&bytes[..60])), 60);
         let r = inspect(&src).unwrap();
         assert_eq!(r.fault_offset, Some(58));
         assert!(r.render().contains("FAULT"));

@@ -417,7 +417,7 @@ mod tests {
     use crate::sink::read_range;
 
     fn source(bytes: &[u8]) -> Source {
-        Source { file: Arc::new(file_with(bytes)), len: bytes.len() as u64, modified: None }
+        Source::nameless(Arc::new(file_with(bytes)), bytes.len() as u64)
     }
 
     fn req(start: Option<Position>, end: Option<Position>) -> Request {

@@ -21,7 +21,6 @@ use crate::media::{Kind, Source};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::fs::File;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 /// The longest decoded path accepted, in bytes.
 const MAX_PATH_BYTES: usize = 4096;
@@ -246,7 +245,7 @@ fn open_regular_beneath(cfg: &Config, rel: &RelPath) -> Option<Opened> {
     if !meta.is_file() {
         return None;
     }
-    let source = Source { file: Arc::new(file), len: meta.len(), modified: meta.modified().ok() };
+    let source = Source::from_meta(file, &meta);
     Some(Opened { real: cfg.document_root.join(fs_path), kind, source })
 }
 
@@ -298,7 +297,7 @@ fn open_checked(cfg: &Config, rel: &RelPath) -> Result<Opened, PathError> {
     if !meta.is_file() {
         return Err(forbidden(format!("{} is not a regular file", real.display())));
     }
-    let source = Source { file: Arc::new(file), len: meta.len(), modified: meta.modified().ok() };
+    let source = Source::from_meta(file, &meta);
     Ok(Opened { real, kind, source })
 }
 

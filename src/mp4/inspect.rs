@@ -60,7 +60,7 @@ pub fn inspect(src: Source) -> Report {
     for h in &top.boxes {
         push(&mut report, h, 0, 0);
         if &h.kind == b"moov" {
-            if let Ok(movie) = Movie::open(Source { file: src.file.clone(), len: src.len, modified: src.modified }) {
+            if let Ok(movie) = Movie::open(src.clone()) {
                 tree(&mut report, &movie.moov, &movie.root, 1, h.offset);
             }
         }

@@ -185,21 +185,17 @@ impl Movie {
 
     /// What identifies this movie's marks: the file and its moov.
     pub fn key(&self) -> marks::MovieKey {
-        use std::os::unix::fs::MetadataExt;
-        let meta = self.src.file.metadata().ok();
         let moov = self.top.moov.unwrap_or(self.root);
         marks::MovieKey {
-            dev: meta.as_ref().map_or(0, |m| m.dev()),
-            ino: meta.as_ref().map_or(0, |m| m.ino()),
+            dev: self.src.id.dev,
+            ino: self.src.id.ino,
             len: self.src.len,
             mtime_ns: self
                 .src
                 .modified
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            ctime_ns: meta
-                .as_ref()
-                .map_or(0, |m| (m.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(m.ctime_nsec() as u64)),
+            ctime_ns: self.src.id.ctime_ns,
             moov_offset: moov.offset,
             moov_size: moov.size,
         }
