@@ -3,6 +3,9 @@
 //! Strict and bounded: the caller caps the head's size and time; this module refuses
 //! obsolete line folding, bad tokens, too many fields and versions other than 1.0/1.1. It
 //! never reads a body: a request that announces one is answered and the connection closed.
+//! Framing that two parties could read differently (RFC 9112 §6.3: `Content-Length` with
+//! `Transfer-Encoding`, two different or invalid `Content-Length`s, a `Transfer-Encoding`
+//! not ending in `chunked`) is a 400 and the connection is closed, as nginx does.
 
 use super::path::Target;
 use super::HttpRequest;
@@ -90,7 +93,8 @@ pub fn parse(head: &[u8]) -> Result<WireRequest, WireError> {
         if_range: None,
     };
     let mut connection = String::new();
-    let mut has_body = false;
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = String::new();
     let mut host_seen = false;
     let mut count = 0;
     for line in lines {
@@ -130,13 +134,20 @@ pub fn parse(head: &[u8]) -> Result<WireRequest, WireError> {
                 continue;
             }
             "content-length" => {
-                if value != "0" {
-                    has_body = true;
+                // `5, 5` and repeated equal fields are one length (RFC 9110 §8.6); anything
+                // else that is not one decimal number is a framing error.
+                for item in value.split(',').map(|v| v.trim_matches([' ', '\t'])) {
+                    let n = parse_length(item).ok_or_else(|| err(400, "invalid Content-Length"))?;
+                    if content_length.is_some_and(|c| c != n) {
+                        return Err(err(400, "two different Content-Length values"));
+                    }
+                    content_length = Some(n);
                 }
                 continue;
             }
             "transfer-encoding" => {
-                has_body = true;
+                transfer_encoding.push_str(&value.to_ascii_lowercase());
+                transfer_encoding.push(',');
                 continue;
             }
             _ => continue,
@@ -153,6 +164,17 @@ pub fn parse(head: &[u8]) -> Result<WireRequest, WireError> {
     if !http10 && !host_seen {
         return Err(err(400, "HTTP/1.1 request without Host"));
     }
+    let chunked = !transfer_encoding.is_empty();
+    if chunked {
+        if content_length.is_some() {
+            return Err(err(400, "both Content-Length and Transfer-Encoding"));
+        }
+        let last = transfer_encoding.split(',').map(str::trim).filter(|c| !c.is_empty()).next_back();
+        if last != Some("chunked") {
+            return Err(err(400, "Transfer-Encoding does not end in chunked"));
+        }
+    }
+    let has_body = chunked || content_length.is_some_and(|n| n > 0);
     let tokens: Vec<&str> = connection.split(',').map(str::trim).collect();
     let keep_alive = !has_body && if http10 { tokens.contains(&"keep-alive") } else { !tokens.contains(&"close") };
     Ok(WireRequest { request, http10, keep_alive })
@@ -180,6 +202,14 @@ fn split_target(target: &str) -> Result<(&str, &str), WireError> {
         }
     };
     Ok(rest.split_once('?').unwrap_or((rest, "")))
+}
+
+/// A `Content-Length` value: decimal digits only, no sign, no overflow.
+fn parse_length(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
 }
 
 fn is_tchar(b: u8) -> bool {
@@ -218,6 +248,12 @@ mod tests {
         assert!(!w.keep_alive);
         let w = parse(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n").unwrap();
         assert!(!w.keep_alive);
+        let w = parse(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(w.keep_alive, "equal repeated lengths are one length, and 0 is no body");
+        let w = parse(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 7, 7\r\n\r\n").unwrap();
+        assert!(!w.keep_alive);
+        let w = parse(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n").unwrap();
+        assert!(!w.keep_alive, "a chunked body is not read: answer and close");
         let w = parse(b"GET / HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\n\r\n").unwrap();
         assert_eq!(w.request.range.as_deref(), Some("invalid"));
     }
@@ -238,6 +274,17 @@ mod tests {
             (b"\xff / HTTP/1.0\r\n\r\n", 400),
             (b"GET / HTTP/1.0\r\nA: \x01\r\n\r\n", 400),
             (b"", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+            (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", 400),
         ] {
             assert_eq!(parse(bad).map_err(|e| e.status), Err(status), "{:?}", String::from_utf8_lossy(bad));
         }
