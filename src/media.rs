@@ -74,17 +74,19 @@ pub struct FileId {
     pub ctime_ns: u64,
 }
 
+impl FileId {
+    /// The identity in `meta`.
+    pub fn of(meta: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        let ctime_ns = (meta.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.ctime_nsec() as u64);
+        FileId { dev: meta.dev(), ino: meta.ino(), ctime_ns }
+    }
+}
+
 impl Source {
     /// A source from an opened file and its metadata (the caller's one `fstat`).
     pub fn from_meta(file: File, meta: &std::fs::Metadata) -> Source {
-        use std::os::unix::fs::MetadataExt;
-        let ctime_ns = (meta.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.ctime_nsec() as u64);
-        Source {
-            file: Arc::new(file),
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            id: FileId { dev: meta.dev(), ino: meta.ino(), ctime_ns },
-        }
+        Source { file: Arc::new(file), len: meta.len(), modified: meta.modified().ok(), id: FileId::of(meta) }
     }
 
     /// A source with no identity (tests, fuzzing): `len` bytes of `file`.
@@ -184,20 +186,32 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
 
 /// Opened MP4 movies shared between requests, so that the viewers of one file share one mapped
 /// `moov` (one mapping, one set of page-table entries) instead of mapping it each. A file is
-/// known by device, inode, length and modification time: a replaced or modified file is
-/// opened afresh. Holds at most `capacity` movies, dropping the least recently used, and for
-/// each the plans of its last [`PLANS_PER_MOVIE`] distinct requests: viewers who seek to the
-/// same point (a shared `?start=` link, a chapter, the page's default start) get the plan
-/// without a table scan. A plan is a few hundred bytes of segment descriptions over the shared
-/// moov, so the memo stays small.
+/// known by device, inode, status-change time, length and modification time: a replaced or
+/// modified file is opened afresh. Holds at most `capacity` movies, dropping the least recently
+/// used, and for each the plans of its last [`PLANS_PER_MOVIE`] distinct requests: viewers who
+/// seek to the same point (a shared `?start=` link, a chapter, the page's default start) get
+/// the plan without a table scan. A plan is a few hundred bytes of segment descriptions over
+/// the shared moov, so the memo stays small.
+///
+/// A movie whose file was deleted or replaced is let go promptly, so that its disk space is
+/// freed: at the next lookup of its path (a new identity under the same name drops the old
+/// entry), and by [`MovieCache::sweep`] — run at each insertion and periodically by `serve` —
+/// which drops every entry whose held descriptor has no link left (`fstat`: `st_nlink` 0) or
+/// whose path now names another file or none. Two concurrent misses for one file open it
+/// twice but insert it once: the second finds the first's entry under the lock and uses it.
 pub struct MovieCache {
     capacity: usize,
     entries: std::sync::Mutex<Vec<CacheEntry>>,
 }
 
+/// The identity of one version of a file as the cache knows it.
+type MovieKey = (FileId, u64, Option<std::time::SystemTime>);
+
 struct CacheEntry {
     /// The file's identity, length and modification time when the movie was opened.
-    key: (FileId, u64, Option<std::time::SystemTime>),
+    key: MovieKey,
+    /// The path it was opened under (checked by [`MovieCache::sweep`]).
+    path: std::path::PathBuf,
     movie: Arc<crate::mp4::Movie>,
     used: u64,
     /// Recent plans, most recent last.
@@ -211,6 +225,20 @@ impl MovieCache {
     /// A cache of at most `capacity` movies.
     pub fn new(capacity: usize) -> MovieCache {
         MovieCache { capacity: capacity.max(1), entries: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How many movies are held.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when no movie is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Like [`open`], reusing the opened movie for MP4 seeks.
@@ -231,8 +259,8 @@ impl MovieCache {
         // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
         // type their answers carry.
         let content_type = kind.content_type(path);
-        let cached = {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (cached, replaced) = {
+            let mut entries = self.lock();
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
             match entries.iter_mut().find(|e| e.key == key) {
                 Some(e) => {
@@ -243,31 +271,25 @@ impl MovieCache {
                     {
                         return Ok(plan.clone());
                     }
-                    Some(e.movie.clone())
+                    (Some(e.movie.clone()), Vec::new())
                 }
-                None => None,
+                // A miss: an older version of the file under this name is let go now.
+                None => (None, take_where(&mut entries, |e| e.path == path)),
             }
         };
+        drop(replaced); // unmapped and closed outside the lock
         let movie = match cached {
             Some(m) => m,
             None => {
                 let mut m = crate::mp4::Movie::open(src)?;
                 m.check_moov_size(max_moov)?;
                 m.build_marks()?;
-                let m = Arc::new(m);
-                let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-                let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
-                if entries.len() >= self.capacity {
-                    if let Some(i) = entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i) {
-                        entries.swap_remove(i);
-                    }
-                }
-                entries.push(CacheEntry { key, movie: m.clone(), used: tick, plans: Vec::new() });
-                m
+                self.sweep();
+                self.insert(key, path, Arc::new(m))
             }
         };
         let plan = movie.plan(req, content_type)?;
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = self.lock();
         if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
             if e.plans.len() >= PLANS_PER_MOVIE {
                 e.plans.remove(0);
@@ -276,4 +298,65 @@ impl MovieCache {
         }
         Ok(plan)
     }
+
+    /// Inserts a freshly opened movie, unless a concurrent miss inserted the same file first:
+    /// then that one is used and `movie` dropped. Returns the movie to plan with.
+    fn insert(&self, key: MovieKey, path: &Path, movie: Arc<crate::mp4::Movie>) -> Arc<crate::mp4::Movie> {
+        let mut entries = self.lock();
+        let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+        if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
+            e.used = tick;
+            return e.movie.clone();
+        }
+        let mut evicted = None;
+        if entries.len() >= self.capacity {
+            if let Some(i) = entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i) {
+                evicted = Some(entries.swap_remove(i));
+            }
+        }
+        entries.push(CacheEntry { key, path: path.to_path_buf(), movie: movie.clone(), used: tick, plans: Vec::new() });
+        drop(entries);
+        drop(evicted);
+        movie
+    }
+
+    /// Lets go of every movie whose file was deleted (no link left to the held descriptor) or
+    /// whose path now names another file (replaced, renamed away) or nothing. The checks run
+    /// outside the lock; a movie dropped while a viewer still streams it is closed when that
+    /// stream ends.
+    pub fn sweep(&self) {
+        let held: Vec<(MovieKey, std::path::PathBuf, Arc<File>)> =
+            self.lock().iter().map(|e| (e.key, e.path.clone(), e.movie.src.file.clone())).collect();
+        let stale: Vec<MovieKey> =
+            held.into_iter().filter(|(key, path, file)| !still_current(key.0, path, file)).map(|(k, ..)| k).collect();
+        if stale.is_empty() {
+            return;
+        }
+        let gone = take_where(&mut self.lock(), |e| stale.contains(&e.key));
+        drop(gone);
+    }
+}
+
+/// Removes and returns the entries that match `pred`.
+fn take_where(entries: &mut Vec<CacheEntry>, pred: impl Fn(&CacheEntry) -> bool) -> Vec<CacheEntry> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        if entries.get(i).is_some_and(&pred) {
+            out.push(entries.swap_remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Whether the file held open as `file`, known as `id`, still has a link and is still what
+/// `path` names.
+fn still_current(id: FileId, path: &Path, file: &File) -> bool {
+    match rustix::fs::fstat(file) {
+        Ok(st) if st.st_nlink > 0 => {}
+        _ => return false,
+    }
+    std::fs::metadata(path).is_ok_and(|meta| FileId::of(&meta) == id)
 }

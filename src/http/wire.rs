@@ -169,7 +169,7 @@ pub fn parse(head: &[u8]) -> Result<WireRequest, WireError> {
         if content_length.is_some() {
             return Err(err(400, "both Content-Length and Transfer-Encoding"));
         }
-        let last = transfer_encoding.split(',').map(str::trim).filter(|c| !c.is_empty()).next_back();
+        let last = transfer_encoding.split(',').map(str::trim).rfind(|c| !c.is_empty());
         if last != Some("chunked") {
             return Err(err(400, "Transfer-Encoding does not end in chunked"));
         }

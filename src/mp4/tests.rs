@@ -317,3 +317,57 @@ fn offsets_inside_never_wraps_across_4_gib() {
     assert!(!super::offsets_inside(&be64(&[0x1_1000_0000]), 8, start, end));
     assert!(!super::offsets_inside(&be64(&[0x0800_0000]), 8, start, end));
 }
+
+#[test]
+fn movie_cache_inserts_once_under_concurrent_misses() {
+    let path = temp_file("cache-race", &build(&spec(false)));
+    for round in 0..20 {
+        let cache = crate::media::MovieCache::new(8);
+        let ready = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let req = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+                    ready.wait();
+                    cache.open(&path, &req).unwrap();
+                });
+            }
+        });
+        assert_eq!(cache.len(), 1, "round {round}: one file, one entry");
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Whether this process holds a descriptor of a deleted file named `name`.
+fn holds_deleted(name: &str) -> bool {
+    std::fs::read_dir("/proc/self/fd").unwrap().flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|t| {
+            let t = t.to_string_lossy();
+            t.contains(name) && t.ends_with("(deleted)")
+        })
+    })
+}
+
+#[test]
+fn movie_cache_lets_deleted_and_replaced_files_go() {
+    let cache = crate::media::MovieCache::new(8);
+    let req = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+    let gone = temp_file("cache-gone", &build(&spec(false)));
+    let kept = temp_file("cache-kept", &build(&spec(false)));
+    drop(cache.open(&gone, &req).unwrap());
+    drop(cache.open(&kept, &req).unwrap());
+    assert_eq!(cache.len(), 2);
+    std::fs::remove_file(&gone).unwrap();
+    assert!(holds_deleted("cache-gone"), "the cache holds the movie it opened");
+    cache.sweep();
+    assert_eq!(cache.len(), 1, "the deleted file is let go, the other kept");
+    assert!(!holds_deleted("cache-gone"));
+    // Replaced under the same name: the next lookup of that name drops the old version.
+    let tmp = temp_file("cache-kept-new", &build(&spec(true)));
+    std::fs::rename(&tmp, &kept).unwrap();
+    assert!(holds_deleted("cache-kept"));
+    drop(cache.open(&kept, &req).unwrap());
+    assert_eq!(cache.len(), 1);
+    assert!(!holds_deleted("cache-kept"), "the replaced version is closed");
+    let _ = std::fs::remove_file(kept);
+}
