@@ -68,7 +68,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     let mut stop = shared.stop.subscribe();
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let limits = shared.config.get().map(|c| c.server.clone()).unwrap_or_default();
+        let limits = shared.config.get().server.clone();
         let n = match read_head(&mut stream, &mut buf, &limits, &mut stop).await {
             HeadRead::Head(n) => n,
             HeadRead::Done => return,
@@ -98,19 +98,15 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         };
         drop(head);
         let cfg = shared.config.get();
-        let resp = match &cfg {
-            Ok(cfg) => answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await,
-            Err(e) => Response::error(500, Some(e.clone())),
-        };
+        let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
         let keep = parsed.keep_alive && !*stop.borrow();
         let mut bytes = 0u64;
-        let ok = write_response(&mut stream, &resp, parsed.http10, keep, cfg.as_ref().ok(), &mut bytes).await;
-        let target = cfg.as_ref().map(|c| c.log.clone()).unwrap_or(crate::config::LogTarget::Stderr);
+        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes).await;
         shared.log.write(
-            &target,
+            &cfg.log,
             &Entry { peer, when, request_line: &request_line, status: resp.status, bytes, took: began.elapsed() },
         );
-        if let (Some(detail), Ok(cfg)) = (&resp.log, &cfg) {
+        if let Some(detail) = &resp.log {
             cfg.log(&format!("{} {} {detail}", resp.status, parsed.request.method));
         }
         if !ok {
@@ -123,13 +119,17 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     }
 }
 
-/// The listing page for directories (when on), else the shared core, run off the async
-/// threads because it opens the file and reads the media index.
+/// The listing page for directories (when on; signed like any URL when a `secret` is set),
+/// else the shared core, run off the async threads because it opens the file and reads the
+/// media index.
 async fn answer(cfg: Arc<Config>, req: http::HttpRequest, movies: Arc<crate::media::MovieCache>) -> Response {
     let head_only = req.method == "HEAD";
     if cfg.listing && (req.method == "GET" || head_only) {
         if let Some(dir) = listing::resolve(&cfg, &req.target) {
-            return listing::page(&cfg, &dir, head_only);
+            return match listing::authorize(&cfg, &dir, &req.query, SystemTime::now()) {
+                Ok(signed_until) => listing::page(&cfg, &dir, head_only, signed_until),
+                Err(refusal) => *refusal,
+            };
         }
     }
     match tokio::task::spawn_blocking(move || http::respond_cached(&cfg, &req, &movies)).await {
@@ -175,9 +175,8 @@ async fn refuse(stream: &mut TcpStream, shared: &Shared, peer: SocketAddr, statu
     let mut bytes = 0;
     let _ = write_response(stream, &resp, false, false, None, &mut bytes).await;
     linger(stream).await;
-    let target = shared.config.get().map(|c| c.log.clone()).unwrap_or(crate::config::LogTarget::Stderr);
     shared.log.write(
-        &target,
+        &shared.config.get().log,
         &Entry { peer, when: SystemTime::now(), request_line: "-", status, bytes, took: Duration::ZERO },
     );
 }

@@ -3,11 +3,17 @@
 //! `file.mp4?start=S` in the page. Only when the configuration's `listing` is on. The
 //! directory is found with the same confinement rules as files ([`path::normalize`] on a
 //! probe name inside it), then must canonicalise inside the document root.
+//!
+//! With a `secret`, a listing is a resource like any other: its URL must be signed (the
+//! directory's path with its trailing slash, `/` or `/sub/`) or it is refused with 403
+//! ([`authorize`], checked before anything is read from the directory), and every link on a
+//! signed page carries a signature with the page's own expiry, so a granted page grants its
+//! files and sub-directories for as long as it lasts.
 
 use crate::config::Config;
 use crate::http::path::{self, Target};
 use crate::http::percent::encode_path;
-use crate::http::{Body, Response};
+use crate::http::{query::Query, signed, Body, Response};
 use crate::media::Kind;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +47,34 @@ pub fn resolve(cfg: &Config, target: &Target) -> Option<Dir> {
         url.push('/');
     }
     Some(Dir { real, url })
+}
+
+/// The signature check for a listing request (query `raw_query`, time `now`): `Ok(None)`
+/// without a secret, `Ok(Some(expires))` for a valid signature (the page's links are signed
+/// until then), else the refusal to send.
+pub fn authorize(
+    cfg: &Config,
+    dir: &Dir,
+    raw_query: &str,
+    now: std::time::SystemTime,
+) -> Result<Option<u64>, Box<Response>> {
+    let Some(secret) = &cfg.secret else { return Ok(None) };
+    let q = Query::parse(raw_query).map_err(|e| Box::new(Response::error(400, Some(e.to_string()))))?;
+    let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    match signed::verify(secret, &dir.url, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
+        // `verify` accepted it, so it is a number.
+        Ok(()) => Ok(q.expires.and_then(|e| e.parse().ok())),
+        Err(e) => Err(Box::new(Response::error(403, Some(format!("{}: {e}", dir.url))))),
+    }
+}
+
+/// The parent directory's URL path of `url` (`/a/b/` → `/a/`).
+fn parent(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    match trimmed.rfind('/') {
+        Some(i) => trimmed.get(..=i).unwrap_or("/").to_string(),
+        None => "/".into(),
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -100,20 +134,33 @@ fn size(n: u64) -> String {
     }
 }
 
-/// The listing page for `dir` (body left out for HEAD).
-pub fn page(cfg: &Config, dir: &Dir, head_only: bool) -> Response {
+/// The listing page for `dir` (body left out for HEAD). With `signed_until` (see
+/// [`authorize`]) every link carries a signature valid until then.
+pub fn page(cfg: &Config, dir: &Dir, head_only: bool, signed_until: Option<u64>) -> Response {
     let (list, skipped) = entries(cfg, &dir.real);
     let title = escape(&dir.url);
+    // The href of a decoded URL path, signed when the page is.
+    let link = |path: &str| {
+        let mut href = encode_path(path);
+        if let (Some(secret), Some(expires)) = (&cfg.secret, signed_until) {
+            href.push('?');
+            href.push_str(&signed::query(secret, path, expires));
+        }
+        escape(&href)
+    };
     let mut items = String::new();
     if dir.url != "/" {
-        items.push_str("<li><a href=\"../\">../</a></li>\n");
+        items.push_str(&format!("<li><a href=\"{}\">../</a></li>\n", link(&parent(&dir.url))));
     }
     for e in &list {
-        let href = escape(&encode_path(&format!("{}{}", dir.url, e.name)));
         let name = escape(&e.name);
         if e.dir {
-            items.push_str(&format!("<li><a href=\"{href}/\">{name}/</a></li>\n"));
-        } else if e.kind == Some(Kind::Mp4) {
+            let href = link(&format!("{}{}/", dir.url, e.name));
+            items.push_str(&format!("<li><a href=\"{href}\">{name}/</a></li>\n"));
+            continue;
+        }
+        let href = link(&format!("{}{}", dir.url, e.name));
+        if e.kind == Some(Kind::Mp4) {
             items.push_str(&format!(
                 "<li><a class=\"play\" href=\"{href}\">{name}</a> <small>{}</small> \
                  <a class=\"get\" href=\"{href}\" download>download</a></li>\n",
@@ -143,7 +190,8 @@ document.querySelectorAll('a.play').forEach(function (a) {{
   a.addEventListener('click', function (ev) {{
     ev.preventDefault();
     var s = parseFloat(document.getElementById('start').value) || 0;
-    var url = a.getAttribute('href') + (s > 0 ? '?start=' + s : '');
+    var href = a.getAttribute('href');
+    var url = href + (s > 0 ? (href.indexOf('?') < 0 ? '?' : '&') + 'start=' + s : '');
     var v = document.getElementById('player');
     v.src = url;
     document.getElementById('playing').textContent = url;
@@ -185,9 +233,35 @@ mod tests {
         for bad in ["/a.mp4", "/missing/", "/../", "/%2e%2e/", "/sub/../../", "/.git/"] {
             assert!(resolve(&cfg, &url(bad)).is_none(), "{bad}");
         }
-        let page = page(&cfg, &resolve(&cfg, &url("/")).unwrap(), false);
+        let page = page(&cfg, &resolve(&cfg, &url("/")).unwrap(), false, None);
         let Body::Text(html) = page.body else { panic!() };
         assert!(html.contains("href=\"/a.mp4\"") && html.contains("href=\"/sub/\""), "{html}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn signed_listing_signs_its_links() {
+        let root = std::env::temp_dir().join(format!("loomiere-listing-signed-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("sub/a b.mp4"), b"x").unwrap();
+        let mut cfg = Config::with_root(&root).unwrap();
+        let key = "0123456789abcdef";
+        cfg.secret = Some(key.into());
+        let dir = resolve(&cfg, &Target::Url("/sub".into())).unwrap();
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(100);
+        assert_eq!(authorize(&cfg, &dir, "", now).unwrap_err().status, 403);
+        assert_eq!(authorize(&cfg, &dir, &signed::query(key, "/", 200), now).unwrap_err().status, 403);
+        assert_eq!(authorize(&cfg, &dir, &signed::query(key, "/sub/", 50), now).unwrap_err().status, 403);
+        let until = authorize(&cfg, &dir, &signed::query(key, "/sub/", 200), now).unwrap();
+        assert_eq!(until, Some(200));
+        let Body::Text(html) = page(&cfg, &dir, false, until).body else { panic!() };
+        let file = format!("href=\"/sub/a%20b.mp4?{}\"", escape(&signed::query(key, "/sub/a b.mp4", 200)));
+        let up = format!("href=\"/?{}\"", escape(&signed::query(key, "/", 200)));
+        assert!(html.contains(&file) && html.contains(&up), "{html}");
+        cfg.secret = None;
+        assert_eq!(authorize(&cfg, &dir, "", now).unwrap(), None);
+        assert_eq!(parent("/a/b/"), "/a/");
+        assert_eq!(parent("/a/"), "/");
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -117,7 +117,7 @@ impl Server {
 
     /// The document root in force.
     pub fn document_root(&self) -> Option<std::path::PathBuf> {
-        self.shared.config.get().ok().map(|c| c.document_root.clone())
+        Some(self.shared.config.get().document_root.clone())
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
@@ -132,7 +132,7 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, signals: Si
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| Error::io("cannot register the listener", e))?;
     loop {
-        let max = shared.config.get().map(|c| c.server.max_connections).unwrap_or(1024);
+        let max = shared.config.get().server.max_connections;
         let full = shared.active.load(Ordering::Relaxed) >= max;
         tokio::select! {
             _ = term.recv() => break,

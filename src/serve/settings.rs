@@ -1,8 +1,10 @@
 //! Where `serve` gets its configuration and when it re-reads it. A config file is checked
 //! with one `stat` per request and re-read when its modification time, length or inode
 //! changed, or after SIGHUP; a directory given on the command line is served with the
-//! defaults and the listing page on. A file that no longer validates makes every answer a
-//! 500 (logged once per change) until it is fixed — never a fallback to looser settings.
+//! defaults and the listing page on. A file that does not validate at start-up is fatal; one
+//! that stops validating on a reload is refused with a log line naming the error (once per
+//! change or SIGHUP) and the last good configuration keeps serving until the file is fixed —
+//! never a fallback to looser defaults, never a site answering 500 for a typo.
 
 use crate::config::{log_to, Config, LogTarget};
 use std::os::unix::fs::MetadataExt;
@@ -25,8 +27,8 @@ type Stamp = (Option<SystemTime>, u64, u64);
 
 struct State {
     stamp: Option<Stamp>,
-    current: Result<Arc<Config>, String>,
-    loaded_once: bool,
+    /// The last configuration that validated.
+    current: Arc<Config>,
 }
 
 /// The configuration in force, reloaded on change.
@@ -40,13 +42,9 @@ impl ConfigCell {
     /// Loads the configuration once; an error here is returned so that `serve` refuses to
     /// start with a broken file.
     pub fn new(settings: Settings) -> Result<ConfigCell, String> {
-        let cell = ConfigCell {
-            settings,
-            state: Mutex::new(State { stamp: None, current: Err("not loaded".into()), loaded_once: false }),
-            hup: AtomicBool::new(true),
-        };
-        cell.get()?;
-        Ok(cell)
+        let stamp = stamp_of(&settings);
+        let current = Arc::new(load(&settings)?);
+        Ok(ConfigCell { settings, state: Mutex::new(State { stamp, current }), hup: AtomicBool::new(false) })
     }
 
     /// Asks for a re-read on the next request (SIGHUP).
@@ -54,45 +52,55 @@ impl ConfigCell {
         self.hup.store(true, Ordering::Relaxed);
     }
 
-    /// The configuration for the next request: re-read if the file changed.
-    pub fn get(&self) -> Result<Arc<Config>, String> {
-        let Ok(mut st) = self.state.lock() else { return Err("configuration lock poisoned".into()) };
-        let stamp = self.stamp();
+    /// The configuration for the next request: re-read if the file changed. A file that no
+    /// longer validates is logged and the last good configuration returned.
+    pub fn get(&self) -> Arc<Config> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = stamp_of(&self.settings);
         let forced = self.hup.swap(false, Ordering::Relaxed);
         if forced || stamp != st.stamp {
             st.stamp = stamp;
-            st.current = self.load().map(Arc::new);
-            match &st.current {
-                Ok(c) if st.loaded_once => c.log("configuration reloaded"),
-                Ok(_) => {}
-                Err(e) => log_to(&LogTarget::Stderr, &format!("configuration error, answering 500: {e}")),
+            match load(&self.settings) {
+                Ok(c) => {
+                    c.log("configuration reloaded");
+                    st.current = Arc::new(c);
+                }
+                Err(e) => {
+                    let line = format!("configuration not reloaded, the last good one stays in force: {e}");
+                    // Where the configuration in force logs, and on stderr if that is elsewhere,
+                    // so an operator watching either sees it.
+                    st.current.log(&line);
+                    if st.current.log != LogTarget::Stderr {
+                        log_to(&LogTarget::Stderr, &line);
+                    }
+                }
             }
-            st.loaded_once = true;
         }
         st.current.clone()
     }
+}
 
-    fn stamp(&self) -> Option<Stamp> {
-        match &self.settings {
-            Settings::File { path, .. } => std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len(), m.ino())),
-            Settings::Dir(_) => Some((None, 0, 0)),
-        }
+/// What tells a changed file: modification time, length, inode.
+fn stamp_of(settings: &Settings) -> Option<Stamp> {
+    match settings {
+        Settings::File { path, .. } => std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len(), m.ino())),
+        Settings::Dir(_) => Some((None, 0, 0)),
     }
+}
 
-    fn load(&self) -> Result<Config, String> {
-        match &self.settings {
-            Settings::File { path, root } => {
-                let mut cfg = Config::from_file(path).map_err(|e| e.to_string())?;
-                if let Some(root) = root {
-                    cfg.document_root = Config::with_root(&absolute(root)?).map_err(|e| e.to_string())?.document_root;
-                }
-                Ok(cfg)
+fn load(settings: &Settings) -> Result<Config, String> {
+    match settings {
+        Settings::File { path, root } => {
+            let mut cfg = Config::from_file(path).map_err(|e| e.to_string())?;
+            if let Some(root) = root {
+                cfg.document_root = Config::with_root(&absolute(root)?).map_err(|e| e.to_string())?.document_root;
             }
-            Settings::Dir(root) => {
-                let mut cfg = Config::with_root(&absolute(root)?).map_err(|e| e.to_string())?;
-                cfg.listing = true;
-                Ok(cfg)
-            }
+            Ok(cfg)
+        }
+        Settings::Dir(root) => {
+            let mut cfg = Config::with_root(&absolute(root)?).map_err(|e| e.to_string())?;
+            cfg.listing = true;
+            Ok(cfg)
         }
     }
 }
