@@ -23,6 +23,7 @@
 //! listing = false                       # `serve`: directory listing page
 //! index_cache = "/var/cache/loomiere"   # CGI: keep each movie's seek marks here (default off)
 //! [server]                              # `serve` limits
+//! listen_backlog = 4096                 # kernel queue of connections not yet accepted
 //! max_connections = 1024
 //! max_header_bytes = 8192
 //! header_timeout_secs = 10
@@ -77,7 +78,11 @@ pub enum LogTarget {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerLimits {
-    /// Connections served at once; more wait in the listen queue.
+    /// `serve`: length of the kernel's queue of connections not yet accepted (`listen(2)`'s
+    /// backlog), capped by `/proc/sys/net/core/somaxconn`; read at start-up only.
+    pub listen_backlog: u32,
+    /// Connections served at once; when reached, idle keep-alive connections are closed
+    /// (oldest first) to admit new ones, and further clients wait in the listen queue.
     pub max_connections: usize,
     /// Largest request head (request line + headers) accepted, in bytes.
     pub max_header_bytes: usize,
@@ -87,7 +92,7 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits { max_connections: 1024, max_header_bytes: 8192, header_timeout_secs: 10 }
+        ServerLimits { listen_backlog: 4096, max_connections: 1024, max_header_bytes: 8192, header_timeout_secs: 10 }
     }
 }
 
@@ -288,6 +293,12 @@ impl Config {
                 "server: max_connections ≥ 1, max_header_bytes ≥ 256 and header_timeout_secs ≥ 1 are required".into(),
             ));
         }
+        if !(1..=65_535).contains(&server.listen_backlog) {
+            return Err(invalid(format!(
+                "server: listen_backlog {} must be between 1 and 65535",
+                server.listen_backlog
+            )));
+        }
         Ok(Config {
             document_root,
             extensions,
@@ -362,7 +373,7 @@ mod tests {
         let text = format!(
             "document_root = {:?}\nextensions = [\"mp4\", \".FLV\"]\nthrottle = 1.5\nburst_seconds = 4\n\
              secret = \"0123456789abcdef\"\nlog = \"/tmp/x.log\"\nlisting = true\n\
-             [server]\nmax_connections = 10\n",
+             [server]\nmax_connections = 10\nlisten_backlog = 511\n",
             root()
         );
         let c = Config::parse(&text, Path::new("t")).unwrap();
@@ -370,6 +381,7 @@ mod tests {
         assert!(!c.allows_extension("jpg"));
         assert_eq!(c.throttle, 1.5);
         assert_eq!(c.server.max_connections, 10);
+        assert_eq!(c.server.listen_backlog, 511);
         assert_eq!(c.server.max_header_bytes, 8192);
         assert_eq!(c.log, LogTarget::File("/tmp/x.log".into()));
     }
@@ -389,6 +401,8 @@ mod tests {
             format!("document_root = {r:?}\nsecret = \"short\""),
             format!("document_root = {r:?}\nlog = \"relative.log\""),
             format!("document_root = {r:?}\n[server]\nmax_connections = 0"),
+            format!("document_root = {r:?}\n[server]\nlisten_backlog = 0"),
+            format!("document_root = {r:?}\n[server]\nlisten_backlog = 70000"),
             format!("document_root = {r:?}\n[server]\nbogus = 0"),
             "document_root = ".into(),
         ] {

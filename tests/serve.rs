@@ -277,10 +277,18 @@ fn config_is_reloaded_and_limits_apply() {
     write_config(&conf, &format!("extensions = [\"mp4\", \"jpg\"]\nlisting = true\n{base}"));
     assert_eq!(s.get("/still.jpg", "").status, 200, "edited config honoured on the next request");
     assert_eq!(s.get("/", "").status, 200);
+    // A broken save is refused with a log line naming the error; the last good config serves.
     write_config(&conf, "document_root = \"relative\"\n");
-    assert_eq!(s.get("/short.mp4", "").status, 500, "a broken config is a 500, never a fallback");
+    assert_eq!(s.get("/still.jpg", "").status, 200, "the last good config stays in force");
+    assert_eq!(s.get("/", "").status, 200);
+    let log = s.log();
+    assert!(
+        log.contains("configuration not reloaded") && log.contains("document_root relative must be an absolute path"),
+        "the error log names the error: {log}"
+    );
     write_config(&conf, &format!("extensions = [\"mp4\"]\n{base}"));
     assert_eq!(s.get("/short.mp4", "").status, 200);
+    assert!([403, 404].contains(&s.get("/still.jpg", "").status), "the fixed file is read again");
 
     // Slowloris: a head that never completes is dropped at the header timeout (1 s).
     let mut c = s.connect();
@@ -396,19 +404,221 @@ fn max_connections_queues_the_rest() {
     write_config(&conf, &format!("document_root = {:?}\n[server]\nmax_connections = 1\n", root.display().to_string()));
     let s = Serve::start("serve-maxconn", &["--config", conf.to_str().unwrap()]);
     let mut a = s.connect();
-    a.write_all(b"GET /still.png HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    assert_eq!(Resp::read_one(&mut a).status, 200); // `a` now holds the only slot
+    // `a` holds the only slot with a request under way: it is not idle, so it is never closed.
+    a.write_all(b"GET /still.png HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let mut b = s.connect(); // accepted by the kernel, not served yet
     b.write_all(b"GET /still.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    b.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    b.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
     let mut byte = [0u8];
     let early = b.read(&mut byte);
     assert!(early.is_err(), "second connection answered while the first held the only slot: {early:?}");
-    drop(a);
+    a.write_all(b"Connection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    a.read_to_end(&mut all).unwrap();
+    assert_eq!(Resp::parse(&all).unwrap().status, 200, "the request under way is answered");
     b.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut all = Vec::new();
     b.read_to_end(&mut all).unwrap();
     assert_eq!(Resp::parse(&all).unwrap().status, 200);
+}
+
+#[test]
+fn idle_keep_alive_connections_make_room_oldest_first() {
+    let root = root("serve-idle");
+    let conf = common::scratch("serve-idle-file").join("stream.conf");
+    // The idle timeout (header_timeout_secs) is far longer than the wait allowed below.
+    write_config(
+        &conf,
+        &format!(
+            "document_root = {:?}\n[server]\nmax_connections = 8\nheader_timeout_secs = 120\n",
+            root.display().to_string()
+        ),
+    );
+    let s = Serve::start("serve-idle", &["--config", conf.to_str().unwrap()]);
+    let mut idle: Vec<TcpStream> = (0..8)
+        .map(|_| {
+            let mut c = s.connect();
+            c.write_all(b"GET /still.png HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(Resp::read_one(&mut c).status, 200);
+            c
+        })
+        .collect();
+    // The server is full of idle keep-alive clients: a new viewer is served all the same.
+    let mut fresh = s.connect();
+    fresh.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    fresh.write_all(b"GET /still.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    fresh.read_to_end(&mut all).expect("a new viewer is served without waiting for the idle timeout");
+    assert_eq!(Resp::parse(&all).unwrap().status, 200);
+    // The oldest idle connection was the one closed; the youngest still works.
+    let mut byte = [0u8];
+    assert!(matches!(idle[0].read(&mut byte), Ok(0) | Err(_)), "the oldest idle connection is closed");
+    let last = idle.last_mut().unwrap();
+    last.write_all(b"GET /still.png HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(Resp::read_one(last).status, 200);
+
+    // Connections that never send a byte (browser preconnects, idle attackers) make room too,
+    // once silent for a second.
+    drop(idle);
+    let silent: Vec<TcpStream> = (0..8).map(|_| s.connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut fresh = s.connect();
+    fresh.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    fresh.write_all(b"GET /still.jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    fresh.read_to_end(&mut all).expect("a new viewer is served past silent connections");
+    assert_eq!(Resp::parse(&all).unwrap().status, 200);
+    drop(silent);
+}
+
+#[test]
+fn a_burst_of_2000_connections_is_answered() {
+    const CLIENTS: usize = 2000;
+    const THREADS: usize = 16;
+    let have = loomiere::bench::raise_nofile_to(4 * CLIENTS as u64 + 256);
+    assert!(have >= 2 * CLIENTS as u64 + 64, "the open-file limit ({have}) is too low for {CLIENTS} connections");
+    let root = root("serve-burst");
+    let s = Serve::start("serve-burst", &[root.to_str().unwrap()]);
+    let connected = std::sync::Barrier::new(THREADS);
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..THREADS {
+            sc.spawn(|| {
+                // Every client connects and sends its HEAD before any answer is read.
+                let mut mine: Vec<TcpStream> = (0..CLIENTS / THREADS)
+                    .map(|_| {
+                        let mut c = TcpStream::connect(&s.addr).expect("connect");
+                        c.write_all(b"HEAD /still.png HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                        c
+                    })
+                    .collect();
+                connected.wait();
+                for c in &mut mine {
+                    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+                    let mut head = Vec::new();
+                    let mut byte = [0u8];
+                    while !head.ends_with(b"\r\n\r\n") && c.read(&mut byte).is_ok_and(|n| n == 1) {
+                        head.push(byte[0]);
+                    }
+                    if head.starts_with(b"HTTP/1.1 200") {
+                        answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(answered.into_inner(), CLIENTS, "every client of the burst is answered");
+}
+
+/// The deleted files `pid` holds open (`/proc/PID/fd` links ending in "(deleted)").
+fn deleted_files_held(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .filter(|t| t.ends_with("(deleted)"))
+        .collect()
+}
+
+#[test]
+fn deleted_and_replaced_movies_are_let_go() {
+    let root = root("serve-deleted");
+    for f in ["gone.mp4", "other.mp4", "replaced.mp4"] {
+        std::fs::copy(common::media("short.mp4"), root.join(f)).unwrap();
+    }
+    let s = Serve::start("serve-deleted", &[root.to_str().unwrap()]);
+    let pid = s.child.id();
+    for f in ["gone.mp4", "replaced.mp4"] {
+        assert_eq!(s.get(&format!("/{f}?start=10"), "").status, 200);
+    }
+    // Deleted: let go at the next insertion into the movie cache (or the periodic sweep).
+    std::fs::remove_file(root.join("gone.mp4")).unwrap();
+    assert!(deleted_files_held(pid).iter().any(|t| t.contains("gone.mp4")), "the movie cache holds the file");
+    assert_eq!(s.get("/other.mp4?start=10", "").status, 200);
+    let held = deleted_files_held(pid);
+    assert!(held.is_empty(), "serve still holds deleted files: {held:?}");
+    // Replaced under the same name: the next request for that name opens the new file and
+    // closes the old one.
+    let tmp = root.join(".replaced.tmp");
+    std::fs::copy(common::media("faststart.mp4"), &tmp).unwrap();
+    std::fs::rename(&tmp, root.join("replaced.mp4")).unwrap();
+    let r = s.get("/replaced.mp4?start=1", "");
+    assert_eq!(r.status, 200);
+    let held = deleted_files_held(pid);
+    assert!(held.is_empty(), "serve still holds the replaced file: {held:?}");
+}
+
+#[test]
+fn conflicting_framing_is_400_and_closes() {
+    let root = root("serve-framing");
+    let s = Serve::start("serve-framing", &[root.to_str().unwrap()]);
+    let conf = common::scratch("serve-framing-inetd").join("stream.conf");
+    write_config(&conf, &format!("document_root = {:?}\nlog = \"off\"\n", root.display().to_string()));
+    for framing in [
+        "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "Content-Length: 5\r\nContent-Length: 6\r\n",
+        "Content-Length: 5, 6\r\n",
+        "Content-Length: -5\r\n",
+        "Content-Length: five\r\n",
+        "Transfer-Encoding: gzip\r\n",
+    ] {
+        // A pipelined second request must never be answered: the connection is closed.
+        let raw = format!(
+            "GET /still.png HTTP/1.1\r\nHost: x\r\n{framing}\r\nhello\r\n\r\nGET /still.jpg HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        let mut c = s.connect();
+        c.write_all(raw.as_bytes()).unwrap();
+        let mut all = Vec::new();
+        c.read_to_end(&mut all).expect("the server closes the connection");
+        let text = String::from_utf8_lossy(&all);
+        assert!(text.starts_with("HTTP/1.1 400"), "{framing:?}: {text}");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{framing:?}: one answer only: {text}");
+
+        // The inetd driver parses with the same rules.
+        let mut inetd = common::loomiere()
+            .args(["serve-cgi", "--inetd", "--config", conf.to_str().unwrap()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        inetd.stdin.take().unwrap().write_all(raw.as_bytes()).unwrap();
+        let out = inetd.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("HTTP/1.1 400"), "inetd {framing:?}: {text}");
+        assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "inetd {framing:?}: one answer only: {text}");
+    }
+}
+
+#[test]
+fn signed_listing_refuses_unsigned_requests() {
+    let root = root("serve-signed-listing");
+    let conf = common::scratch("serve-signed-listing-file").join("stream.conf");
+    let key = "0123456789abcdef-listing";
+    write_config(
+        &conf,
+        &format!("document_root = {:?}\nlisting = true\nsecret = {key:?}\n", root.display().to_string()),
+    );
+    let s = Serve::start("serve-signed-listing", &["--config", conf.to_str().unwrap()]);
+    let r = s.get("/", "");
+    assert_eq!(r.status, 403, "an unsigned listing is refused");
+    assert!(!String::from_utf8_lossy(&r.body).contains("short.mp4"));
+    assert_eq!(s.get("/sub/", "").status, 403);
+    let bad = loomiere::http::signed::query(key, "/sub/", 4_000_000_000);
+    assert_eq!(s.get(&format!("/?{bad}"), "").status, 403, "a signature for another directory");
+    let until = 4_000_000_000u64;
+    let page = s.get(&format!("/?{}", loomiere::http::signed::query(key, "/", until)), "");
+    assert_eq!(page.status, 200);
+    let html = String::from_utf8_lossy(&page.body).into_owned();
+    // Its links carry signatures and work; the same file unsigned is refused.
+    let q = loomiere::http::signed::query(key, "/short.mp4", until).replace('&', "&amp;");
+    assert!(html.contains(&format!("href=\"/short.mp4?{q}\"")), "{html}");
+    let link = format!("/short.mp4?{}&start=10", loomiere::http::signed::query(key, "/short.mp4", until));
+    assert_eq!(s.get(&link, "").status, 200);
+    assert_eq!(s.get("/short.mp4", "").status, 403);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! answered in order. While a body streams the connection holds no buffer of its own.
 
 use super::access_log::{sanitise, Entry};
+use super::idle::Idle;
 use super::{listing, send, Shared};
 use crate::config::{Config, ServerLimits};
 use crate::http::{self, wire, Body, Response};
@@ -27,13 +28,19 @@ enum HeadRead {
     TooLarge,
 }
 
+/// Reads until a complete head is at the front of `buf`. While nothing of the request has
+/// arrived the connection is registered as idle (`kept_alive`: answered before), so that a
+/// full server may close it to admit a new one (see `idle`).
 async fn read_head(
     stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     limits: &ServerLimits,
+    shared: &Shared,
+    kept_alive: bool,
     stop: &mut watch::Receiver<bool>,
 ) -> HeadRead {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(limits.header_timeout_secs);
+    let mut idle: Option<Idle<'_>> = None;
     loop {
         if let Some(n) = wire::head_len(buf) {
             if n > limits.max_header_bytes {
@@ -48,15 +55,41 @@ async fn read_head(
             return HeadRead::Done;
         }
         let room = (limits.max_header_bytes - buf.len()).min(4096);
+        if buf.is_empty() && idle.is_none() {
+            // Idle only once a read finds nothing: a request already queued is read at once.
+            let mut first = [0u8; 4096];
+            match stream.try_read(first.get_mut(..room).unwrap_or(&mut [])) {
+                Ok(0) => return HeadRead::Done,
+                Ok(n) => {
+                    buf.extend_from_slice(first.get(..n).unwrap_or(&[]));
+                    continue;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => idle = Some(shared.idle.enter(kept_alive)),
+                Err(_) => return HeadRead::Done,
+            }
+        }
         buf.reserve(room);
         let mut chunk = (&mut *stream).take(room as u64);
+        let asked = async {
+            match &idle {
+                Some(i) => i.asked_to_close().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             r = tokio::time::timeout_at(deadline, chunk.read_buf(buf)) => match r {
                 Err(_) if buf.is_empty() => return HeadRead::Done,
                 Err(_) => return HeadRead::TimedOut,
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Done,
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    // The request has begun: no longer idle. Chosen to be closed just as it
+                    // arrived? Serve it, and let the accept loop choose another.
+                    if idle.take().is_some_and(|i| i.was_asked()) {
+                        shared.freed.notify_one();
+                    }
+                }
             },
+            _ = asked => return HeadRead::Done,
             _ = stop.changed() => {}
         }
     }
@@ -67,9 +100,10 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     let _ = stream.set_nodelay(true);
     let mut stop = shared.stop.subscribe();
     let mut buf: Vec<u8> = Vec::new();
+    let mut answered = false;
     loop {
         let limits = shared.config.get().server.clone();
-        let n = match read_head(&mut stream, &mut buf, &limits, &mut stop).await {
+        let n = match read_head(&mut stream, &mut buf, &limits, &shared, answered, &mut stop).await {
             HeadRead::Head(n) => n,
             HeadRead::Done => return,
             HeadRead::TimedOut => {
@@ -112,6 +146,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         if !ok {
             return;
         }
+        answered = true;
         if !keep {
             linger(&mut stream).await;
             return;

@@ -4,12 +4,15 @@
 //!
 //! - [`settings`]: which configuration, re-read on change or SIGHUP;
 //! - `conn`: one connection (head limits, keep-alive, pipelining, access log);
+//! - `idle`: which connections may be closed to admit new ones when full;
 //! - `send`: plan bodies on a non-blocking socket, throttled;
 //! - [`listing`]: the directory page with a player;
 //! - [`access_log`]: common log format lines.
 //!
-//! Limits come from the configuration's `[server]` table: `max_connections` (further
-//! clients wait in the listen queue), `max_header_bytes`, `header_timeout_secs`. SIGTERM or
+//! Limits come from the configuration's `[server]` table: `listen_backlog` (the kernel's
+//! accept queue, set at start-up), `max_connections` (when reached, idle keep-alive
+//! connections are closed oldest first to admit a new one; without any, further clients wait
+//! in the listen queue), `max_header_bytes`, `header_timeout_secs`. SIGTERM or
 //! ctrl-c stops accepting, closes idle connections and gives running answers
 //! [`GRACE`] to finish.
 //!
@@ -19,6 +22,7 @@
 
 pub mod access_log;
 mod conn;
+mod idle;
 pub mod listing;
 mod send;
 pub mod settings;
@@ -37,12 +41,21 @@ const MOVIE_CACHE: usize = 256;
 /// How long running answers may continue after SIGTERM.
 pub const GRACE: Duration = Duration::from_secs(5);
 
+/// How often the movie cache is swept of deleted or replaced files (see
+/// [`crate::media::MovieCache::sweep`]), besides at each insertion.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the kernel caps every listen backlog.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
+
 /// State shared by every connection.
 pub(crate) struct Shared {
     pub config: ConfigCell,
     pub log: access_log::AccessLog,
     pub active: AtomicUsize,
     pub freed: Notify,
+    /// Connections waiting for a request, which may be closed to admit new ones.
+    pub idle: idle::IdleSet,
     pub stop: watch::Sender<bool>,
     /// Opened MP4 movies, shared by all viewers of a file (one mapped moov, one descriptor).
     pub movies: Arc<crate::media::MovieCache>,
@@ -78,9 +91,8 @@ impl Server {
     /// Loads the configuration (a broken one is an error here) and binds `listen`.
     pub fn bind(listen: SocketAddr, settings: Settings, threads: Option<usize>) -> Result<Server> {
         let config = ConfigCell::new(settings).map_err(Error::bad_request)?;
-        let listener =
-            std::net::TcpListener::bind(listen).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
-        listener.set_nonblocking(true).map_err(|e| Error::io("cannot set the listener non-blocking", e))?;
+        let backlog = effective_backlog(config.get().server.listen_backlog);
+        let listener = listen_on(listen, backlog).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
         // Each stream holds a socket and its media file open.
         crate::bench::raise_nofile_to(1 << 18);
         let shared = Arc::new(Shared {
@@ -88,6 +100,7 @@ impl Server {
             log: access_log::AccessLog::default(),
             active: AtomicUsize::new(0),
             freed: Notify::new(),
+            idle: idle::IdleSet::default(),
             stop: watch::channel(false).0,
             movies: Arc::new(crate::media::MovieCache::new(MOVIE_CACHE)),
         });
@@ -127,28 +140,68 @@ impl Server {
     }
 }
 
+/// The backlog asked for, capped as the kernel will cap it (`somaxconn`).
+fn effective_backlog(asked: u32) -> i32 {
+    let cap = std::fs::read_to_string(SOMAXCONN).ok().and_then(|s| s.trim().parse::<u32>().ok());
+    let n = cap.map_or(asked, |c| asked.min(c.max(1)));
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A non-blocking listening socket on `addr` with `SO_REUSEADDR` (a restart does not wait for
+/// the old connections' TIME_WAIT) and the given backlog.
+fn listen_on(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    use rustix::net::{self as net, AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let fd = net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        Some(net::ipproto::TCP),
+    )?;
+    net::sockopt::set_socket_reuseaddr(&fd, true)?;
+    net::bind(&fd, &addr)?;
+    net::listen(&fd, backlog)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
 async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, signals: Signals) -> Result<()> {
     let Signals { mut term, mut int, mut hup } = signals;
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| Error::io("cannot register the listener", e))?;
+    let sweeper = tokio::spawn(sweep_movies(shared.movies.clone()));
+    // An accepted connection waiting for a slot (at most one: the rest wait in the kernel's
+    // queue), and when an idle new connection may be closed for it.
+    let mut waiting: Option<(tokio::net::TcpStream, SocketAddr)> = None;
+    let mut retry_at: Option<tokio::time::Instant> = None;
     loop {
-        let max = shared.config.get().server.max_connections;
-        let full = shared.active.load(Ordering::Relaxed) >= max;
+        if let Some((stream, peer)) = waiting.take() {
+            let max = shared.config.get().server.max_connections;
+            if shared.active.load(Ordering::Relaxed) < max {
+                shared.active.fetch_add(1, Ordering::Relaxed);
+                let slot = Slot(shared.clone());
+                let sh = shared.clone();
+                tokio::spawn(async move {
+                    conn::serve(stream, peer, sh).await;
+                    drop(slot);
+                });
+                retry_at = None;
+            } else {
+                waiting = Some((stream, peer));
+                retry_at = match shared.idle.close_oldest(std::time::Instant::now()) {
+                    idle::Closed::NotBefore(t) => Some(t.into()),
+                    idle::Closed::One | idle::Closed::Nothing => None,
+                };
+            }
+        }
+        let retry = retry_at.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => shared.config.reload_soon(),
-            _ = shared.freed.notified(), if full => {}
-            acc = listener.accept(), if !full => match acc {
-                Ok((stream, peer)) => {
-                    shared.active.fetch_add(1, Ordering::Relaxed);
-                    let slot = Slot(shared.clone());
-                    let sh = shared.clone();
-                    tokio::spawn(async move {
-                        conn::serve(stream, peer, sh).await;
-                        drop(slot);
-                    });
-                }
+            _ = shared.freed.notified(), if waiting.is_some() => {}
+            _ = tokio::time::sleep_until(retry), if waiting.is_some() && retry_at.is_some() => {}
+            acc = listener.accept(), if waiting.is_none() => match acc {
+                Ok(accepted) => waiting = Some(accepted),
                 Err(e) => {
                     // Out of descriptors or similar: back off instead of spinning.
                     crate::config::log_to(&crate::config::LogTarget::Stderr, &format!("accept: {e}"));
@@ -157,6 +210,8 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, signals: Si
             },
         }
     }
+    sweeper.abort();
+    drop(waiting);
     drop(listener);
     let _ = shared.stop.send(true);
     let deadline = tokio::time::Instant::now() + GRACE;
@@ -166,4 +221,17 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, signals: Si
         }
     }
     Ok(())
+}
+
+/// Lets go of deleted or replaced movies every [`SWEEP_EVERY`], off the async threads (it
+/// `stat`s each held file).
+async fn sweep_movies(movies: Arc<crate::media::MovieCache>) {
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let m = movies.clone();
+        let _ = tokio::task::spawn_blocking(move || m.sweep()).await;
+    }
 }
