@@ -8,8 +8,9 @@
 //!   when it does not exist, the front end's fallback document root (CGI: `DOCUMENT_ROOT`)
 //!   is served with the defaults below, and with no fallback root it is an error.
 //!
-//! A file that cannot be read or does not validate is an error — the HTTP layers answer 500
-//! and log the reason — never a silent fallback to defaults that might serve more than meant.
+//! A file that cannot be read or does not validate is an error — CGI and inetd answer 500 and
+//! log the reason; `serve` refuses it at start-up and, on a reload, logs it and keeps its last
+//! good configuration — never a silent fallback to defaults that might serve more than meant.
 //!
 //! ```toml
 //! document_root = "/srv/video"          # required when a file is used
