@@ -64,7 +64,12 @@ async fn read_head(
                     buf.extend_from_slice(first.get(..n).unwrap_or(&[]));
                     continue;
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => idle = Some(shared.idle.enter(kept_alive)),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    idle = Some(shared.idle.enter(kept_alive));
+                    if shared.starved.load(std::sync::atomic::Ordering::Relaxed) {
+                        shared.freed.notify_one(); // a waiting client may now have this slot
+                    }
+                }
                 Err(_) => return HeadRead::Done,
             }
         }

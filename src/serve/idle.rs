@@ -8,7 +8,7 @@
 //! then chooses another.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -21,6 +21,9 @@ pub const FRESH_GRACE: Duration = Duration::from_secs(1);
 pub struct IdleSet {
     next: AtomicU64,
     lists: Mutex<Lists>,
+    /// Connections asked to close that have not yet closed or escaped (changed with `lists`
+    /// locked, so a guard dropped as it is chosen is counted exactly once).
+    closing: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -85,10 +88,17 @@ impl IdleSet {
                 None => return Closed::Nothing,
             },
         };
-        drop(lists);
         chosen.asked.store(true, Ordering::Release);
+        self.closing.fetch_add(1, Ordering::AcqRel);
+        drop(lists);
         chosen.wake.notify_one();
         Closed::One
+    }
+
+    /// How many connections were asked to close and have not yet let go (the accept loop asks
+    /// for no more meanwhile, so one waiting client closes one idle connection).
+    pub fn closing(&self) -> usize {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// How many connections are waiting (both kinds).
@@ -128,6 +138,9 @@ impl Drop for Idle<'_> {
         } else {
             lists.fresh.remove(&self.id);
         }
+        if self.closing.asked.load(Ordering::Acquire) {
+            self.set.closing.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -145,6 +158,9 @@ mod tests {
         assert_eq!(set.len(), 3);
         assert_eq!(set.close_oldest(now), Closed::One);
         assert!(old.was_asked() && !young.was_asked() && !fresh.was_asked());
+        assert_eq!(set.closing(), 1);
+        drop(old);
+        assert_eq!(set.closing(), 0);
         assert_eq!(set.close_oldest(now), Closed::One);
         assert!(young.was_asked());
         // Only the fresh one is left, silent for less than the grace.
@@ -153,8 +169,9 @@ mod tests {
         assert_eq!(set.close_oldest(now + FRESH_GRACE + Duration::from_secs(1)), Closed::One);
         assert!(fresh.was_asked());
         assert_eq!(set.close_oldest(now), Closed::Nothing);
-        drop((old, young, fresh));
-        assert_eq!(set.len(), 0);
+        assert_eq!(set.closing(), 2);
+        drop((young, fresh));
+        assert_eq!((set.len(), set.closing()), (0, 0));
         // A guard dropped before being chosen leaves nothing behind.
         drop(set.enter(true));
         assert_eq!(set.close_oldest(now), Closed::Nothing);

@@ -56,6 +56,9 @@ pub(crate) struct Shared {
     pub freed: Notify,
     /// Connections waiting for a request, which may be closed to admit new ones.
     pub idle: idle::IdleSet,
+    /// Whether an accepted client waits for a slot: a connection turning idle then wakes the
+    /// accept loop (through `freed`) so that it may be closed for it.
+    pub starved: std::sync::atomic::AtomicBool,
     pub stop: watch::Sender<bool>,
     /// Opened MP4 movies, shared by all viewers of a file (one mapped moov, one descriptor).
     pub movies: Arc<crate::media::MovieCache>,
@@ -101,6 +104,7 @@ impl Server {
             active: AtomicUsize::new(0),
             freed: Notify::new(),
             idle: idle::IdleSet::default(),
+            starved: std::sync::atomic::AtomicBool::new(false),
             stop: watch::channel(false).0,
             movies: Arc::new(crate::media::MovieCache::new(MOVIE_CACHE)),
         });
@@ -187,12 +191,17 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, signals: Si
                 retry_at = None;
             } else {
                 waiting = Some((stream, peer));
-                retry_at = match shared.idle.close_oldest(std::time::Instant::now()) {
-                    idle::Closed::NotBefore(t) => Some(t.into()),
-                    idle::Closed::One | idle::Closed::Nothing => None,
+                // One idle connection closed per waiting client: none while one is closing.
+                retry_at = match shared.idle.closing() {
+                    0 => match shared.idle.close_oldest(std::time::Instant::now()) {
+                        idle::Closed::NotBefore(t) => Some(t.into()),
+                        idle::Closed::One | idle::Closed::Nothing => None,
+                    },
+                    _ => None,
                 };
             }
         }
+        shared.starved.store(waiting.is_some(), Ordering::Relaxed);
         let retry = retry_at.unwrap_or_else(tokio::time::Instant::now);
         tokio::select! {
             _ = term.recv() => break,
