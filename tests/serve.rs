@@ -304,6 +304,19 @@ fn config_is_reloaded_and_limits_apply() {
 }
 
 #[test]
+fn a_broken_config_at_start_up_is_fatal() {
+    let conf = common::scratch("serve-broken-start").join("stream.conf");
+    write_config(&conf, "document_root = \"relative\"\n");
+    let out = common::run(
+        common::loomiere().arg("serve").args(["--config", conf.to_str().unwrap()]).args(["--listen", "127.0.0.1:0"]),
+    );
+    assert!(!out.status.success(), "serve started with a broken config");
+    assert!(out.stdout.is_empty(), "no address announced");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("configuration is invalid") && err.contains("must be an absolute path"), "{err}");
+}
+
+#[test]
 fn keep_alive_and_pipelining() {
     let root = root("serve-keepalive");
     let s = Serve::start("serve-keepalive", &[root.to_str().unwrap()]);

@@ -93,7 +93,12 @@ pub struct Server {
 impl Server {
     /// Loads the configuration (a broken one is an error here) and binds `listen`.
     pub fn bind(listen: SocketAddr, settings: Settings, threads: Option<usize>) -> Result<Server> {
-        let config = ConfigCell::new(settings).map_err(Error::bad_request)?;
+        let config = ConfigCell::new(settings).map_err(|e| {
+            Error::io(
+                "not starting: the configuration is invalid",
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })?;
         let backlog = effective_backlog(config.get().server.listen_backlog);
         let listener = listen_on(listen, backlog).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
         // Each stream holds a socket and its media file open.
