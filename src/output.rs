@@ -117,13 +117,14 @@ pub fn write_atomic(plan: &Plan, dest: &Path, progress: impl FnMut(u64)) -> Resu
         .into_owned();
     remove_stale_temps(&dir, &name);
     let tmp = dir.join(temp_name(&name, std::process::id()));
+    // Armed before the file exists, so no signal can fall between its creation and the arming.
+    let signals = crate::fault::TempFileSignals::arm(&tmp);
     let file: File = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
     let mut guard = TempGuard(Some(tmp.clone()));
-    let signals = crate::fault::TempFileSignals::arm(&tmp);
     let n = sink::send_range(plan, 0..plan.len(), file.as_fd(), progress)
         .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
     // Replacing a file keeps its permissions.
