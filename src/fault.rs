@@ -93,6 +93,9 @@ fn publish(path: &Path) -> bool {
 /// While alive, SIGINT, SIGTERM and SIGHUP remove `path` (a temp file being written) before
 /// the process dies of them, and so does the SIGBUS exit. Signals the process ignores stay
 /// ignored (e.g. SIGINT of a background job). Dropping it restores the previous handlers.
+/// One temp file per process is tracked (the last armed): `cut` and `index` write one output;
+/// a program writing several at once still dies of the signal, leaving the others for the
+/// stale-file sweep of the next run.
 pub struct TempFileSignals {
     old: Vec<(c_int, libc::sigaction)>,
 }
