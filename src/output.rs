@@ -38,8 +38,9 @@ pub fn write(plan: &Plan, dest: &Path, progress: impl FnMut(u64)) -> Result<u64>
         // SAFETY: `fd` was checked to be open (fcntl) just now, and it is one of this
         // process's descriptors it was told to write to; it is only borrowed for the write.
         let out = unsafe { BorrowedFd::borrow_raw(fd) };
+        let name = if dest.as_os_str() == "-" { "standard output".into() } else { dest.display().to_string() };
         return sink::send_range(plan, 0..plan.len(), out, progress)
-            .map_err(|e| Error::io(format!("cannot write to {}", dest.display()), e));
+            .map_err(|e| Error::io(format!("cannot write to {name}"), e));
     }
     let meta = match std::fs::symlink_metadata(dest) {
         Ok(m) => m,
@@ -119,19 +120,17 @@ pub fn write_atomic(plan: &Plan, dest: &Path, progress: impl FnMut(u64)) -> Resu
     let tmp = dir.join(temp_name(&name, std::process::id()));
     // Armed before the file exists, so no signal can fall between its creation and the arming.
     let signals = crate::fault::TempFileSignals::arm(&tmp);
-    let file: File = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
+    let file: File = OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(|e| {
+        Error::io(format!("cannot create {} (the temporary file for {})", tmp.display(), dest.display()), e)
+    })?;
     let mut guard = TempGuard(Some(tmp.clone()));
     let n = sink::send_range(plan, 0..plan.len(), file.as_fd(), progress)
-        .map_err(|e| Error::io(format!("cannot write {}", tmp.display()), e))?;
+        .map_err(|e| Error::io(format!("cannot write {}", dest.display()), e))?;
     // Replacing a file keeps its permissions.
     if let Ok(meta) = std::fs::metadata(dest) {
         let _ = std::fs::set_permissions(&tmp, meta.permissions());
     }
-    file.sync_all().map_err(|e| Error::io(format!("cannot sync {}", tmp.display()), e))?;
+    file.sync_all().map_err(|e| Error::io(format!("cannot write {} (sync)", dest.display()), e))?;
     drop(file);
     std::fs::rename(&tmp, dest).map_err(|e| Error::io(format!("cannot rename onto {}", dest.display()), e))?;
     guard.0 = None;

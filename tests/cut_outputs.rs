@@ -125,34 +125,95 @@ fn a_terminated_cut_leaves_no_temp_file() {
     let dir = common::scratch("cut_outputs-sigterm");
     let out = dir.join("whole.mp4");
     // The 2-hour movie rewritten from the start: a 4 MB moov pulled in 64 KiB steps, then
-    // 18 MB of media. The test waits for the temp file to appear, then sends SIGTERM; a cut
-    // that finished first is simply run again.
-    let mut terminated = 0;
+    // 18 MB of media; SIGTERM as soon as the temp file appears.
+    let (status, err) =
+        signal_mid_write(&dir, &out, rustix::process::Signal::TERM).expect("no cut was caught mid-write in 20 tries");
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "dies of the signal, as without a handler: {err}");
+    assert!(!out.exists());
+}
+
+/// Spawns `cut --start 0` of the 2-hour movie into `out` (a regular file) and sends `sig` once
+/// its temp file exists; a cut that finished first is run again. Returns the exit status and
+/// stderr of the first cut that was caught mid-write.
+fn signal_mid_write(
+    dir: &Path,
+    out: &Path,
+    sig: rustix::process::Signal,
+) -> Option<(std::process::ExitStatus, String)> {
     for _ in 0..20 {
+        let _ = std::fs::remove_file(out);
         let mut child = common::loomiere()
             .args(["cut", "--start", "0", "-o"])
-            .arg(&out)
+            .arg(out)
             .arg(common::media("long.mp4"))
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
+        let caught = loop {
+            if child.try_wait().unwrap().is_some() {
+                break false;
             }
-            if !temps(&dir).is_empty() {
+            if !temps(dir).is_empty() {
                 let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-                break child.wait().unwrap();
+                let _ = rustix::process::kill_process(pid, sig);
+                break true;
             }
             std::thread::sleep(Duration::from_micros(200));
         };
-        assert!(temps(&dir).is_empty(), "temp file left: {:?} ({status:?})", temps(&dir));
-        if status.signal() == Some(libc::SIGTERM) {
-            terminated += 1;
-            break;
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = child.wait().unwrap();
+        assert!(temps(dir).is_empty(), "temp file left: {:?} ({status:?}, {err})", temps(dir));
+        if caught && !status.success() {
+            return Some((status, err));
         }
-        assert!(status.success(), "{status:?}");
+        assert!(status.success(), "{status:?}: {err}");
     }
-    assert!(terminated > 0, "no cut was caught mid-write in 20 tries");
+    None
+}
+
+/// The SIGBUS handler of one-shot processes (what a mapped moov whose file shrank raises): a
+/// message, the temp file removed, exit status 1, not death by the signal. Sent with kill(2),
+/// since a truncation is caught by the per-step check before the mapping is touched.
+#[test]
+fn a_sigbus_mid_write_is_a_clean_error_exit() {
+    let dir = common::scratch("cut_outputs-sigbus");
+    let out = dir.join("whole.mp4");
+    let (status, err) =
+        signal_mid_write(&dir, &out, rustix::process::Signal::BUS).expect("no cut was caught mid-write in 20 tries");
+    assert_eq!(status.signal(), None, "{err}");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("changed while it was being read"), "{err}");
+    assert!(!out.exists(), "no output from a failed cut");
+}
+
+/// `cut -o -` into a pipe read slowly while the source is truncated: exit status 1 and a
+/// message, never a signal, and fewer bytes than a whole cut.
+#[test]
+fn cut_to_stdout_of_a_truncated_file_exits_with_an_error() {
+    let dir = common::scratch("cut_outputs-stdout-trunc");
+    let src = dir.join("long.mp4");
+    std::fs::copy(common::media("long.mp4"), &src).unwrap();
+    let mut child = common::loomiere()
+        .args(["cut", "--start", "1", "-o", "-"])
+        .arg(&src)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut head = vec![0u8; 64 << 10];
+    out.read_exact(&mut head).unwrap();
+    assert_eq!(&head[4..8], b"ftyp");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::process::Command::new("truncate").args(["-s", "1M"]).arg(&src).status().unwrap().success());
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), None, "{err}");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("truncated or overwritten") || err.contains("changed while it was being read"), "{err}");
+    assert!(head.len() + rest.len() < 22_000_000, "the whole clip was written from a truncated file");
 }

@@ -84,8 +84,7 @@ pub fn run(args: Args) -> Result<()> {
         if let Some(b) = &bar {
             b.set_position(n);
         }
-    })
-    .with_context(|| format!("cannot write {}", out.display()))?;
+    })?; // output errors name the path and what failed
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -73,8 +73,7 @@ fn flv(args: Args) -> Result<()> {
         if let Some(b) = &bar {
             b.set_position(len + n);
         }
-    })
-    .with_context(|| format!("cannot write {}", dest.display()))?;
+    })?; // output errors name the path and what failed
     if let Some(b) = bar {
         b.finish_and_clear();
     }
