@@ -41,13 +41,13 @@ complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -s h -l help 
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s s -l start -d 'Where to start: seconds (30.5, 1:02:03.5) or, for FLV, a byte offset (123456b)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s e -l end -d 'Where to end, in seconds' -r
-complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s o -l output -d 'Output file, or - for stdout' -r -F
+complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s o -l output -d 'Output file (replaced atomically), FIFO or character device (streamed into), or - for stdout. Symbolic links and other special files are refused' -r -F
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -l exact -d 'Start exactly at START: keep the keyframe before it but hide the frames before START with an edit list'
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -l co64 -d 'Always write 64-bit chunk offsets (co64)'
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -l dry-run -d 'Print the plan (pieces and total length) instead of writing it'
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s h -l help -d 'Print help'
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s V -l version -d 'Print version'
-complete -c loomiere -n "__fish_loomiere_using_subcommand index" -s o -l output -d 'Write here instead of replacing FILE' -r -F
+complete -c loomiere -n "__fish_loomiere_using_subcommand index" -s o -l output -d 'Write here instead of replacing FILE: a file (replaced atomically), a FIFO or character device (streamed into), or - for stdout' -r -F
 complete -c loomiere -n "__fish_loomiere_using_subcommand index" -l check -d 'Only check whether FILE already has a correct index (exit 0 if so, 1 if not)'
 complete -c loomiere -n "__fish_loomiere_using_subcommand index" -s h -l help -d 'Print help'
 complete -c loomiere -n "__fish_loomiere_using_subcommand index" -s V -l version -d 'Print version'

@@ -13,6 +13,7 @@ pub mod cgi;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod fault;
 pub mod flv;
 pub mod http;
 pub mod media;

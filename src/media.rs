@@ -184,8 +184,9 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
     }
 }
 
-/// Opened MP4 movies shared between requests, so that the viewers of one file share one mapped
-/// `moov` (one mapping, one set of page-table entries) instead of mapping it each. A file is
+/// Opened MP4 movies shared between requests, so that the viewers of one file share one copy
+/// of its `moov` (read once with `pread`, never mapped: see `mp4::Movie::open_read`) instead
+/// of reading it each. A file is
 /// known by device, inode, status-change time, length and modification time: a replaced or
 /// modified file is opened afresh. Holds at most `capacity` movies, dropping the least recently
 /// used, and for each the plans of its last [`PLANS_PER_MOVIE`] distinct requests: viewers who
@@ -281,8 +282,8 @@ impl MovieCache {
         let movie = match cached {
             Some(m) => m,
             None => {
-                let mut m = crate::mp4::Movie::open(src)?;
-                m.check_moov_size(max_moov)?;
+                // Read, not mapped: a file truncated while served must not fault the server.
+                let mut m = crate::mp4::Movie::open_read(src, max_moov)?;
                 m.build_marks()?;
                 self.sweep();
                 self.insert(key, path, Arc::new(m))

@@ -81,7 +81,8 @@ pub const SCRATCH: usize = 64 * 1024;
 /// Sends at most `max` bytes of `plan` at `cur` to `out` with one write-like call, and
 /// advances `cur` by what was written. Returns the byte count (0 only when `cur` is done or
 /// `max` is 0). `io::ErrorKind::WouldBlock` and `Interrupted` are passed to the caller
-/// unchanged; a source file that ends early is `UnexpectedEof`, never a hang.
+/// unchanged; a source file that ends early, or that was modified since the plan was made, is
+/// `UnexpectedEof` ([`is_source_fault`]), never a hang and never other bytes.
 pub fn write_step(
     plan: &Plan,
     cur: &mut Cursor,
@@ -93,6 +94,7 @@ pub fn write_step(
     if cur.is_done() || max == 0 || scratch.is_empty() {
         return Ok(0);
     }
+    check_source(plan)?;
     let Some((piece, at)) = plan.locate(cur.pos) else {
         cur.pos = cur.end;
         return Ok(0);
@@ -170,7 +172,35 @@ fn copy_file_bytes(
 }
 
 fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "source file is shorter than the plan expects")
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the source file is shorter than when the answer began (truncated while being sent?)",
+    )
+}
+
+/// Whether an error from [`write_step`] and its drivers means the source file can no longer
+/// give the bytes the plan announced (it shrank, or was rewritten in place): the output was
+/// cut short through no fault of the reader, and must be ended, not padded or resumed.
+pub fn is_source_fault(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::UnexpectedEof
+}
+
+/// Fails when the plan's source file is no longer the one the plan was made from: shorter
+/// than its length then, or modified since (a `cp` over it keeps the inode but rewrites the
+/// bytes). One `fstat` per step; skipped for plans without a recorded modification time.
+fn check_source(plan: &Plan) -> io::Result<()> {
+    let Some(modified) = plan.info.modified else { return Ok(()) };
+    let st = rustix::fs::fstat(plan.source())?;
+    let then = modified.duration_since(std::time::UNIX_EPOCH).ok();
+    let now = (u64::try_from(st.st_mtime).ok(), u32::try_from(st.st_mtime_nsec).ok());
+    let same_time = then.is_some_and(|t| (Some(t.as_secs()), Some(t.subsec_nanos())) == now);
+    if (st.st_size as u64) < plan.info.source_len || (then.is_some() && !same_time) {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the source file was truncated or overwritten while being sent",
+        ));
+    }
+    Ok(())
 }
 
 /// Sends output bytes `range` of `plan` to a blocking descriptor, calling `progress` with the

@@ -26,7 +26,8 @@ pub fn is_faststart(movie: &Movie) -> bool {
     }
 }
 
-/// Rewrites `input` with `moov` first, into `output` (or in place when `None`), atomically.
+/// Rewrites `input` with `moov` first, into `output` (or in place when `None`; see
+/// [`crate::output::write`] for the kinds of output).
 pub fn faststart(input: &Path, output: Option<&Path>, progress: impl FnMut(u64)) -> Result<Faststart> {
     let movie = Movie::open(Source::open(input)?)?;
     if is_faststart(&movie) && output.is_none() {
@@ -34,6 +35,6 @@ pub fn faststart(input: &Path, output: Option<&Path>, progress: impl FnMut(u64))
     }
     let req = Request { start: Some(Position::Seconds(0.0)), ..Request::default() };
     let plan = movie.plan(&req, "video/mp4")?;
-    let n = crate::output::write_atomic(&plan, output.unwrap_or(input), progress)?;
+    let n = crate::output::write(&plan, output.unwrap_or(input), progress)?;
     Ok(Faststart::Rewritten(n))
 }

@@ -1,5 +1,6 @@
 //! MP4 (ISO base media) seek and rewrite: the engine's MP4 half. It reads only the top-level
-//! box headers, `ftyp` and `moov` (mapped; copied only when inside the file's first 4 KiB), and turns a request into a plan
+//! box headers, `ftyp` and `moov` (mapped for one-shot processes, read for `serve`; copied
+//! when inside the file's first 4 KiB), and turns a request into a plan
 //! whose synthesised part is a new `moov` emitted table by table from the source's, followed
 //! by one byte range of the source's media data.
 //!
@@ -94,7 +95,22 @@ impl Movie {
     /// Reads the layout of `src` (the file's first 4 KiB with one read, then one read per
     /// top-level box beyond them) and maps its moov. Fragmented files and files without a
     /// moov are errors that say so.
+    /// The moov is mapped: a one-shot process (`cut`, CGI) reads only the pages a seek
+    /// touches. If the file shrinks while mapped, touching a vanished page raises SIGBUS,
+    /// which such a process turns into a clean error exit ([`crate::fault`]).
     pub fn open(src: Source) -> Result<Movie> {
+        Movie::open_with(src, true, MAX_MOOV)
+    }
+
+    /// Like [`Movie::open`], but the moov is read into memory with `pread`: a long-lived
+    /// process (`serve`'s movie cache, which shares the bytes between all viewers of the
+    /// movie) must never fault on a file truncated or overwritten while it is served. A moov
+    /// larger than `max_moov` is refused before it is read (see [`Movie::check_moov_size`]).
+    pub fn open_read(src: Source, max_moov: u64) -> Result<Movie> {
+        Movie::open_with(src, false, max_moov)
+    }
+
+    fn open_with(src: Source, map: bool, max_moov: u64) -> Result<Movie> {
         let head = boxes::read_head(&src.file, src.len);
         let (top, fault) = boxes::walk_top_in(&src.file, src.len, false, &head);
         let Some(moov) = top.moov else {
@@ -113,6 +129,10 @@ impl Movie {
                 moov.size
             )));
         }
+        let root = BoxHeader { offset: 0, ..moov };
+        if !map {
+            Movie::check_size(&root, max_moov)?;
+        }
         // Bytes already in `head`, or read with one pread.
         let in_head = |h: &BoxHeader| {
             let from = usize::try_from(h.offset).ok()?;
@@ -130,11 +150,12 @@ impl Movie {
         // the mapping of cached file pages one per 16 pages (measured for issue 6).
         let bytes = match in_head(&moov) {
             Some(b) => MoovBytes::Owned(b.to_vec()),
+            None if !map => MoovBytes::Owned(read(&moov, "cannot read moov")?),
             None => {
                 // SAFETY: the mapping is read-only (shared with the page cache, never written
-                // through); loomiere serves files that are not modified in place while being
-                // read (a truncation while mapped would raise SIGBUS, as it would for any
-                // mmap-based server).
+                // through). A truncation while mapped raises SIGBUS on the next touch of a
+                // vanished page: only one-shot processes map, and they install
+                // `crate::fault::exit_on_sigbus` (a clean error exit); `serve` reads instead.
                 let mapped =
                     unsafe { memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(&*src.file) };
                 match mapped {
@@ -147,7 +168,6 @@ impl Movie {
             Some(f) if f.size <= MAX_FTYP => read(&f, "cannot read ftyp")?,
             _ => Vec::new(),
         };
-        let root = BoxHeader { offset: 0, ..moov };
         let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp, transient: false, marks: None };
         if boxes::find(&movie.moov, root.body_start(), root.end(), b"mvex")?.is_some() {
             return Err(Error::Unsupported(
@@ -174,11 +194,12 @@ impl Movie {
     /// Refuses a moov larger than `max` bytes (a server's `max_moov_bytes`, which bounds the
     /// work and memory one request may cost, like nginx's `mp4_max_buffer_size`).
     pub fn check_moov_size(&self, max: u64) -> Result<()> {
-        if self.root.size > max {
-            return Err(Error::OverLimit(format!(
-                "the moov box is {} bytes, over max_moov_bytes {max}",
-                self.root.size
-            )));
+        Movie::check_size(&self.root, max)
+    }
+
+    fn check_size(root: &BoxHeader, max: u64) -> Result<()> {
+        if root.size > max {
+            return Err(Error::OverLimit(format!("the moov box is {} bytes, over max_moov_bytes {max}", root.size)));
         }
         Ok(())
     }

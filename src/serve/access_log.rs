@@ -1,6 +1,9 @@
 //! The access log: one line per request in the common log format, followed by the time the
 //! answer took — `127.0.0.1 - - [24/Nov/2026:16:50:00 +0000] "GET /a.mp4?start=10 HTTP/1.1"
 //! 200 123456 0.153` — written to the configured log target (stderr or a file kept open).
+//! An answer cut short because its file was truncated or overwritten while it was sent keeps
+//! its status and the byte count actually sent, and ends with the word `cut-short`
+//! (`... 200 81920 2.410 cut-short`); the error line next to it says why.
 
 use crate::config::LogTarget;
 use crate::http::conditional::http_date;
@@ -25,6 +28,8 @@ pub struct Entry<'a> {
     pub status: u16,
     pub bytes: u64,
     pub took: Duration,
+    /// The body stopped before its announced length (the file changed under it).
+    pub cut_short: bool,
 }
 
 /// `06/Nov/1994:08:49:37 +0000` from an IMF-fixdate.
@@ -57,13 +62,14 @@ impl AccessLog {
     /// streams).
     pub fn write(&self, target: &LogTarget, e: &Entry<'_>) {
         let line = format!(
-            "{} - - [{}] \"{}\" {} {} {:.3}\n",
+            "{} - - [{}] \"{}\" {} {} {:.3}{}\n",
             e.peer.ip(),
             clf_time(e.when),
             e.request_line,
             e.status,
             e.bytes,
-            e.took.as_secs_f64()
+            e.took.as_secs_f64(),
+            if e.cut_short { " cut-short" } else { "" }
         );
         match target {
             LogTarget::Off => {}

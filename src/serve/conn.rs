@@ -140,13 +140,31 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
         let keep = parsed.keep_alive && !*stop.borrow();
         let mut bytes = 0u64;
-        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes).await;
+        let mut cut_short = None;
+        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await;
         shared.log.write(
             &cfg.log,
-            &Entry { peer, when, request_line: &request_line, status: resp.status, bytes, took: began.elapsed() },
+            &Entry {
+                peer,
+                when,
+                request_line: &request_line,
+                status: resp.status,
+                bytes,
+                took: began.elapsed(),
+                cut_short: cut_short.is_some(),
+            },
         );
         if let Some(detail) = &resp.log {
             cfg.log(&format!("{} {} {detail}", resp.status, parsed.request.method));
+        }
+        if let Some(e) = &cut_short {
+            crate::config::log_to(
+                &cfg.log,
+                &format!(
+                    "{} \"{request_line}\": answer cut short after {bytes} body bytes, connection closed: {e}",
+                    resp.status
+                ),
+            );
         }
         if !ok {
             return;
@@ -178,7 +196,9 @@ async fn answer(cfg: Arc<Config>, req: http::HttpRequest, movies: Arc<crate::med
     }
 }
 
-/// Sends head and body; false when the connection must not be reused.
+/// Sends head and body; false when the connection must not be reused. A body the source
+/// file can no longer give as announced (truncated or overwritten while sent) stops there, its
+/// error in `cut_short`: the caller closes the connection, never pads it.
 async fn write_response(
     stream: &mut TcpStream,
     resp: &Response,
@@ -186,6 +206,7 @@ async fn write_response(
     keep: bool,
     cfg: Option<&Arc<Config>>,
     bytes: &mut u64,
+    cut_short: &mut Option<std::io::Error>,
 ) -> bool {
     let head = resp.http_head(http10, keep, SystemTime::now());
     match &resp.body {
@@ -204,7 +225,15 @@ async fn write_response(
                 return false;
             }
             let pacer = cfg.and_then(|c| Pacer::for_plan(c, plan, range));
-            send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await.is_ok()
+            match send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await {
+                Ok(()) => true,
+                Err(e) => {
+                    if crate::sink::is_source_fault(&e) {
+                        *cut_short = Some(e);
+                    }
+                    false
+                }
+            }
         }
     }
 }
@@ -213,11 +242,19 @@ async fn write_response(
 async fn refuse(stream: &mut TcpStream, shared: &Shared, peer: SocketAddr, status: u16, why: &str) {
     let resp = Response::error(status, Some(why.to_string()));
     let mut bytes = 0;
-    let _ = write_response(stream, &resp, false, false, None, &mut bytes).await;
+    let _ = write_response(stream, &resp, false, false, None, &mut bytes, &mut None).await;
     linger(stream).await;
     shared.log.write(
         &shared.config.get().log,
-        &Entry { peer, when: SystemTime::now(), request_line: "-", status, bytes, took: Duration::ZERO },
+        &Entry {
+            peer,
+            when: SystemTime::now(),
+            request_line: "-",
+            status,
+            bytes,
+            took: Duration::ZERO,
+            cut_short: false,
+        },
     );
 }
 

@@ -1,10 +1,10 @@
-//! `loomiere cut FILE --start S [--end E] -o OUT`: writes a plan to a file (atomically) or
-//! to stdout, or describes it with `--dry-run`.
+//! `loomiere cut FILE --start S [--end E] -o OUT`: writes a plan to a file (atomically), to
+//! stdout, a FIFO or a character device (streamed; see `loomiere::output`), or describes it
+//! with `--dry-run`.
 
 use anyhow::{Context, Result};
 use loomiere::{BareUnit, Piece, Position, Request};
 use std::io::IsTerminal;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -24,7 +24,8 @@ pub struct Args {
     /// Always write 64-bit chunk offsets (co64).
     #[arg(long)]
     pub co64: bool,
-    /// Output file, or - for stdout.
+    /// Output file (replaced atomically), FIFO or character device (streamed into), or - for
+    /// stdout. Symbolic links and other special files are refused.
     #[arg(long, short = 'o', required_unless_present = "dry_run")]
     pub output: Option<PathBuf>,
     /// Print the plan (pieces and total length) instead of writing it.
@@ -40,6 +41,9 @@ pub fn run(args: Args) -> Result<()> {
         s.as_deref().map(|t| Position::parse(t, BareUnit::Seconds)).transpose().map_err(Into::into)
     };
     let req = Request { start: parse(&args.start)?, end: parse(&args.end)?, exact: args.exact, force_co64: args.co64 };
+    // The moov is mapped (the memory target of a one-shot cut relies on it): a source file
+    // truncated while it is read ends the process with a message, not a signal.
+    loomiere::fault::exit_on_sigbus();
     let began = std::time::Instant::now();
     let plan =
         loomiere::media::open_lean(&args.file, &req).with_context(|| format!("cannot cut {}", args.file.display()))?;
@@ -68,11 +72,6 @@ pub fn run(args: Args) -> Result<()> {
             anyhow::bail!("{} is the input file: choose another --output (the input is never replaced)", out.display());
         }
     }
-    if out.as_os_str() == "-" {
-        let stdout = std::io::stdout();
-        loomiere::sink::send_all(&plan, stdout.as_fd()).context("cannot write to stdout")?;
-        return Ok(());
-    }
     let bar = (plan.len() >= PROGRESS_MIN && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(plan.len());
         b.set_style(
@@ -81,12 +80,11 @@ pub fn run(args: Args) -> Result<()> {
         );
         b
     });
-    loomiere::output::write_atomic(&plan, &out, |n| {
+    loomiere::output::write(&plan, &out, |n| {
         if let Some(b) = &bar {
             b.set_position(n);
         }
-    })
-    .with_context(|| format!("cannot write {}", out.display()))?;
+    })?; // output errors name the path and what failed
     if let Some(b) = bar {
         b.finish_and_clear();
     }

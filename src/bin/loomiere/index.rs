@@ -15,7 +15,8 @@ const PROGRESS_OVER: u64 = 64 << 20;
 pub struct Args {
     /// The FLV (or MP4) file to index.
     pub file: PathBuf,
-    /// Write here instead of replacing FILE.
+    /// Write here instead of replacing FILE: a file (replaced atomically), a FIFO or character
+    /// device (streamed into), or - for stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
     /// Only check whether FILE already has a correct index (exit 0 if so, 1 if not).
@@ -24,6 +25,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // An MP4's moov is mapped: a file truncated while it is read ends the process with a
+    // message, not a signal.
+    loomiere::fault::exit_on_sigbus();
     match Kind::of(&args.file) {
         Some(Kind::Flv) => flv(args),
         Some(Kind::Mp4) => mp4(args),
@@ -65,12 +69,11 @@ fn flv(args: Args) -> Result<()> {
         b.set_length(len + idx.plan.len());
         b.set_message("writing");
     }
-    loomiere::output::write_atomic(&idx.plan, &dest, |n| {
+    loomiere::output::write(&idx.plan, &dest, |n| {
         if let Some(b) = &bar {
             b.set_position(len + n);
         }
-    })
-    .with_context(|| format!("cannot write {}", dest.display()))?;
+    })?; // output errors name the path and what failed
     if let Some(b) = bar {
         b.finish_and_clear();
     }

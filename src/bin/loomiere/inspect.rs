@@ -15,6 +15,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // An MP4's moov is mapped: a file truncated while it is read ends the process with a
+    // message, not a signal.
+    loomiere::fault::exit_on_sigbus();
     let print = |json: String, text: String| {
         if args.json {
             println!("{json}");

@@ -19,8 +19,11 @@ pub struct Args {
 }
 
 /// Runs and returns the process exit status: 0 answered (any HTTP status) or client gone,
-/// 1 when the answer could not be written.
+/// 1 when the answer could not be written (or was cut short because the file changed).
 pub fn run(args: Args) -> i32 {
+    // The moov is mapped (a lean start-up): a file truncated while it is sent ends this one
+    // process with a message and exit status 1, not a signal.
+    loomiere::fault::exit_on_sigbus();
     let source = ConfigSource::from_flag_or_env(args.config);
     let stdout = rustix::stdio::stdout();
     let result = if args.inetd {
@@ -30,6 +33,10 @@ pub fn run(args: Args) -> i32 {
     };
     match result {
         Ok(Outcome::Answered) | Ok(Outcome::HungUp) => 0,
+        Err(e) if loomiere::sink::is_source_fault(&e) => {
+            eprintln!("loomiere: the answer was cut short: {e}");
+            1
+        }
         Err(e) => {
             eprintln!("loomiere: writing the answer failed: {e}");
             1
