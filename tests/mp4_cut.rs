@@ -511,6 +511,39 @@ fn inspect_agrees_with_ffprobe() {
 }
 
 #[test]
+fn inspect_hevc_codec_string() {
+    let dir = scratch("mp4_cut-inspect-hevc");
+    let file = dir.join("hevc.mp4");
+    let o = run(Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=128x96:rate=25"])
+        .args([
+            "-t",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx265",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+        ])
+        .args(["-g", "25"])
+        .arg(&file));
+    assert!(o.status.success(), "ffmpeg libx265: {}", String::from_utf8_lossy(&o.stderr));
+    let t = inspect_json(&file)["tracks"][0].clone();
+    let st = ffprobe_json(&file)["streams"][0].clone();
+    assert_eq!(t["profile"], st["profile"]);
+    assert_eq!(t["level"], st["level"]);
+    let level = st["level"].as_u64().unwrap();
+    // Main (1), compatible with Main and Main 10 (flags 0x60000000 reversed: 6), main tier.
+    let codec = t["codec_string"].as_str().unwrap();
+    assert!(codec.starts_with(&format!("hvc1.1.6.L{level}")), "{codec}");
+    assert_eq!((t["width"].as_u64(), t["height"].as_u64()), (Some(128), Some(96)));
+    assert_eq!(t["keyframes"]["count"].as_u64(), Some(ffprobe_keyframes(&file).len() as u64));
+}
+
+#[test]
 fn inspect_keyframes_lists_times_and_offsets() {
     for name in ["short.mp4", "long.mp4"] {
         let file = media(name);
