@@ -161,18 +161,17 @@ pub fn inspect_with(src: Source, options: Options) -> Report {
         }
         report.moov = Some(MoovAt { offset: m.offset, size: m.size, position: position.into() });
     }
+    let opened = Movie::open(src);
     for h in &top.boxes {
         push(&mut report, h, 0, 0);
-        if &h.kind == b"moov" {
-            if let Ok(movie) = Movie::open(src.clone()) {
-                tree(&mut report, &movie.moov, &movie.root, 1, h.offset);
-            }
+        if let (b"moov", Ok(movie)) = (&h.kind, &opened) {
+            tree(&mut report, &movie.moov, &movie.root, 1, h.offset);
         }
     }
     if let Some(e) = fault {
         report.error = Some(e.to_string());
     }
-    let movie = match Movie::open(src) {
+    let movie = match opened {
         Ok(m) => m,
         Err(e) => {
             report.error = report.error.take().or(Some(e.to_string()));
