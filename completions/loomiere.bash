@@ -397,7 +397,7 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__inspect)
-            opts="-h -V --json --help --version"
+            opts="-h -V --json --keyframes --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -37,6 +37,7 @@ complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "man" -d 'Print th
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "serve-cgi" -d 'Answer one CGI request (or, with --inetd, one HTTP connection on stdin/stdout)'
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l json -d 'Print JSON for scripts instead of tables'
+complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l keyframes -d 'Also list every keyframe: presentation time and byte offset'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -s h -l help -d 'Print help'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c loomiere -n "__fish_loomiere_using_subcommand cut" -s s -l start -d 'Where to start: seconds (30.5, 1:02:03.5) or, for FLV, a byte offset (123456b)' -r

@@ -1,8 +1,9 @@
 //! A real browser against `loomiere serve`: headless Chromium driven through chromedriver's
 //! WebDriver HTTP API (a tiny JSON-over-HTTP client below) loads the listing page, plays a
 //! seeked MP4 from it, checks that `currentTime` advances and `duration` matches what the
-//! server sent, then seeks inside the video (Range requests). Skipped with a message when
-//! chromium or chromedriver is not installed. Everything listens on 127.0.0.1 only; the
+//! server sent, then seeks inside the video (Range requests). Skipped with a `SKIPPED:`
+//! message when chromium, chromedriver or curl is not installed, and failed instead under
+//! `LOOMIERE_REQUIRE_ALL=1` (CI). Everything listens on 127.0.0.1 only; the
 //! browser runs with networking features off and a fresh profile.
 
 mod common;
@@ -10,7 +11,6 @@ mod common;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,9 +71,10 @@ fn wd(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value
 
 #[test]
 fn chromium_plays_and_seeks() {
-    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        eprintln!("SKIP chromium_plays_and_seeks: {CHROMIUM} or {CHROMEDRIVER} missing (apt-get install chromium chromium-driver)");
-        return;
+    for tool in [CHROMIUM, CHROMEDRIVER, "curl"] {
+        if !common::tool_or_skip("chromium_plays_and_seeks", tool) {
+            return;
+        }
     }
     let dir = common::scratch("browser");
     let root = dir.join("root");

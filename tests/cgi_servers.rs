@@ -2,15 +2,16 @@
 //! nginx + fcgiwrap) and as an inetd service (tcpsvd with its runit script, xinetd), each
 //! started from the ready configs in `cgi/` on 127.0.0.1 and a free port, and fetched with
 //! curl (or a raw socket where exact bytes matter). A server whose binary is missing is
-//! skipped with a message. Every server is killed by process group on drop, also on failure.
+//! skipped with a `SKIPPED:` message, or fails the test under `LOOMIERE_REQUIRE_ALL=1` (CI).
+//! Every server is killed by process group on drop, also on failure.
 //!
 //! What each run checks: seeked MP4 and FLV answers equal what the library plans (and decode
-//! cleanly, with the planned duration once the engines report one); `Range: 0-99` + `100-`
-//! concatenate to the whole body; HEAD has the same headers and no body; revalidation gives
-//! 304; images arrive byte-identical with their type; a table of traversal attempts is all
-//! refused with nothing from outside the root in any body; a config edit is honoured on the
-//! next request; a throttled stream arrives near its configured rate (when the engine reports
-//! a duration); and a client hanging up mid-stream leaves no loomiere process behind.
+//! cleanly, with the planned duration); `Range: 0-99` + `100-` concatenate to the whole body;
+//! HEAD has the same headers and no body; revalidation gives 304; images arrive
+//! byte-identical with their type; a table of traversal attempts is all refused with nothing
+//! from outside the root in any body; a config edit is honoured on the next request; a
+//! throttled stream arrives near its configured rate; and a client hanging up mid-stream
+//! leaves no loomiere process behind.
 
 mod common;
 
@@ -62,14 +63,6 @@ struct Site {
     /// loomiere, the CGI program's own path where the media path is its `PATH_INFO`.
     prefix: &'static str,
     procs: Vec<Proc>,
-}
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn free_port() -> u16 {
@@ -307,13 +300,12 @@ fn check_media(site: &Site, file: &str, query_start: &str, unit: BareUnit) {
             assert!(got.body == bytes, "{}: {file}: body differs from the library's plan", site.name);
             let errors = common::decode_errors(&got.body_path);
             assert!(errors.trim().is_empty(), "{}: {file} does not decode: {errors}", site.name);
-            if let Some(d) = duration {
-                let probed = common::duration(&got.body_path);
-                assert!((probed - d).abs() < 0.6, "{}: {file}: ffprobe {probed} s, planned {d} s", site.name);
-                assert!((47.0..=52.5).contains(&d), "{}: {file}?start=10 plans {d} s of a 60 s file", site.name);
-                let header: f64 = got.header("X-Content-Duration").unwrap().parse().unwrap();
-                assert!((header - d).abs() < 0.01);
-            }
+            let d = duration.unwrap_or_else(|| panic!("{}: {file}?start={query_start} plans no duration", site.name));
+            let probed = common::duration(&got.body_path);
+            assert!((probed - d).abs() < 0.6, "{}: {file}: ffprobe {probed} s, planned {d} s", site.name);
+            assert!((47.0..=52.5).contains(&d), "{}: {file}?start=10 plans {d} s of a 60 s file", site.name);
+            let header: f64 = got.header("X-Content-Duration").unwrap().parse().unwrap();
+            assert!((header - d).abs() < 0.01);
         }
     }
 }
@@ -494,10 +486,8 @@ fn config_edit(site: &Site) {
 
 fn throttle(site: &Site) {
     // The throttle needs the media rate, hence a duration from the engine.
-    let Ok((bytes, Some(duration))) = expected(site, "short.mp4", "10", BareUnit::Seconds) else {
-        eprintln!("{}: throttle check skipped: the MP4 engine reports no duration yet", site.name);
-        return;
-    };
+    let (bytes, duration) = expected(site, "short.mp4", "10", BareUnit::Seconds).expect("short.mp4?start=10 plans");
+    let duration = duration.expect("the MP4 engine reports the clip's duration");
     let factor = 20.0;
     site.write_config(&format!("throttle = {factor}\nburst_seconds = 1"));
     let began = Instant::now();
@@ -516,12 +506,11 @@ fn throttle(site: &Site) {
 }
 
 fn hang_up(site: &Site) {
-    // With a duration from the engine, pace at real time so the stream is surely still
-    // running (an hour of it) when the client leaves; without, a 22 MB answer.
-    let paced = matches!(expected(site, "long.mp4", "3600", BareUnit::Seconds), Ok((_, Some(_))));
-    if paced {
-        site.write_config("throttle = 1\nburst_seconds = 1");
-    }
+    // Paced at real time so the stream is surely still running (an hour of it) when the
+    // client leaves.
+    let planned = expected(site, "long.mp4", "3600", BareUnit::Seconds);
+    assert!(matches!(planned, Ok((_, Some(_)))), "{}: long.mp4?start=3600 plans no duration", site.name);
+    site.write_config("throttle = 1\nburst_seconds = 1");
     let mut s = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.write_all(format!("GET {}/long.mp4?start=3600 HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", site.prefix).as_bytes())
@@ -545,15 +534,14 @@ fn hang_up(site: &Site) {
         assert!(Instant::now() < deadline, "{}: loomiere processes left after hang-up: {left:?}", site.name);
         std::thread::sleep(Duration::from_millis(100));
     }
-    if paced {
-        site.write_config("");
-    }
+    site.write_config("");
 }
 
+/// Returns from the test when a server binary is missing (printing `SKIPPED`), or fails it
+/// under `LOOMIERE_REQUIRE_ALL=1` (CI).
 macro_rules! need {
-    ($($bin:expr),+) => {
-        $(if !have($bin) {
-            eprintln!("SKIPPED: {} is not installed", $bin);
+    ($test:expr, $($bin:expr),+) => {
+        $(if !common::tool_or_skip($test, $bin) {
             return;
         })+
     };
@@ -561,7 +549,7 @@ macro_rules! need {
 
 #[test]
 fn lighttpd() {
-    need!("lighttpd", "curl");
+    need!("lighttpd", "lighttpd", "curl");
     let mut site = Site::new("lighttpd");
     let conf = site.install("lighttpd.conf");
     site.start(Command::new("lighttpd").arg("-D").arg("-f").arg(&conf));
@@ -571,7 +559,7 @@ fn lighttpd() {
 
 #[test]
 fn apache() {
-    need!("apache2", "curl");
+    need!("apache", "apache2", "curl");
     let mut site = Site::new("apache");
     let conf = site.install("apache.conf");
     site.start(Command::new("apache2").arg("-f").arg(&conf).arg("-DFOREGROUND"));
@@ -581,7 +569,7 @@ fn apache() {
 
 #[test]
 fn busybox_httpd() {
-    need!("busybox", "curl");
+    need!("busybox_httpd", "busybox", "curl");
     let mut site = Site::new("busybox");
     // busybox httpd 1.35 hands no Range or If-* headers to CGI programs.
     site.forwards_conditionals = false;
@@ -603,7 +591,7 @@ fn busybox_httpd() {
 
 #[test]
 fn nginx_fcgiwrap() {
-    need!("nginx", "fcgiwrap", "curl");
+    need!("nginx_fcgiwrap", "nginx", "fcgiwrap", "curl");
     let mut site = Site::new("nginx");
     let conf = site.install("nginx-fcgiwrap.conf");
     let sock = site.run.join("fcgiwrap.sock");
@@ -622,7 +610,7 @@ fn nginx_fcgiwrap() {
 
 #[test]
 fn tcpsvd_runit() {
-    need!("tcpsvd", "curl");
+    need!("tcpsvd_runit", "tcpsvd", "curl");
     let mut site = Site::new("tcpsvd");
     site.inetd = true;
     let run = site.install("tcpsvd/run");
@@ -633,7 +621,7 @@ fn tcpsvd_runit() {
 
 #[test]
 fn xinetd() {
-    need!("xinetd", "curl");
+    need!("xinetd", "xinetd", "curl");
     let mut site = Site::new("xinetd");
     site.inetd = true;
     let conf = site.install("xinetd.conf");
@@ -644,7 +632,7 @@ fn xinetd() {
 
 #[test]
 fn mini_httpd() {
-    need!("mini_httpd", "curl");
+    need!("mini_httpd", "mini_httpd", "curl");
     let mut site = Site::new("mini_httpd");
     // mini_httpd (thttpd's sibling; thttpd and fnord are not packaged for Debian 12) runs CGI
     // programs under the document root with a fixed environment: no Range or If-* headers,

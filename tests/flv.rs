@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{decode_errors, duration, first_pts, loomiere, media, run, scratch};
+use common::{decode_errors, duration, first_pts, flvmeta_check, loomiere, media, require_tool, run, scratch};
 use loomiere::flv::amf0::Value;
 use loomiere::flv::scan::read_metadata;
 use loomiere::flv::tags::{Reader, Tag, Walk};
@@ -58,8 +58,27 @@ fn check_exit(path: &Path) -> i32 {
     run(loomiere().arg("index").arg("--check").arg(path)).status.code().unwrap_or(-1)
 }
 
+/// What an index entry names: "picture", "config" (AVC sequence header) or "end" (AVC
+/// end of sequence); anything else is reported as "other".
+fn entry_kind(path: &Path, pos: u64) -> &'static str {
+    match tag_at(path, pos) {
+        Some(t) if t.is_keyframe() => "picture",
+        Some(t) if t.is_video_config() && t.frame_type() == Some(1) => "config",
+        Some(t) if t.frame_type() == Some(1) && t.is_end_of_sequence() => "end",
+        _ => "other",
+    }
+}
+
+/// flvmeta's verdict must be clean: zero errors and zero warnings.
+fn assert_flvmeta_clean(path: &Path) {
+    let (errors, warnings, messages) = flvmeta_check(path);
+    assert_eq!((errors, warnings), (0, 0), "flvmeta --check {}: {messages:#?}", path.display());
+}
+
 #[test]
 fn index_agrees_with_yamdi_and_flvmeta() {
+    require_tool("yamdi");
+    require_tool("flvmeta");
     let dir = scratch("flv-index-vs");
     for name in ["short.flv", "sorenson.flv"] {
         let input = media(name);
@@ -67,6 +86,7 @@ fn index_agrees_with_yamdi_and_flvmeta() {
         let ours = dir.join(format!("ours-{name}"));
         loomiere_index(&input, &ours);
         assert_eq!(std::fs::read(&input).unwrap(), before, "{name}: input changed");
+        assert_flvmeta_clean(&ours);
 
         let yamdi = dir.join(format!("yamdi-{name}"));
         assert!(run(Command::new("yamdi").arg("-i").arg(&input).arg("-o").arg(&yamdi)).status.success());
@@ -75,29 +95,37 @@ fn index_agrees_with_yamdi_and_flvmeta() {
 
         let (meta, idx) = index_of(&ours);
         assert!(!idx.is_empty());
-        // Every entry points at a video keyframe tag of the output with that time.
+        // Every entry points at a video tag of the output flagged as a keyframe, with that time.
         for &(t, p) in &idx {
             let tag = tag_at(&ours, p).unwrap_or_else(|| panic!("{name}: no tag at {p}"));
-            assert!(tag.is_keyframe(), "{name}: {p} is not a keyframe");
+            assert_eq!(tag.frame_type(), Some(1), "{name}: {p} is not flagged as a keyframe");
             assert!((tag.seconds() - t).abs() < 1e-9, "{name}: time {t} vs tag {}", tag.seconds());
         }
-        let times: Vec<f64> = idx.iter().map(|e| e.0).collect();
+        // flvmeta's convention exactly: one entry per timestamp, the first tag flagged as a
+        // keyframe at it (the AVC configuration at 0, the end-of-sequence tag last).
+        let kinds = |path: &Path, index: &[(f64, u64)]| -> Vec<(f64, &'static str)> {
+            index.iter().map(|&(t, p)| (t, entry_kind(path, p))).collect()
+        };
+        let (_, theirs) = index_of(&flvmeta);
+        assert_eq!(kinds(&ours, &idx), kinds(&flvmeta, &theirs), "{name}: entries differ from flvmeta -U");
+        // yamdi lists the same tags plus the picture that shares time 0 with the configuration.
+        let (_, y) = index_of(&yamdi);
+        let mut y_kinds = kinds(&yamdi, &y);
+        y_kinds.dedup_by(|b, a| a.0 == b.0);
+        assert_eq!(kinds(&ours, &idx), y_kinds, "{name}: entries differ from yamdi's (duplicates removed)");
+        if name == "short.flv" {
+            assert_eq!(idx[0].0, 0.0);
+            assert_eq!(entry_kind(&ours, idx[0].1), "config");
+            assert_eq!(entry_kind(&ours, idx[idx.len() - 1].1), "end");
+        } else {
+            assert!(kinds(&ours, &idx).iter().all(|k| k.1 == "picture"));
+        }
+        let last = idx[idx.len() - 1];
+        assert_eq!(meta.get("lastkeyframetimestamp").and_then(Value::as_f64), Some(last.0));
+        assert_eq!(meta.get("lastkeyframelocation").and_then(Value::as_f64), Some(last.1 as f64));
         for (tool, out) in [("yamdi", &yamdi), ("flvmeta", &flvmeta)] {
-            let (_, theirs) = index_of(out);
-            let pictures = picture_entries(out, &theirs);
-            let their_times: Vec<f64> = pictures.iter().map(|e| e.0).collect();
-            // flvmeta keeps one entry per timestamp and may have dropped the picture at a
-            // timestamp shared with the AVC configuration: compare on the times it kept.
-            let ours_kept: Vec<f64> = times.iter().copied().filter(|t| their_times.contains(t)).collect();
-            assert_eq!(ours_kept, their_times, "{name}: times differ from {tool}");
-            if name == "sorenson.flv" {
-                assert_eq!(theirs.len(), idx.len(), "{name}: keyframe count differs from {tool}");
-                assert_eq!(times, their_times);
-            }
             assert!(check_exit(out) == 0, "{name}: --check rejects {tool}'s index");
         }
-        let (_, y) = index_of(&yamdi);
-        assert_eq!(picture_entries(&yamdi, &y).len(), idx.len(), "{name}: picture keyframes differ from yamdi");
 
         // Duration: ffprobe reads the output's, equal to the source's, and to ours.
         let d = duration(&ours);
@@ -107,6 +135,49 @@ fn index_agrees_with_yamdi_and_flvmeta() {
         assert_eq!(decode_errors(&ours), "");
         assert_eq!(check_exit(&ours), 0);
         assert_eq!(check_exit(&input), 1);
+        // Indexing the outputs of the other tools (their keys, onLastSecond) is clean too.
+        for (tool, out) in [("yamdi", &yamdi), ("flvmeta", &flvmeta)] {
+            let again = dir.join(format!("ours-of-{tool}-{name}"));
+            loomiere_index(out, &again);
+            assert_flvmeta_clean(&again);
+        }
+    }
+}
+
+#[test]
+fn seeks_through_our_own_index_start_on_pictures() {
+    let dir = scratch("flv-seek-own-index");
+    let indexed = dir.join("indexed.flv");
+    loomiere_index(&media("short.flv"), &indexed);
+    let (_, idx) = index_of(&indexed);
+    // Time 0 is the configuration entry, 59.96 the end-of-sequence entry: both must still
+    // give an output that starts on a picture keyframe with its sequence headers.
+    for (start, first) in [(0.0, 0.0), (0.01, 0.0), (31.0, 30.0), (58.5, 58.0), (59.97, 58.0), (60.0, 58.0)] {
+        let out = dir.join(format!("seek-{start}.flv"));
+        let req = Request { start: secs(start), ..Request::default() };
+        seek(&indexed, &req, &out).unwrap_or_else(|e| panic!("start {start}: {e}"));
+        assert_eq!(decode_errors(&out), "", "start {start}");
+        let v = first_pts(&out, "v").unwrap();
+        // The first picture is shown a composition offset after its decode time.
+        assert!(v >= first && v < first + 0.2, "start {start}: first video pts {v}, want {first}");
+        let tags = tags_of(&out);
+        assert!(tags.iter().any(|t| t.is_video_config()), "start {start}: no AVC configuration");
+        assert!(tags.iter().find(|t| t.kind == 9 && !t.is_video_config()).is_some_and(|t| t.is_keyframe()));
+    }
+    // What a player sends: the byte positions of the entries that name a configuration or a
+    // picture decode; the end-of-sequence entry has nothing to play after it.
+    for &(t, p) in &idx {
+        let out = dir.join(format!("byte-{p}.flv"));
+        let req = Request { start: Some(Position::Byte(p)), ..Request::default() };
+        match entry_kind(&indexed, p) {
+            "end" => assert!(matches!(loomiere::media::open(&indexed, &req), Err(Error::BadRequest(_)))),
+            _ => {
+                seek(&indexed, &req, &out).unwrap_or_else(|e| panic!("byte {p}: {e}"));
+                assert_eq!(decode_errors(&out), "", "byte {p}");
+                let v = first_pts(&out, "v").unwrap();
+                assert!(v >= t && v < t + 0.2, "byte {p}: first video pts {v}, keyframe at {t}");
+            }
+        }
     }
 }
 
@@ -123,7 +194,8 @@ fn index_in_place_is_atomic_and_refreshes_existing_metadata() {
     assert!(meta.get("metadatacreator").is_some());
     assert!(meta.get("audiosamplerate").is_some());
     assert_eq!(tags_of(&copy).iter().filter(|t| t.kind == 18).count(), 1);
-    assert!(idx.iter().all(|&(_, p)| tag_at(&copy, p).is_some_and(|t| t.is_keyframe())));
+    assert!(idx.iter().all(|&(_, p)| entry_kind(&copy, p) != "other"));
+    assert_flvmeta_clean(&copy);
     assert_eq!(check_exit(&copy), 0);
     // Indexing an indexed file again gives the same bytes.
     let again = dir.join("again.flv");
@@ -291,7 +363,11 @@ fn inspect_reports_codecs_keyframes_and_metadata() {
 fn audio_only_and_video_only_files() {
     let dir = scratch("flv-one-stream");
     let src = media("short.mp4");
-    for (name, args) in [("audio.flv", ["-vn", "-c:a", "copy"]), ("video.flv", ["-an", "-c:v", "copy"])] {
+    for (name, args) in [
+        ("audio.flv", ["-vn", "-c:a", "copy"]),
+        ("mp3.flv", ["-vn", "-c:a", "libmp3lame"]),
+        ("video.flv", ["-an", "-c:v", "copy"]),
+    ] {
         let input = dir.join(name);
         let o = run(Command::new("ffmpeg")
             .args(["-nostdin", "-v", "error", "-y", "-i"])
@@ -306,6 +382,26 @@ fn audio_only_and_video_only_files() {
         let indexed = dir.join(format!("indexed-{name}"));
         loomiere_index(&input, &indexed);
         assert_eq!(check_exit(&indexed), 0, "{name}");
+        let (errors, warnings, messages) = flvmeta_check(&indexed);
+        if name == "video.flv" {
+            assert_eq!((errors, warnings), (0, 0), "{name}: {messages:#?}");
+        } else {
+            // flvmeta warns on every audio-only file, its own outputs included, that the
+            // header has no video flag (W11006, which is right) and that no picture size can
+            // be found (W60079). Nothing else is allowed.
+            assert_eq!(errors, 0, "{name}: {messages:#?}");
+            let codes = |m: &[String]| -> Vec<String> {
+                m.iter()
+                    .filter_map(|l| l.split_whitespace().nth(2))
+                    .map(|c| c.trim_end_matches(':').to_string())
+                    .collect()
+            };
+            assert_eq!(codes(&messages), ["W11006", "W60079"], "{name}: {messages:#?}");
+            let theirs = dir.join(format!("flvmeta-{name}"));
+            assert!(run(Command::new("flvmeta").arg("-U").arg(&input).arg(&theirs)).status.success());
+            let their_codes = codes(&flvmeta_check(&theirs).2);
+            assert!(their_codes.iter().any(|c| c == "W11006") && their_codes.iter().any(|c| c == "W60079"));
+        }
         assert_eq!(decode_errors(&indexed), "");
         let (meta, idx) = index_of(&indexed);
         let video = name == "video.flv";

@@ -1,7 +1,7 @@
 //! Hostile inputs on the stable toolchain: a deterministic mutation test that runs in
 //! `cargo test`. Every seed file of the fuzz corpus (fuzz/corpus/{mp4,flv}) is truncated at
 //! many lengths, has its box/tag sizes, entry counts, versions and types overwritten with
-//! awkward values, and is mutated at random (fixed seed) a few thousand times; each variant
+//! awkward values (the sample descriptions `inspect` decodes too), and is mutated at random (fixed seed) a few thousand times; each variant
 //! goes through the engine in-process with the fuzz harness (fuzz/fuzz_targets/harness.rs):
 //! plan several requests, read every planned byte back. A panic anywhere fails the test; an
 //! input that makes no progress for a minute is reported as a hang.
@@ -177,6 +177,26 @@ fn mp4_structural(name: &str, data: &[u8], out: &mut Vec<Mutant>) {
                     label: format!("{name}: {t}@{} type := {}", b.offset, String::from_utf8_lossy(new)),
                     data: m,
                 });
+            }
+        }
+    }
+    // The sample descriptions `inspect` reads (found by their type codes: the box walk does
+    // not enter `stsd`): lying sizes and every byte of the codec configuration overwritten.
+    for kind in [b"avc1", b"avcC", b"mp4a", b"esds", b"hvcC"] {
+        let Some(at) = data.windows(4).position(|w| w == kind).and_then(|p| p.checked_sub(4)) else { continue };
+        let t = String::from_utf8_lossy(kind).into_owned();
+        let size = u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]);
+        for v in AWKWARD.iter().copied().chain([size.wrapping_sub(1), size.wrapping_add(1)]) {
+            let mut m = data.to_vec();
+            put_u32(&mut m, at, v);
+            out.push(Mutant { label: format!("{name}: {t}@{at} size := {v:#x}"), data: m });
+        }
+        let end = (at + size as usize).min(data.len()).min(at + 64);
+        for i in at + 8..end {
+            for v in [0u8, 0x1F, 0x80, 0xFF] {
+                let mut m = data.to_vec();
+                m[i] = v;
+                out.push(Mutant { label: format!("{name}: {t}@{at} byte {} := {v:#x}", i - at), data: m });
             }
         }
     }

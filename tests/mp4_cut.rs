@@ -395,6 +395,203 @@ fn inspect_json_has_boxes_and_tracks() {
     }
 }
 
+/// ffprobe's JSON view of a file: streams and format.
+fn ffprobe_json(file: &Path) -> Value {
+    let o =
+        run(Command::new("ffprobe").args(["-v", "error", "-show_streams", "-show_format", "-of", "json"]).arg(file));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("ffprobe json for {}: {e}", file.display()))
+}
+
+/// ffprobe's keyframes of the first video stream: (pts seconds, byte position).
+fn ffprobe_keyframes(file: &Path) -> Vec<(f64, u64)> {
+    let o = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,pos,flags", "-of", "csv=p=0"])
+        .arg(file));
+    text(&o.stdout)
+        .lines()
+        .filter(|l| l.split(',').nth(2).is_some_and(|f| f.starts_with('K')))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[1].parse().unwrap())
+        })
+        .collect()
+}
+
+fn num(v: &Value) -> f64 {
+    match v {
+        Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a number: {s}")),
+        v => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
+    }
+}
+
+/// "25/1" → 25.
+fn rate(v: &Value) -> f64 {
+    let s = v.as_str().unwrap();
+    let (a, b) = s.split_once('/').unwrap();
+    num(&Value::String(a.into())) / num(&Value::String(b.into()))
+}
+
+/// H.264 profile_idc by the name ffprobe prints.
+fn avc_profile_idc(name: &str) -> u8 {
+    match name {
+        "Baseline" | "Constrained Baseline" => 66,
+        "Main" => 77,
+        "Extended" => 88,
+        "High" => 100,
+        "High 10" => 110,
+        other => panic!("unexpected H.264 profile {other}"),
+    }
+}
+
+#[test]
+fn inspect_agrees_with_ffprobe() {
+    for name in ["short.mp4", "long.mp4", "faststart.mp4"] {
+        let file = media(name);
+        let ours = inspect_json(&file);
+        let probe = ffprobe_json(&file);
+        let format = &probe["format"];
+        assert_eq!(ours["file_size"].as_u64().unwrap() as f64, num(&format["size"]), "{name}: size");
+        assert!((num(&ours["duration"]) - num(&format["duration"])).abs() < 0.01, "{name}: duration");
+        let br = num(&ours["bitrate"]) / num(&format["bit_rate"]);
+        assert!((br - 1.0).abs() < 0.01, "{name}: bitrate {} vs {}", ours["bitrate"], format["bit_rate"]);
+        assert_eq!(ours["brands"]["major"].as_str().unwrap(), format["tags"]["major_brand"].as_str().unwrap());
+        let compatible: Vec<&str> =
+            ours["brands"]["compatible"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
+        assert_eq!(compatible.concat(), format["tags"]["compatible_brands"].as_str().unwrap(), "{name}: brands");
+
+        let streams = probe["streams"].as_array().unwrap();
+        let tracks = ours["tracks"].as_array().unwrap();
+        assert_eq!(tracks.len(), streams.len());
+        for (t, st) in tracks.iter().zip(streams) {
+            let what = format!("{name} track {}", t["id"]);
+            assert_eq!(t["codec"], st["codec_tag_string"], "{what}");
+            assert_eq!(t["profile"], st["profile"], "{what}: profile");
+            assert_eq!(t["samples"].as_u64().unwrap() as f64, num(&st["nb_frames"]), "{what}: samples");
+            assert!((num(&t["duration"]) - num(&st["duration"])).abs() < 0.05, "{what}: duration {}", t["duration"]);
+            let br = num(&t["bitrate"]) / num(&st["bit_rate"]);
+            assert!((br - 1.0).abs() < 0.005, "{what}: bitrate {} vs {}", t["bitrate"], st["bit_rate"]);
+            let codec = t["codec_string"].as_str().unwrap();
+            match st["codec_type"].as_str().unwrap() {
+                "video" => {
+                    let profile = avc_profile_idc(st["profile"].as_str().unwrap());
+                    let level = st["level"].as_u64().unwrap();
+                    assert!(codec.starts_with(&format!("avc1.{profile:02x}")), "{what}: {codec}");
+                    assert!(codec.ends_with(&format!("{level:02x}")) && codec.len() == 11, "{what}: {codec}");
+                    assert_eq!(t["level"].as_u64(), Some(level));
+                    assert_eq!(t["width"], st["width"]);
+                    assert_eq!(t["height"], st["height"]);
+                    assert!((num(&t["frame_rate"]) - rate(&st["avg_frame_rate"])).abs() < 0.01, "{what}: frame rate");
+                    let keyframes = ffprobe_keyframes(&file);
+                    let k = &t["keyframes"];
+                    assert_eq!(k["count"].as_u64(), Some(keyframes.len() as u64), "{what}: keyframe count");
+                    let gaps: Vec<f64> = keyframes.windows(2).map(|w| w[1].0 - w[0].0).collect();
+                    let (min, max) =
+                        (gaps.iter().copied().fold(f64::MAX, f64::min), gaps.iter().copied().fold(0.0, f64::max));
+                    let avg = gaps.iter().sum::<f64>() / gaps.len() as f64;
+                    assert!((num(&k["min_spacing"]) - min).abs() < 0.001, "{what}: min spacing");
+                    assert!((num(&k["max_spacing"]) - max).abs() < 0.001, "{what}: max spacing");
+                    assert!((num(&k["avg_spacing"]) - avg).abs() < 0.001, "{what}: avg spacing");
+                }
+                "audio" => {
+                    assert_eq!(st["profile"], "LC");
+                    assert_eq!(codec, "mp4a.40.2", "{what}");
+                    assert_eq!(t["sample_rate"].as_u64(), Some(num(&st["sample_rate"]) as u64));
+                    assert_eq!(t["channels"], st["channels"]);
+                    assert!(t["keyframes"].is_null(), "{what}: every AAC sample is a sync sample");
+                }
+                other => panic!("{what}: unexpected stream {other}"),
+            }
+        }
+        // The table says the same.
+        let table = ok(&run(loomiere().arg("inspect").arg(&file)), "inspect");
+        for t in tracks {
+            assert!(table.contains(t["codec_string"].as_str().unwrap()), "{name}: table:\n{table}");
+        }
+    }
+}
+
+#[test]
+fn inspect_hevc_codec_string() {
+    let dir = scratch("mp4_cut-inspect-hevc");
+    let file = dir.join("hevc.mp4");
+    let o = run(Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=128x96:rate=25"])
+        .args([
+            "-t",
+            "2",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx265",
+            "-tag:v",
+            "hvc1",
+            "-x265-params",
+            "log-level=error",
+        ])
+        .args(["-g", "25"])
+        .arg(&file));
+    assert!(o.status.success(), "ffmpeg libx265: {}", String::from_utf8_lossy(&o.stderr));
+    let t = inspect_json(&file)["tracks"][0].clone();
+    let st = ffprobe_json(&file)["streams"][0].clone();
+    assert_eq!(t["profile"], st["profile"]);
+    assert_eq!(t["level"], st["level"]);
+    let level = st["level"].as_u64().unwrap();
+    // Main (1), compatible with Main and Main 10 (flags 0x60000000 reversed: 6), main tier.
+    let codec = t["codec_string"].as_str().unwrap();
+    assert!(codec.starts_with(&format!("hvc1.1.6.L{level}")), "{codec}");
+    assert_eq!((t["width"].as_u64(), t["height"].as_u64()), (Some(128), Some(96)));
+    assert_eq!(t["keyframes"]["count"].as_u64(), Some(ffprobe_keyframes(&file).len() as u64));
+}
+
+#[test]
+fn inspect_keyframes_lists_times_and_offsets() {
+    for name in ["short.mp4", "long.mp4"] {
+        let file = media(name);
+        let out = run(loomiere().arg("inspect").arg("--json").arg("--keyframes").arg(&file));
+        let v: Value = serde_json::from_str(&ok(&out, "inspect --json --keyframes")).unwrap();
+        let theirs = ffprobe_keyframes(&file);
+        let video = v["tracks"].as_array().unwrap().iter().find(|t| t["kind"] == "video").unwrap();
+        let list = video["keyframe_list"].as_array().unwrap();
+        assert_eq!(list.len(), theirs.len(), "{name}: keyframes listed");
+        for (k, (pts, pos)) in list.iter().zip(&theirs) {
+            assert!((num(&k["time"]) - pts).abs() < 0.001, "{name}: keyframe {k} vs ffprobe {pts}");
+            assert_eq!(k["offset"].as_u64(), Some(*pos), "{name}: keyframe {k} offset");
+        }
+        // Without the flag there is no list; the table lists them with the flag.
+        assert!(inspect_json(&file)["tracks"][0].get("keyframe_list").is_none());
+        let table = ok(&run(loomiere().arg("inspect").arg("--keyframes").arg(&file)), "inspect --keyframes");
+        let (_, last_pos) = theirs[theirs.len() - 1];
+        assert!(table.contains(&last_pos.to_string()), "{name}: the last keyframe's offset is not in the table");
+    }
+    // FLV too: the picture keyframes with their tag offsets.
+    let out = run(loomiere().arg("inspect").arg("--json").arg("--keyframes").arg(media("short.flv")));
+    let v: Value = serde_json::from_str(&ok(&out, "inspect --json --keyframes short.flv")).unwrap();
+    let list = v["keyframe_list"].as_array().unwrap();
+    assert_eq!(list.len() as u64, v["keyframes"]["count"].as_u64().unwrap());
+    assert_eq!(list.len(), ffprobe_keyframes(&media("short.flv")).len());
+}
+
+#[test]
+fn inspect_says_where_the_moov_is() {
+    let end = inspect_json(&media("moovend.mp4"));
+    assert_eq!(end["moov"]["position"], "after mdat");
+    let hint = end["hint"].as_str().unwrap();
+    assert!(hint.contains("loomiere index") && hint.contains("moovend.mp4"), "{hint}");
+    let table = ok(&run(loomiere().arg("inspect").arg(media("moovend.mp4"))), "inspect moovend.mp4");
+    assert!(table.contains("after mdat") && table.contains("loomiere index"), "{table}");
+    let front = inspect_json(&media("faststart.mp4"));
+    assert_eq!(front["moov"]["position"], "before mdat");
+    assert!(front["hint"].is_null());
+    // What the hint says to run makes the file faststart.
+    let dir = scratch("mp4_cut-inspect-hint");
+    let copy = dir.join("moovend.mp4");
+    std::fs::copy(media("moovend.mp4"), &copy).unwrap();
+    ok(&run(loomiere().arg("index").arg(&copy)), "index moovend.mp4");
+    let after = inspect_json(&copy);
+    assert_eq!(after["moov"]["position"], "before mdat");
+    assert!(after["hint"].is_null());
+}
+
 // ---- hostile inputs --------------------------------------------------------------------------
 
 /// How a damaged input is made from a generated medium.

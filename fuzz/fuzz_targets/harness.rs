@@ -67,7 +67,7 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     }
     let src = Source::nameless(Arc::clone(&file), data.len() as u64);
     if kind == Kind::Mp4 {
-        let _ = loomiere::mp4::inspect(src);
+        let _ = loomiere::mp4::inspect_with(src, loomiere::mp4::inspect::Options { keyframes: true });
         marks_agree(&file, data);
     }
 }

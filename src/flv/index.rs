@@ -72,6 +72,9 @@ pub fn build(src: Source, progress: impl FnMut(u64)) -> Result<Indexed> {
     let filesize = head_len + kept;
     fill(&mut meta, &s, &out_pos);
     meta.set("filesize", Value::Number(filesize as f64));
+    // flvmeta's `datasize`: the bytes of the script tags (the new one and those kept).
+    let datasize = meta_tag_len - 4 + s.other_script_bytes;
+    meta.set("datasize", Value::Number(datasize as f64));
     let body = amf0::encode_script("onMetaData", &meta);
     if tags::TAG_HEADER_LEN + body.len() as u64 + 4 != meta_tag_len {
         return Err(Error::corrupt(0, "internal: metadata size changed between passes"));
@@ -94,30 +97,58 @@ pub fn build(src: Source, progress: impl FnMut(u64)) -> Result<Indexed> {
     Ok(Indexed { plan, keyframes: s.keyframes.len(), duration: round3(s.duration()), metadata: meta })
 }
 
-/// Sets the computed keys; `pos` maps a source offset to the output offset.
+/// Keys that describe the video stream, removed when there is none (flvmeta warns about them).
+const VIDEO_KEYS: &[&str] = &[
+    "width",
+    "height",
+    "videocodecid",
+    "videodatarate",
+    "videosize",
+    "framerate",
+    "lastkeyframetimestamp",
+    "lastkeyframelocation",
+];
+/// Keys that describe the audio stream, removed when there is none.
+const AUDIO_KEYS: &[&str] =
+    &["audiocodecid", "audiodatarate", "audiosize", "audiosamplerate", "audiosamplesize", "stereo"];
+
+/// Sets the computed keys; `pos` maps a source offset to the output offset. Every key that
+/// flvmeta's checker recomputes from the tags is written here from the same tags (or removed
+/// when its stream is absent), so an index never carries a stale value from the source.
 fn fill(meta: &mut Value, s: &Scan, pos: &dyn Fn(u64) -> u64) {
     let duration = round3(s.duration());
     let num = Value::Number;
     meta.set("hasMetadata", Value::Boolean(true));
     meta.set("hasVideo", Value::Boolean(s.has_video()));
     meta.set("hasAudio", Value::Boolean(s.has_audio()));
-    meta.set("hasKeyframes", Value::Boolean(!s.keyframes.is_empty()));
+    meta.set("hasKeyframes", Value::Boolean(!s.index.is_empty()));
+    meta.set("canSeekToEnd", Value::Boolean(s.last_video_is_key));
     meta.set("duration", num(duration));
     meta.set("lasttimestamp", num(f64::from(s.last_ts) / 1000.0));
-    if let Some(k) = s.keyframes.last() {
-        meta.set("lastkeyframetimestamp", num(f64::from(k.timestamp) / 1000.0));
-        meta.set("lastkeyframelocation", num(pos(k.offset) as f64));
+    for key in VIDEO_KEYS.iter().filter(|_| !s.has_video()).chain(AUDIO_KEYS.iter().filter(|_| !s.has_audio())) {
+        meta.remove(key);
+    }
+    match s.index.last() {
+        Some(k) => {
+            meta.set("lastkeyframetimestamp", num(f64::from(k.timestamp) / 1000.0));
+            meta.set("lastkeyframelocation", num(pos(k.offset) as f64));
+        }
+        None => {
+            meta.remove("lastkeyframetimestamp");
+            meta.remove("lastkeyframelocation");
+        }
     }
     if let Some((w, h)) = s.dims {
         meta.set("width", num(f64::from(w)));
         meta.set("height", num(f64::from(h)));
     }
-    let rate = |bytes: u64| if duration > 0.0 { bytes as f64 * 8.0 / 1000.0 / duration } else { 0.0 };
+    // kbit/s with 1024-bit kilobits, of codec payload: yamdi's and flvmeta's unit.
+    let rate = |bytes: u64| if duration > 0.0 { bytes as f64 * 8.0 / 1024.0 / duration } else { 0.0 };
     if s.has_video() {
         if let Some(c) = s.video.codec {
             meta.set("videocodecid", num(f64::from(c)));
         }
-        meta.set("videodatarate", num(rate(s.video.bytes)));
+        meta.set("videodatarate", num(rate(s.video.payload)));
         meta.set("videosize", num(s.video.tag_bytes as f64));
         let span = f64::from(s.video.last_ts.saturating_sub(s.video.first_ts));
         if s.video.frames > 1 && span > 0.0 {
@@ -128,23 +159,26 @@ fn fill(meta: &mut Value, s: &Scan, pos: &dyn Fn(u64) -> u64) {
         if let Some(c) = s.audio.codec {
             meta.set("audiocodecid", num(f64::from(c)));
         }
-        meta.set("audiodatarate", num(rate(s.audio.bytes)));
+        meta.set("audiodatarate", num(rate(s.audio.payload)));
         meta.set("audiosize", num(s.audio.tag_bytes as f64));
+        // From the tag flags, as players and flvmeta read them (AAC always says 44.1 kHz
+        // stereo there; its real rate is in the AudioSpecificConfig).
         let f = s.audio.flags;
-        if meta.get("audiosamplerate").is_none() {
-            meta.set("audiosamplerate", num(RATES[usize::from((f >> 2) & 3)]));
-        }
-        if meta.get("audiosamplesize").is_none() {
-            meta.set("audiosamplesize", num(if f & 2 != 0 { 16.0 } else { 8.0 }));
-        }
-        if meta.get("stereo").is_none() {
-            meta.set("stereo", Value::Boolean(f & 1 != 0));
-        }
+        meta.set("audiosamplerate", num(RATES[usize::from((f >> 2) & 3)]));
+        meta.set("audiosamplesize", num(if f & 2 != 0 { 16.0 } else { 8.0 }));
+        meta.set("stereo", Value::Boolean(f & 1 != 0));
     }
+    match (s.audio.first_tag_ts, s.video.first_tag_ts) {
+        (Some(a), Some(v)) if s.has_audio() && s.has_video() => {
+            meta.set("audiodelay", num((f64::from(a) - f64::from(v)) / 1000.0));
+        }
+        _ => meta.remove("audiodelay"),
+    }
+    meta.set("datasize", num(0.0));
     meta.set("filesize", num(0.0));
     meta.set("metadatacreator", Value::String(concat!("loomiere ", env!("CARGO_PKG_VERSION")).into()));
-    let times = s.keyframes.iter().map(|k| num(f64::from(k.timestamp) / 1000.0)).collect();
-    let positions = s.keyframes.iter().map(|k| num(pos(k.offset) as f64)).collect();
+    let times = s.index.iter().map(|k| num(f64::from(k.timestamp) / 1000.0)).collect();
+    let positions = s.index.iter().map(|k| num(pos(k.offset) as f64)).collect();
     meta.set(
         "keyframes",
         Value::Object(vec![
@@ -285,8 +319,14 @@ mod tests {
             assert_eq!(meta.get("filesize").and_then(Value::as_f64), Some(out.len() as f64));
             let pos = meta.get("keyframes").unwrap().get("filepositions").unwrap().elements().unwrap();
             assert_eq!(pos.len(), 1);
+            // flvmeta's convention: the configuration tag stands for time 0.
             let tag = r.tag_at(pos[0].as_f64().unwrap() as u64).unwrap().unwrap();
-            assert!(tag.is_keyframe());
+            assert!(tag.is_video_config() && tag.frame_type() == Some(1));
+            assert_eq!(meta.get("lastkeyframelocation").and_then(Value::as_f64), pos[0].as_f64());
+            assert_eq!(meta.get("canSeekToEnd"), Some(&Value::Boolean(false)));
+            assert_eq!(meta.get("audiodelay").and_then(Value::as_f64), Some(0.01));
+            let script_bytes = all[0].size as f64 + 11.0;
+            assert_eq!(meta.get("datasize").and_then(Value::as_f64), Some(script_bytes));
             // The output passes its own check.
             let c = check(&source(&out)).unwrap();
             assert!(c.ok, "{:?}", c.problems);

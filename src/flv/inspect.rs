@@ -1,5 +1,5 @@
 //! The FLV inspection report behind `loomiere inspect FILE.flv`: header flags, tag counts,
-//! keyframe count and spacing, duration, codecs and the `onMetaData` object, as a
+//! keyframe count and spacing (and on request every keyframe's time and offset), duration, codecs and the `onMetaData` object, as a
 //! `Serialize` struct (for `--json`) with a table rendering (comfy-table). A damaged file
 //! is reported up to the fault, whose offset and reason are in `fault`.
 
@@ -27,6 +27,13 @@ pub struct Keyframes {
     pub min_spacing: Option<f64>,
     pub avg_spacing: Option<f64>,
     pub max_spacing: Option<f64>,
+}
+
+/// One picture keyframe: its time (seconds) and the offset of its tag.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct KeyframeAt {
+    pub time: f64,
+    pub offset: u64,
 }
 
 /// The video stream.
@@ -66,6 +73,9 @@ pub struct Report {
     pub video: Option<Video>,
     pub audio: Option<Audio>,
     pub keyframes: Keyframes,
+    /// Every picture keyframe, with `--keyframes` ([`inspect_with`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframe_list: Option<Vec<KeyframeAt>>,
     /// Tags whose trailing PreviousTagSize is wrong.
     pub previous_size_mismatches: u64,
     /// The first `onMetaData` value.
@@ -80,9 +90,23 @@ pub struct Report {
 /// Inspects an open FLV source. Fails only when it is not an FLV at all or cannot be read;
 /// a damaged tag stream is reported in [`Report::fault`].
 pub fn inspect(src: &Source) -> Result<Report> {
+    inspect_with(src, false)
+}
+
+/// [`inspect`], and with `list` every picture keyframe's time and tag offset.
+pub fn inspect_with(src: &Source, list: bool) -> Result<Report> {
     let mut reader = Reader::new(&src.file, src.len);
     let s = scan(&mut reader, |_| {})?;
-    Ok(report(&s))
+    let mut r = report(&s);
+    if list {
+        r.keyframe_list = Some(
+            s.keyframes
+                .iter()
+                .map(|k| KeyframeAt { time: f64::from(k.timestamp) / 1000.0, offset: k.offset })
+                .collect(),
+        );
+    }
+    Ok(r)
 }
 
 fn report(s: &Scan) -> Report {
@@ -132,6 +156,7 @@ fn report(s: &Scan) -> Report {
         video,
         audio,
         keyframes,
+        keyframe_list: None,
         previous_size_mismatches: s.size_mismatches,
         metadata: s.metadata.as_ref().map(|(_, v)| v.clone()),
         metadata_error: s.metadata_error.clone(),
@@ -247,6 +272,15 @@ impl Report {
         }
         out.push_str(&m.to_string());
         out.push('\n');
+        if let Some(list) = &self.keyframe_list {
+            let mut k = Table::new();
+            k.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["keyframe", "time (s)", "offset"]);
+            for (i, e) in list.iter().enumerate() {
+                k.add_row(vec![i.to_string(), format!("{:.3}", e.time), e.offset.to_string()]);
+            }
+            out.push_str(&k.to_string());
+            out.push('\n');
+        }
         out
     }
 }

@@ -1,6 +1,7 @@
 //! One full walk over an FLV file collecting what the indexer and the inspector need: tag
-//! counts and byte totals, keyframes (one per distinct timestamp, capped), codecs, the
-//! sequence-header tags, the existing `onMetaData`, picture size and the last timestamps.
+//! counts and byte totals, keyframes (one per distinct timestamp, capped), the entries of an
+//! `onMetaData` keyframe index in flvmeta's convention, codecs, the sequence-header tags, the
+//! existing `onMetaData`, picture size and the last timestamps.
 //! Memory is the read window plus the keyframe list (capped at [`MAX_KEYFRAMES`]); a
 //! structural fault stops the walk and is kept in [`Scan::fault`] with everything found
 //! before it.
@@ -38,6 +39,11 @@ pub struct Stream {
     pub bytes: u64,
     /// Bytes of all tags of this kind with their 11-byte headers (yamdi's `videosize`).
     pub tag_bytes: u64,
+    /// Codec payload bytes: the data of every non-empty tag minus its one flags byte (what
+    /// flvmeta's and yamdi's data rates count).
+    pub payload: u64,
+    /// Timestamp of the first tag of this kind, configuration included, ms.
+    pub first_tag_ts: Option<u32>,
     /// The first data byte of the first frame (audio: rate/size/channels flags).
     pub flags: u8,
 }
@@ -46,6 +52,8 @@ impl Stream {
     fn add(&mut self, tag: &Tag, codec: Option<u8>, is_frame: bool) {
         self.bytes += u64::from(tag.size);
         self.tag_bytes += u64::from(tag.size) + super::tags::TAG_HEADER_LEN;
+        self.payload += u64::from(tag.size.saturating_sub(1));
+        self.first_tag_ts.get_or_insert(tag.timestamp);
         if !is_frame {
             return;
         }
@@ -87,6 +95,16 @@ pub struct Scan {
     pub keyframes: Vec<Keyframe>,
     /// All keyframe tags, duplicates included.
     pub keyframe_tags: u64,
+    /// The entries of an `onMetaData` keyframe index as flvmeta writes and checks them: every
+    /// non-empty video tag flagged as a keyframe (frame type 1) whose timestamp differs from
+    /// the previous entry's, so the AVC configuration stands for time 0 and the end-of-sequence
+    /// tag ends the list, as in yamdi's and flvmeta's indexes.
+    pub index: Vec<Keyframe>,
+    /// True when the last video tag is flagged as a keyframe (flvmeta's `canSeekToEnd`).
+    pub last_video_is_key: bool,
+    /// Bytes (headers included) of the script tags not in `metadata_tags`, i.e. those an
+    /// indexed output keeps.
+    pub other_script_bytes: u64,
     /// True when more keyframes existed than [`MAX_KEYFRAMES`].
     pub keyframes_capped: bool,
     /// The first `onMetaData` tag and its value.
@@ -172,6 +190,15 @@ pub fn scan(reader: &mut Reader<'_>, mut progress: impl FnMut(u64)) -> Result<Sc
                     let data = walk.reader().read_exact(tag.data_offset(), (tag.size as usize).min(16)).ok();
                     s.dims = data.as_deref().and_then(|d| d.get(1..)).and_then(dims::from_sorenson);
                 }
+                s.last_video_is_key = tag.frame_type() == Some(1);
+                let new_time = s.index.last().is_none_or(|k| k.timestamp != tag.timestamp);
+                if tag.frame_type() == Some(1) && tag.size > 0 && new_time {
+                    if s.index.len() < MAX_KEYFRAMES {
+                        s.index.push(Keyframe { timestamp: tag.timestamp, offset: tag.offset });
+                    } else {
+                        s.keyframes_capped = true;
+                    }
+                }
                 if tag.is_keyframe() {
                     s.keyframe_tags += 1;
                     let dup = s.keyframes.last().is_some_and(|k| k.timestamp == tag.timestamp);
@@ -195,15 +222,16 @@ pub fn scan(reader: &mut Reader<'_>, mut progress: impl FnMut(u64)) -> Result<Sc
             }
             SCRIPT => {
                 s.script_tags += 1;
-                if is_on_metadata(walk.reader(), &tag)? {
-                    if s.metadata_tags.len() < MAX_METADATA_TAGS {
-                        s.metadata_tags.push(tag);
-                    }
-                    if s.metadata.is_none() && s.metadata_error.is_none() {
-                        match read_metadata(walk.reader(), &tag) {
-                            Ok(v) => s.metadata = Some((tag, v)),
-                            Err(e) => s.metadata_error = Some(e.to_string()),
-                        }
+                let on_metadata = is_on_metadata(walk.reader(), &tag)?;
+                if on_metadata && s.metadata_tags.len() < MAX_METADATA_TAGS {
+                    s.metadata_tags.push(tag);
+                } else {
+                    s.other_script_bytes += u64::from(tag.size) + super::tags::TAG_HEADER_LEN;
+                }
+                if on_metadata && s.metadata.is_none() && s.metadata_error.is_none() {
+                    match read_metadata(walk.reader(), &tag) {
+                        Ok(v) => s.metadata = Some((tag, v)),
+                        Err(e) => s.metadata_error = Some(e.to_string()),
                     }
                 }
             }
@@ -247,6 +275,10 @@ mod tests {
         assert!(s.fault.is_none());
         assert_eq!((s.video_tags, s.audio_tags), (3, 1));
         assert_eq!(s.keyframes, vec![Keyframe { timestamp: 0, offset: 35 }]);
+        // The index entry at time 0 is the AVC configuration, flagged as a keyframe.
+        assert_eq!(s.index, vec![Keyframe { timestamp: 0, offset: 13 }]);
+        assert!(!s.last_video_is_key);
+        assert_eq!(s.video.payload, 6 + 7 + 5);
         assert_eq!(s.video.frames, 2);
         assert!(s.video_config.is_some());
         assert_eq!(s.end, bytes.len() as u64);

@@ -26,6 +26,9 @@ const HEAD_TAGS: usize = 1024;
 /// Largest `onMetaData` parsed per seek (≈ 450 000 keyframes); a bigger one is ignored and
 /// the tags are walked instead, so one request never allocates more than a few tens of MB.
 const MAX_SEEK_METADATA: u32 = 8 << 20;
+/// Index entries looked at before the one at the requested time when it names a tag that is
+/// flagged as a keyframe but carries no picture (an end-of-sequence tag).
+const INDEX_STEP_BACK: usize = 4;
 /// Most keys copied from the source metadata into a seeked output.
 const MAX_COPIED_KEYS: usize = 64;
 /// Longest string value copied from the source metadata.
@@ -145,10 +148,15 @@ impl<'a> Index<'a> {
         Some(Index { times, positions })
     }
 
-    /// The entry at or before `t` seconds (the first entry when `t` precedes them all).
-    fn at_or_before(&self, t: f64) -> (f64, u64) {
+    /// The number of the entry at or before `t` seconds (the first entry when `t` precedes
+    /// them all).
+    fn at_or_before(&self, t: f64) -> usize {
         let i = self.times.partition_point(|v| v.as_f64().unwrap_or(f64::INFINITY) <= t + 0.0005);
-        let i = i.saturating_sub(1);
+        i.saturating_sub(1)
+    }
+
+    /// Entry `i` as (seconds, position).
+    fn entry(&self, i: usize) -> (f64, u64) {
         let time = self.times.get(i).and_then(Value::as_f64).unwrap_or(0.0);
         let pos = self.positions.get(i).and_then(Value::as_f64).unwrap_or(0.0);
         (time, pos as u64)
@@ -266,17 +274,24 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
                 }
             }
             let from_index = index.as_ref().and_then(|ix| {
-                let (time, pos) = ix.at_or_before(t);
-                // A stale index (file re-muxed after indexing) fails this and is not used.
-                match reader.tag_at(pos) {
-                    Ok(Some(tag)) if can_start(&tag, true) && (tag.seconds() - time).abs() <= 0.0015 => Some(Start {
-                        offset: tag.offset,
-                        timestamp: tag.timestamp,
-                        video_config: head.video_config,
-                        audio_config: head.audio_config,
-                    }),
-                    _ => None,
-                }
+                // yamdi's and flvmeta's indexes end with the end-of-sequence tag (flagged as a
+                // keyframe, no picture): step back over such entries to a real start.
+                let at = ix.at_or_before(t);
+                (at.saturating_sub(INDEX_STEP_BACK)..=at).rev().find_map(|i| {
+                    let (time, pos) = ix.entry(i);
+                    // A stale index (file re-muxed after indexing) fails this and is not used.
+                    match reader.tag_at(pos) {
+                        Ok(Some(tag)) if (tag.seconds() - time).abs() > 0.0015 => Some(None),
+                        Ok(Some(tag)) if can_start(&tag, true) => Some(Some(Start {
+                            offset: tag.offset,
+                            timestamp: tag.timestamp,
+                            video_config: head.video_config,
+                            audio_config: head.audio_config,
+                        })),
+                        Ok(Some(tag)) if tag.kind == VIDEO && tag.frame_type() == Some(1) => None,
+                        _ => Some(None),
+                    }
+                })?
             });
             match from_index {
                 Some(s) => s,
@@ -298,7 +313,7 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
             }
             let from = index
                 .as_ref()
-                .map(|ix| ix.at_or_before(e).1)
+                .map(|ix| ix.entry(ix.at_or_before(e)).1)
                 .filter(|&p| p > start.offset && reader.tag_at(p).is_ok_and(|t| t.is_some()))
                 .unwrap_or(start.offset);
             match cut_at(&mut reader, from, |t| f64::from(t.timestamp) >= e * 1000.0 && t.kind != SCRIPT)? {
@@ -501,6 +516,22 @@ mod tests {
         let stale = gops_indexed([0.0, 0.5, 0.6]);
         assert_eq!(start_ts(&stale, 0.7), 0);
         assert_eq!(start_ts(&stale, 1.7), 1000);
+    }
+
+    #[test]
+    fn own_index_with_end_of_sequence_entry_starts_on_a_picture() {
+        let mut bytes = gops();
+        bytes.extend(tag_bytes(VIDEO, 2080, &[0x17, 2, 0, 0, 0]));
+        let idx = super::super::index::build(source(&bytes), |_| {}).unwrap();
+        let out = read_range(&idx.plan, 0..idx.plan.len()).unwrap();
+        let f = file_with(&out);
+        for (t, want) in [(2.5, 2000), (2.08, 2000), (0.01, 0), (1.2, 1000)] {
+            let plan = plan(source(&out), &req(Some(Position::Seconds(t)), None), "v").unwrap();
+            let Piece::File { offset, .. } = plan.pieces().last().unwrap() else { panic!("{t}: {:?}", plan.pieces()) };
+            let tag = Reader::new(&f, out.len() as u64).tag_at(*offset).unwrap().unwrap();
+            assert_eq!(tag.timestamp, want, "{t}");
+            assert!(can_start(&tag, true), "{t}");
+        }
     }
 
     #[test]

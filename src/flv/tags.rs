@@ -109,6 +109,11 @@ impl Tag {
         self.avc_packet_type() == Some(0)
     }
 
+    /// The AVC (or HEVC) end-of-sequence tag.
+    pub fn is_end_of_sequence(&self) -> bool {
+        self.avc_packet_type() == Some(2)
+    }
+
     /// The AAC AudioSpecificConfig tag.
     pub fn is_audio_config(&self) -> bool {
         self.audio_codec() == Some(10) && self.byte(1) == Some(0)

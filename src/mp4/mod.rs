@@ -5,9 +5,11 @@
 //! by one byte range of the source's media data.
 //!
 //! Module map: `boxes` (header walk), `tables` (sample tables as views), `track` (one trak),
-//! `seek` (time → samples, edit lists), `rewrite` (the new moov as segments), `inspect`.
+//! `seek` (time → samples, edit lists), `rewrite` (the new moov as segments), `inspect` (with
+//! `codec`: what a sample description says).
 
 pub mod boxes;
+pub mod codec;
 pub mod faststart;
 pub mod inspect;
 pub mod marks;
@@ -31,7 +33,7 @@ use std::sync::Arc;
 use track::Track;
 
 pub use faststart::{faststart, Faststart};
-pub use inspect::inspect;
+pub use inspect::{inspect, inspect_with};
 
 /// The largest `moov` loomiere will map (a 10-hour movie's moov is about 20 MB).
 pub const MAX_MOOV: u64 = 512 << 20;

@@ -48,6 +48,60 @@ pub fn scratch(test: &str) -> PathBuf {
     dir
 }
 
+/// True when `LOOMIERE_REQUIRE_ALL=1` (CI: `.ci/run`, `scripts/test.sh`): a test whose
+/// external tool is missing then fails instead of being skipped.
+pub fn require_all() -> bool {
+    std::env::var("LOOMIERE_REQUIRE_ALL").is_ok_and(|v| v.trim() == "1")
+}
+
+/// True when `tool` (a program name looked up in `PATH`, or a path) can be run.
+pub fn have_tool(tool: &str) -> bool {
+    if tool.contains('/') {
+        return Path::new(tool).is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
+}
+
+/// For a test that cannot run at all without `tool`: true when it is installed. When it is
+/// missing the test fails under `LOOMIERE_REQUIRE_ALL=1`, and otherwise prints
+/// `SKIPPED: <test>: <tool> is not installed` and gets false (the caller returns).
+#[must_use]
+pub fn tool_or_skip(test: &str, tool: &str) -> bool {
+    if have_tool(tool) {
+        return true;
+    }
+    assert!(
+        !require_all(),
+        "{test}: {tool} is not installed and LOOMIERE_REQUIRE_ALL=1 (scripts/deps.sh test installs it)"
+    );
+    eprintln!("SKIPPED: {test}: {tool} is not installed (scripts/deps.sh test installs it)");
+    false
+}
+
+/// For a test whose verdict comes from `tool`: fails at once, naming the tool, when it is
+/// missing (with or without `LOOMIERE_REQUIRE_ALL`).
+pub fn require_tool(tool: &str) {
+    assert!(have_tool(tool), "{tool} is not installed: this test needs it (scripts/deps.sh test installs it)");
+}
+
+/// `flvmeta --check FILE`: (errors, warnings, message lines) parsed from its report. Fails
+/// when flvmeta is missing or its report cannot be read.
+pub fn flvmeta_check(path: &Path) -> (u32, u32, Vec<String>) {
+    require_tool("flvmeta");
+    let out = run(Command::new("flvmeta").arg("--check").arg(path));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary = text.lines().find_map(|l| {
+        let (e, rest) = l.split_once(" error(s), ")?;
+        Some((e.trim().parse::<u32>().ok()?, rest.strip_suffix(" warning(s)")?.trim().parse::<u32>().ok()?))
+    });
+    let (errors, warnings) =
+        summary.unwrap_or_else(|| panic!("no summary line from flvmeta --check {}: {text:?}", path.display()));
+    assert_eq!(out.status.success(), errors == 0, "flvmeta exit status {} with {errors} errors", out.status);
+    let messages =
+        text.lines().filter(|l| l.contains(": warning ") || l.contains(": error ") || l.contains(": fatal "));
+    (errors, warnings, messages.map(str::to_string).collect())
+}
+
 /// The built `loomiere` binary.
 pub fn loomiere() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loomiere"))

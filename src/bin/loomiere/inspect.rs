@@ -1,4 +1,4 @@
-//! `loomiere inspect FILE [--json]`: prints what the library's inspectors report.
+//! `loomiere inspect FILE [--json] [--keyframes]`: prints what the library's inspectors report.
 
 use anyhow::{bail, Context, Result};
 use loomiere::media::Source;
@@ -12,6 +12,9 @@ pub struct Args {
     /// Print JSON for scripts instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also list every keyframe: presentation time and byte offset.
+    #[arg(long)]
+    pub keyframes: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -27,7 +30,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     match Kind::of(&args.file) {
         Some(Kind::Mp4) => {
-            let report = loomiere::mp4::inspect(Source::open(&args.file)?);
+            let options = loomiere::mp4::inspect::Options { keyframes: args.keyframes };
+            let mut report = loomiere::mp4::inspect_with(Source::open(&args.file)?, options);
+            // The hint names the command to run: with this file's path.
+            report.hint = report.hint.map(|h| h.replace("FILE", &args.file.display().to_string()));
             print(serde_json::to_string_pretty(&report)?, report.render());
             if let Some(e) = &report.error {
                 bail!("{}: {e}", args.file.display());
@@ -36,7 +42,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Some(Kind::Flv) => {
             let src = Source::open(&args.file)?;
-            let report = loomiere::flv::inspect::inspect(&src)
+            let report = loomiere::flv::inspect::inspect_with(&src, args.keyframes)
                 .with_context(|| format!("cannot inspect {}", args.file.display()))?;
             print(serde_json::to_string_pretty(&report)?, report.render());
             if let Some(fault) = &report.fault {
