@@ -302,7 +302,11 @@ pub fn layout_moov(moov: &[u8], root: &BoxHeader, tracks: &[TrackPlan<'_>], movi
             b"trak" => {
                 let tp = tracks.get(trak_index).ok_or_else(|| Error::corrupt(h.offset, "unexpected 'trak'"))?;
                 trak_index += 1;
-                layout_trak(&mut out, moov, &h, tp)?;
+                // A track the clip starts after (a short track of a longer movie) keeps no
+                // sample: it is left out, as nginx does, rather than written empty.
+                if tp.track.samples == 0 || tp.cut.s1 > tp.cut.s0 {
+                    layout_trak(&mut out, moov, &h, tp)?;
+                }
             }
             _ => out.copy_box(&h),
         }

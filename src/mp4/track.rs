@@ -292,6 +292,24 @@ impl<'a> Track<'a> {
         }
     }
 
+    /// The sync sample after sync sample `s`, if any (the next sample without `stss`).
+    pub fn next_sync(&self, s: u64) -> Option<u64> {
+        let next = match &self.stss {
+            None => s.checked_add(1),
+            Some(t) => {
+                let i = t.first_index_at_or_after(s.saturating_add(1));
+                (i < t.len()).then(|| t.get(i))
+            }
+        };
+        next.filter(|&n| n > s && n < self.samples)
+    }
+
+    /// Presentation (composition) time of sample `s` in the media timeline: decode time plus
+    /// composition offset, in the track timescale.
+    pub fn pts(&self, s: u64) -> i128 {
+        i128::from(self.dts(s)) + i128::from(self.cts_offset(s))
+    }
+
     /// File offset and size of sample `s`.
     pub fn sample_location(&self, s: u64) -> Option<(u64, u64)> {
         self.location_in(&self.stsc.locate(s, self.offsets.len() as u64)?, s)
