@@ -1,7 +1,8 @@
 //! End-to-end checks of `loomiere cut` and `loomiere inspect` on MP4: a table of cuts over the
 //! generated media (moov first, moov last, a 2-hour file, audio only, a sparse 4 GiB co64 file),
 //! each judged with ffprobe/ffmpeg (duration, streams, clean decode, A/V alignment, the right
-//! keyframe, unchanged samples), and a table of hostile inputs that must fail cleanly: non-zero
+//! keyframe, unchanged samples), chapters (QuickTime chapter track and Nero `chpl`) after a
+//! cut, and a table of hostile inputs that must fail cleanly: non-zero
 //! exit, a message, no panic, no output or temp file left behind, input untouched.
 //!
 //! Written to the engine's specification before the engine landed; seek positions are chosen
@@ -542,4 +543,109 @@ fn err_output_directory_missing() {
     assert!(matches!(result.status.code(), Some(c) if c != 0), "{:?}", result.status);
     assert!(!err.trim().is_empty());
     assert!(dir_entries(&dir).is_empty(), "left behind {:?}", dir_entries(&dir));
+}
+
+// ---- chapters --------------------------------------------------------------------------------
+
+/// short.mp4 with three chapters (0–20 s "One", 20–40 s "Two", 40–60 s "Three"), written by
+/// ffmpeg both ways: a QuickTime chapter track (`text`, referenced by `tref/chap`) and a Nero
+/// `udta/chpl` list.
+fn chaptered_mp4() -> PathBuf {
+    static MP4: OnceLock<PathBuf> = OnceLock::new();
+    MP4.get_or_init(|| {
+        let dir = scratch("mp4_cut-chapters-source");
+        let meta = dir.join("chapters.txt");
+        let mut spec = String::from(";FFMETADATA1\n");
+        for (start, end, title) in [(0, 20, "One"), (20, 40, "Two"), (40, 60, "Three")] {
+            spec.push_str(&format!(
+                "[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle={title}\n",
+                start * 1000,
+                end * 1000
+            ));
+        }
+        std::fs::write(&meta, spec).unwrap();
+        let out = dir.join("chapters.mp4");
+        let o = run(Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-i"])
+            .arg(media("short.mp4"))
+            .args(["-f", "ffmetadata", "-i"])
+            .arg(&meta)
+            .args(["-map", "0", "-map_chapters", "1", "-c", "copy"])
+            .arg(&out));
+        assert!(o.status.success(), "ffmpeg chapters failed: {}", text(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+/// `ffprobe -show_chapters`: (start, end, title) in seconds.
+fn chapters(path: &Path) -> Vec<(f64, f64, String)> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "chapter=start_time,end_time:chapter_tags=title", "-of", "json"])
+        .arg(path));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe -show_chapters JSON");
+    let secs = |c: &Value, k: &str| c[k].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    v["chapters"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (secs(c, "start_time"), secs(c, "end_time"), c["tags"]["title"].as_str().unwrap_or("").into()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The Nero chapter list (`moov/udta/chpl`) read test-side: (start seconds, title).
+fn nero_chapters(path: &Path) -> Vec<(f64, String)> {
+    let data = std::fs::read(path).unwrap();
+    let b = find_box(&data, b"chpl");
+    let body = &data[b.offset + b.header..b.offset + b.size];
+    let mut pos = if body[0] == 1 { 8 } else { 4 };
+    let count = body[pos];
+    pos += 1;
+    (0..count)
+        .map(|_| {
+            let t = u64::from_be_bytes(body[pos..pos + 8].try_into().unwrap());
+            let len = usize::from(body[pos + 8]);
+            let title = String::from_utf8_lossy(&body[pos + 9..pos + 9 + len]).into_owned();
+            pos += 9 + len;
+            (t as f64 / 1e7, title)
+        })
+        .collect()
+}
+
+/// An expected chapter: start and end (seconds), title.
+type Chapter = (f64, f64, &'static str);
+
+#[test]
+fn chapters_are_shifted_and_cut_with_the_clip() {
+    let src = chaptered_mp4();
+    assert_eq!(chapters(&src).len(), 3, "the source has three chapters");
+    // (cut arguments, chapters expected): non-exact cuts start at the keyframe (24 s for 25).
+    let cases: [(&[&str], &[Chapter]); 5] = [
+        (&["--start", "25", "--exact"], &[(0.0, 15.0, "Two"), (15.0, 35.0, "Three")]),
+        (&["--start", "25"], &[(0.0, 16.0, "Two"), (16.0, 36.0, "Three")]),
+        (&["--start", "25", "--end", "45", "--exact"], &[(0.0, 15.0, "Two"), (15.0, 20.0, "Three")]),
+        (&["--start", "10.5", "--end", "19", "--exact"], &[(0.0, 8.5, "One")]),
+        (&["--end", "30"], &[(0.0, 20.0, "One"), (20.0, 30.0, "Two")]),
+    ];
+    for (i, (args, want)) in cases.iter().enumerate() {
+        let dir = scratch(&format!("mp4_cut-chapters-{i}"));
+        let out = dir.join("clip.mp4");
+        let o = out.display().to_string();
+        let mut argv = args.to_vec();
+        argv.extend(["-o", &o]);
+        ok(&cut(&src, &argv), &format!("cut {argv:?}"));
+        let got = chapters(&out);
+        let close = |a: f64, b: f64| (a - b).abs() < 0.002;
+        let same = got.len() == want.len()
+            && got.iter().zip(want.iter()).all(|(g, w)| close(g.0, w.0) && close(g.1, w.1) && g.2 == w.2);
+        assert!(same, "{args:?}: ffprobe chapters {got:?}, expected {want:?}");
+        let nero = nero_chapters(&out);
+        let starts: Vec<(f64, &str)> = want.iter().map(|w| (w.0, w.2)).collect();
+        let same = nero.len() == starts.len() && nero.iter().zip(&starts).all(|(g, w)| close(g.0, w.0) && g.1 == w.1);
+        assert!(same, "{args:?}: chpl {nero:?}, expected starts {starts:?}");
+        let errors = decode_errors(&out);
+        assert!(errors.trim().is_empty(), "{args:?}: decode errors:\n{errors}");
+    }
 }

@@ -68,6 +68,9 @@ pub struct Cut {
     pub media_duration: u64,
     /// Write an edit list for this track.
     pub write_edit: bool,
+    /// Ticks taken off the head of the first kept sample's duration (timed text whose first
+    /// cue starts before the clip); 0 for every other track.
+    pub head_trim: u64,
 }
 
 impl Cut {
@@ -245,7 +248,7 @@ pub fn cut_track(t: &Track<'_>, index: usize, start: &Start, end: Option<f64>, m
         // The clip starts after this track ends: it keeps no sample and no edit list.
         return Ok(Cut { s0: n, s1: n, ..Cut::default() });
     }
-    let media_time = i64::try_from(media_time.max(0)).map_err(|_| overflow())?;
+    let mut media_time = i64::try_from(media_time.max(0)).map_err(|_| overflow())?;
     let s1 = match end {
         None => n,
         Some(e) => {
@@ -264,10 +267,20 @@ pub fn cut_track(t: &Track<'_>, index: usize, start: &Start, end: Option<f64>, m
         }
     }
     .max(s0);
-    let media_duration = t.stts.sum(s0, s1);
+    // Timed text (chapter titles, subtitles): the cue that spans the start is shown from the
+    // clip's start for the rest of its duration (its `stts` delta is shortened) instead of being
+    // hidden by the edit list, which ffmpeg and players mishandle on text tracks.
+    let head_trim = match u64::try_from(media_time) {
+        Ok(m) if t.is_timed_text() && t.stss.is_none() && s1 > s0 && m > 0 && m < u64::from(t.stts.value_of(s0)) => {
+            media_time = 0;
+            m
+        }
+        _ => 0,
+    };
+    let media_duration = t.stts.sum(s0, s1).saturating_sub(head_trim);
     // Presentation duration in the track's ticks: the media after the hidden head, and, with
     // an end, no further than end − max(start, delay).
-    let end_media = t.presentation_end(s1, mts) - i128::from(t.dts(s0));
+    let end_media = t.presentation_end(s1, mts) - i128::from(t.dts(s0)) - i128::from(head_trim);
     let mut shown = end_media - i128::from(media_time);
     if let Some(e) = end {
         // end − max(start, delay), at nanosecond resolution, in the track's ticks.
@@ -285,5 +298,5 @@ pub fn cut_track(t: &Track<'_>, index: usize, start: &Start, end: Option<f64>, m
     let shown_movie = shown.max(0).checked_mul(i128::from(mts)).ok_or_else(overflow)? / i128::from(ts);
     let shown = u64::try_from(shown_movie).unwrap_or(u64::MAX);
     let write_edit = t.edit.present || media_time != 0 || delay != 0 || exact;
-    Ok(Cut { s0, s1, media_time, delay, shown, media_duration, write_edit })
+    Ok(Cut { s0, s1, media_time, delay, shown, media_duration, write_edit, head_trim })
 }

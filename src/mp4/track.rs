@@ -226,6 +226,11 @@ impl<'a> Track<'a> {
         &self.handler == b"soun"
     }
 
+    /// True for timed text: QuickTime text (chapter tracks), 3GPP/MPEG-4 subtitles.
+    pub fn is_timed_text(&self) -> bool {
+        matches!(&self.handler, b"text" | b"sbtl" | b"subt")
+    }
+
     /// Composition offset of sample `s` (0 without `ctts`).
     pub fn cts_offset(&self, s: u64) -> i64 {
         match &self.ctts {
