@@ -649,3 +649,92 @@ fn chapters_are_shifted_and_cut_with_the_clip() {
         assert!(errors.trim().is_empty(), "{args:?}: decode errors:\n{errors}");
     }
 }
+
+// ---- two video tracks whose keyframes do not line up ------------------------------------------
+
+/// Two 12 s video tracks at 15 fps, keyframes every 15 frames (1 s) and every 20 (1.33 s).
+fn misaligned_mp4() -> PathBuf {
+    static MP4: OnceLock<PathBuf> = OnceLock::new();
+    MP4.get_or_init(|| {
+        let out = scratch("mp4_cut-misaligned-source").join("two-gops.mp4");
+        let o = run(Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc=duration=12:size=160x100:rate=15"])
+            .args(["-f", "lavfi", "-i", "testsrc2=duration=12:size=160x100:rate=15"])
+            .args(["-map", "0:0", "-map", "1:0", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-threads", "1"])
+            .args(["-sc_threshold", "0", "-g:v:0", "15", "-g:v:1", "20"])
+            .arg(&out));
+        assert!(o.status.success(), "ffmpeg two-gops.mp4 failed: {}", text(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+/// Per stream: (start_time, duration, first packet is a keyframe).
+fn stream_starts(path: &Path) -> Vec<(f64, f64, bool)> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=start_time,duration", "-of", "csv=p=0"])
+        .arg(path));
+    text(&out.stdout)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: Vec<f64> = l.split(',').map(|x| x.trim().parse().unwrap_or(f64::NAN)).collect();
+            let first = run(Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", &i.to_string(), "-show_entries", "packet=flags"])
+                .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
+                .arg(path));
+            (v[0], v[1], text(&first.stdout).trim_start().starts_with('K'))
+        })
+        .collect()
+}
+
+/// Each video track starts at its own keyframe and hides the frames before the clip's start
+/// (the first track's keyframe, or `start` in exact mode): both decode clean from a keyframe
+/// and are shown from the same instant for the same time.
+#[test]
+fn video_tracks_with_misaligned_keyframes_start_together() {
+    let src = misaligned_mp4();
+    // 5.5 s: the first track's keyframe is at 5.0 s, the second's at 4.0 s (and 5.33 s).
+    let cases: [(&[&str], f64); 3] =
+        [(&["--start", "5.5"], 7.0), (&["--start", "5.5", "--exact"], 6.5), (&["--start", "5.5", "--end", "9"], 4.0)];
+    for (i, (args, want)) in cases.iter().enumerate() {
+        let out = scratch(&format!("mp4_cut-misaligned-{i}")).join("clip.mp4");
+        let o = out.display().to_string();
+        let mut argv = args.to_vec();
+        argv.extend(["-o", &o]);
+        ok(&cut(&src, &argv), &format!("cut {argv:?}"));
+        let streams = stream_starts(&out);
+        assert_eq!(streams.len(), 2, "{args:?}: {streams:?}");
+        for (start, dur, key) in &streams {
+            assert!(
+                start.abs() < 1e-3 && (dur - want).abs() < 1e-3 && *key,
+                "{args:?}: streams {streams:?}, want {want} s from 0"
+            );
+        }
+        let errors = decode_errors(&out);
+        assert!(errors.trim().is_empty(), "{args:?}: decode errors:\n{errors}");
+    }
+}
+
+// ---- an edit-list delay: a keyframe shown just after start --------------------------------------
+
+/// long.mp4's video waits 46 ms (an empty edit) and its frames last 40 ms: the keyframe for
+/// 3600 s is shown at 3600.046 s. The clip starts there instead of a GOP earlier and lasts the
+/// minute asked for.
+#[test]
+fn long_minute_after_an_edit_delay_lasts_a_minute() {
+    let out = scratch("mp4_cut-edit-delay").join("clip.mp4");
+    let o = out.display().to_string();
+    for exact in [false, true] {
+        let mut argv = vec!["--start", "3600", "--end", "3660", "-o", &o];
+        if exact {
+            argv.push("--exact");
+        }
+        ok(&cut(&media("long.mp4"), &argv), &format!("cut {argv:?}"));
+        let got = duration(&out);
+        assert!((got - 60.0).abs() <= FRAME, "{argv:?}: the clip lasts {got} s, expected 60 s ± one frame");
+        let errors = decode_errors(&out);
+        assert!(errors.trim().is_empty(), "{argv:?}: decode errors:\n{errors}");
+    }
+}

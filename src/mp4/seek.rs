@@ -107,11 +107,11 @@ pub struct Key {
 
 /// The sync sample a track with sync samples starts at for a clip that begins at composition
 /// time `target` (track ticks; the edit's media time is presentation zero): the last sync
-/// sample shown at or before `target`, unless the next one is shown less than one frame
-/// duration after it — measured on the track's own clock, so an empty edit of up to one frame
-/// before the track (a delay the source itself shows) is not counted — then that one, a few
-/// milliseconds late rather than a whole GOP early. `delay` is the track's empty edit in its
-/// own ticks.
+/// sample shown at or before `target`, unless that one is no longer on screen at `target` and
+/// the next one is shown less than one frame duration after it — measured on the track's own
+/// clock, so an empty edit of up to one frame before the track (a delay the source itself
+/// shows) is not counted — then that one, a few milliseconds late rather than a whole GOP
+/// early. `delay` is the track's empty edit in its own ticks.
 pub fn key_for(t: &Track<'_>, target: i128, delay: i128) -> Key {
     let guess = t.stts.sample_at(u64::try_from(target.max(0)).unwrap_or(u64::MAX), t.samples);
     let mut k = t.sync_at_or_before(guess);
@@ -130,7 +130,9 @@ pub fn key_for(t: &Track<'_>, target: i128, delay: i128) -> Key {
         // Nothing is shown at or before the target: the first sync sample.
         return Key { sample: k, pts: k_pts, forward: false };
     }
-    if t.stss.is_some() {
+    // Only when the keyframe at or before is not the frame on screen at the target (an
+    // all-sync track never snaps forward).
+    if t.stss.is_some() && target - k_pts >= i128::from(t.stts.value_of(k)) {
         if let Some(next) = t.next_sync(k) {
             let next_pts = t.pts(next);
             let frame = i128::from(t.stts.value_of(next));
