@@ -726,3 +726,52 @@ pub fn rebase(synth: &mut LaidOut, data_start: u64) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `chpl` box of `version` with chapters (start in 100 ns, title) and a `count` field.
+    fn chpl(version: u8, chapters: &[(u64, &str)], count: u8) -> Vec<u8> {
+        let mut b = vec![version, 0, 0, 0];
+        if version == 1 {
+            b.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        b.push(count);
+        for (t, title) in chapters {
+            b.extend_from_slice(&t.to_be_bytes());
+            b.push(title.len() as u8);
+            b.extend_from_slice(title.as_bytes());
+        }
+        let mut v = ((b.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(b"chpl");
+        v.extend_from_slice(&b);
+        v
+    }
+
+    fn retime(bytes: &[u8], start_s: i128, end: Option<f64>) -> Option<Vec<u8>> {
+        let h = super::super::boxes::children(bytes, 0, bytes.len() as u64).next().unwrap().unwrap();
+        retimed_chpl(bytes, &h, &Clip { start: Time { num: start_s, den: 1 }, end })
+    }
+
+    const S: u64 = 10_000_000;
+
+    #[test]
+    fn chapters_are_shifted_cut_and_checked() {
+        let three = [(0, "One"), (20 * S, "Two"), (40 * S, "Three")];
+        for version in [0, 1] {
+            let src = chpl(version, &three, 3);
+            assert_eq!(retime(&src, 25, None).unwrap(), chpl(version, &[(0, "Two"), (15 * S, "Three")], 2));
+            assert_eq!(retime(&src, 25, Some(39.0)).unwrap(), chpl(version, &[(0, "Two")], 1));
+            assert_eq!(retime(&src, 20, Some(45.0)).unwrap(), chpl(version, &[(0, "Two"), (20 * S, "Three")], 2));
+            assert_eq!(retime(&src, 0, Some(20.0)).unwrap(), chpl(version, &[(0, "One")], 1));
+            // A count larger than the entries, a title running past the box: dropped.
+            assert_eq!(retime(&chpl(version, &three, 4), 25, None), None);
+            let mut cut_short = src.clone();
+            cut_short.truncate(src.len() - 2);
+            cut_short[..4].copy_from_slice(&((src.len() - 2) as u32).to_be_bytes());
+            assert_eq!(retime(&cut_short, 25, None), None);
+            assert_eq!(retime(&chpl(version, &[], 0), 25, None).unwrap(), chpl(version, &[], 0));
+        }
+    }
+}
