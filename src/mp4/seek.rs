@@ -1,9 +1,10 @@
-//! Time → sample ranges, per track. The reference track (the first video track, else the
-//! first track with samples) decides where the clip starts: the sync sample at or before
-//! `start` in presentation time (decode time + composition offset − edit media time). Every
-//! other track starts at the same presentation time; edit lists are rewritten so the tracks
-//! stay in sync and, in exact mode, so the frames before `start` are decoded but not shown.
-//! Each track ends before its first sample whose decode time is at or after `end`.
+//! Time → sample ranges, per track. The reference track (the first video track presenting at
+//! `start`) decides where the clip starts: the sync sample at or before `start` in presentation
+//! time (decode time + composition offset − edit media time), or the next one when it is shown
+//! less than a frame after `start`. Every other track with sync samples starts at its own
+//! keyframe for that time; the rest start at the sample covering it. Edit lists are rewritten
+//! so the tracks stay in sync and, in exact mode, so the frames before `start` are decoded but
+//! not shown. Each track ends before its first sample whose decode time is at or after `end`.
 //!
 //! All time arithmetic is integer (i128, checked): a time is a rational number of seconds.
 
