@@ -3,8 +3,8 @@
 # a few KB) files covering the layouts the engine must parse: moov first and last, co64
 # chunk offsets, fragmented MP4, audio only, two video tracks with chapters, H.264/AAC FLV
 # with and without a keyframe index, Sorenson FLV. Deterministic (bit-exact flags, one x264
-# thread). The seeds are committed;
-# run this only to change them. Usage: fuzz/make-seeds.sh
+# thread; the chapters seed carries ffmpeg's version string). The seeds are committed; run
+# this only to change them. Usage: fuzz/make-seeds.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 mp4=corpus/mp4
