@@ -164,18 +164,20 @@ pub struct Start {
 }
 
 /// Picks the reference track and the clip's start time for `start` seconds. The reference is
-/// the first video track still presenting at `start` (else the first track that is, else the
-/// first video track, else the first track with samples). Its keyframe (see [`key_for`]) fixes the start: the clip begins
+/// the first video track still presenting at `start`, else the first track that is; a `start`
+/// past every track's end (a movie header that says more) is a bad request. Its keyframe (see [`key_for`]) fixes the start: the clip begins
 /// where that keyframe is shown, or, in exact mode or when the keyframe is shown just after
 /// `start`, at `start` itself.
 pub fn find_start(tracks: &[Track<'_>], mts: u32, start: f64, exact: bool) -> Result<Start> {
+    if !tracks.iter().any(|t| t.samples > 0) {
+        return Err(Error::corrupt(0, "the movie has no samples"));
+    }
     let reference = tracks
         .iter()
         .position(|t| t.is_video() && covers(t, mts, start))
         .or_else(|| tracks.iter().position(|t| covers(t, mts, start)))
-        .or_else(|| tracks.iter().position(|t| t.is_video() && t.samples > 0))
-        .or_else(|| tracks.iter().position(|t| t.samples > 0))
-        .ok_or_else(|| Error::corrupt(0, "the movie has no samples"))?;
+        .or_else(|| if start <= 0.0 { tracks.iter().position(|t| t.samples > 0) } else { None })
+        .ok_or_else(|| Error::bad_request(format!("start {start} s is beyond the end of every track")))?;
     let r = &tracks[reference];
     let ts = r.mdhd.timescale;
     let den = i128::from(ts).checked_mul(i128::from(mts.max(1))).ok_or_else(overflow)?;
