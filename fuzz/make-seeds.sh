@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make-seeds.sh — regenerates the fuzz seed corpus in fuzz/corpus/{mp4,flv}: tiny (2 s, 32x32,
 # a few KB) files covering the layouts the engine must parse: moov first and last, co64
-# chunk offsets, fragmented MP4, audio only, H.264/AAC FLV with and without a keyframe index,
-# Sorenson FLV. Deterministic (bit-exact flags, one x264 thread). The seeds are committed;
-# run this only to change them. Usage: fuzz/make-seeds.sh
+# chunk offsets, fragmented MP4, audio only, two video tracks with chapters, H.264/AAC FLV
+# with and without a keyframe index, Sorenson FLV. Deterministic (bit-exact flags, one x264
+# thread; the chapters seed carries ffmpeg's version string). The seeds are committed; run
+# this only to change them. Usage: fuzz/make-seeds.sh
 set -euo pipefail
 cd "$(dirname "$0")"
 mp4=corpus/mp4
@@ -21,6 +22,15 @@ AAC=(-c:a aac -b:a 8k -ar 8000 -ac 1)
 "${FF[@]}" -i "$mp4/faststart.mp4" -vn -c copy "${BITEXACT[@]}" "$mp4/audio.m4a"
 "${FF[@]}" -i "$mp4/faststart.mp4" -an -c copy "${BITEXACT[@]}" "$mp4/video-only.mp4"
 
+# Two video tracks whose keyframes do not line up (every 5 and 7 frames) and three chapters,
+# written both as a QuickTime chapter track (text, tref/chap) and as Nero udta/chpl (without
+# -fflags +bitexact, which leaves the chapter track out).
+printf ';FFMETADATA1\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=800\ntitle=a\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=800\nEND=1500\ntitle=b\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=1500\nEND=2000\ntitle=c\n' >"$mp4/.chapters.txt"
+"${FF[@]}" -f lavfi -i "testsrc=size=32x32:rate=10:duration=2" -f lavfi -i "testsrc2=size=32x32:rate=10:duration=2" \
+  -f ffmetadata -i "$mp4/.chapters.txt" -map 0:0 -map 1:0 -map_chapters 2 \
+  -c:v libx264 -threads 1 -preset veryfast -pix_fmt yuv420p -g:v:0 5 -g:v:1 7 -sc_threshold 0 -bf 2 -b:v 16k \
+  -flags:v +bitexact "$mp4/two-video-chapters.mp4"
+rm -f "$mp4/.chapters.txt"
 # co64: moovend.mp4 with its stco boxes rewritten as co64 (the moov is last, so offsets stay).
 python3 - "$mp4/moovend.mp4" "$mp4/co64.mp4" <<'PY'
 import struct, sys

@@ -1,7 +1,8 @@
 //! End-to-end checks of `loomiere cut` and `loomiere inspect` on MP4: a table of cuts over the
 //! generated media (moov first, moov last, a 2-hour file, audio only, a sparse 4 GiB co64 file),
 //! each judged with ffprobe/ffmpeg (duration, streams, clean decode, A/V alignment, the right
-//! keyframe, unchanged samples), and a table of hostile inputs that must fail cleanly: non-zero
+//! keyframe, unchanged samples), chapters (QuickTime chapter track and Nero `chpl`) after a
+//! cut, and a table of hostile inputs that must fail cleanly: non-zero
 //! exit, a message, no panic, no output or temp file left behind, input untouched.
 //!
 //! Written to the engine's specification before the engine landed; seek positions are chosen
@@ -21,6 +22,8 @@ use std::sync::OnceLock;
 const EPS: f64 = 0.1;
 /// One GOP of the generated media (`-g 50` at 25 fps).
 const GOP: f64 = 2.0;
+/// One video frame of the generated media (25 fps).
+const FRAME: f64 = 0.04;
 /// How many leading output packets are compared with the source.
 const RUN: usize = 40;
 
@@ -235,12 +238,20 @@ fn check_case(name: &str, case: Case) {
     let n = RUN.min(out_pk.len());
     let out_sizes: Vec<u64> = out_pk[..n].iter().map(|p| p.size).collect();
     if has_video {
-        let key = src_pk
+        let mut key = src_pk
             .iter()
             .rposition(|p| p.key && p.pts.is_some_and(|t| t <= start + 1e-3))
             .expect("a source keyframe at or before start");
+        // Unless the next keyframe is shown less than a frame after start, not counting a
+        // delay of up to a frame before the source's video (docs/design.md, "Seek semantics").
+        let delay = if start > 0.0 { first_frame_pts(&src, "v").unwrap_or(0.0).clamp(0.0, FRAME) } else { 0.0 };
+        if let Some(next) = src_pk.iter().skip(key + 1).position(|p| p.key).map(|i| key + 1 + i) {
+            if src_pk[next].pts.is_some_and(|t| t > start + 1e-3 && t - start < FRAME + delay) {
+                key = next;
+            }
+        }
         let want: Vec<u64> = src_pk[key..].iter().take(n).map(|p| p.size).collect();
-        assert_eq!(out_sizes, want, "output video does not start at the keyframe at or before {start} s");
+        assert_eq!(out_sizes, want, "output video does not start at the keyframe for {start} s");
     } else {
         let found = src_pk.windows(n).any(|w| w.iter().map(|p| p.size).eq(out_sizes.iter().copied()));
         assert!(found, "output audio packets are not a run of the source's");
@@ -729,4 +740,198 @@ fn err_output_directory_missing() {
     assert!(matches!(result.status.code(), Some(c) if c != 0), "{:?}", result.status);
     assert!(!err.trim().is_empty());
     assert!(dir_entries(&dir).is_empty(), "left behind {:?}", dir_entries(&dir));
+}
+
+// ---- chapters --------------------------------------------------------------------------------
+
+/// short.mp4 with three chapters (0–20 s "One", 20–40 s "Two", 40–60 s "Three"), written by
+/// ffmpeg both ways: a QuickTime chapter track (`text`, referenced by `tref/chap`) and a Nero
+/// `udta/chpl` list.
+fn chaptered_mp4() -> PathBuf {
+    static MP4: OnceLock<PathBuf> = OnceLock::new();
+    MP4.get_or_init(|| {
+        let dir = scratch("mp4_cut-chapters-source");
+        let meta = dir.join("chapters.txt");
+        let mut spec = String::from(";FFMETADATA1\n");
+        for (start, end, title) in [(0, 20, "One"), (20, 40, "Two"), (40, 60, "Three")] {
+            spec.push_str(&format!(
+                "[CHAPTER]\nTIMEBASE=1/1000\nSTART={}\nEND={}\ntitle={title}\n",
+                start * 1000,
+                end * 1000
+            ));
+        }
+        std::fs::write(&meta, spec).unwrap();
+        let out = dir.join("chapters.mp4");
+        let o = run(Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-y", "-i"])
+            .arg(media("short.mp4"))
+            .args(["-f", "ffmetadata", "-i"])
+            .arg(&meta)
+            .args(["-map", "0", "-map_chapters", "1", "-c", "copy"])
+            .arg(&out));
+        assert!(o.status.success(), "ffmpeg chapters failed: {}", text(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+/// `ffprobe -show_chapters`: (start, end, title) in seconds.
+fn chapters(path: &Path) -> Vec<(f64, f64, String)> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "chapter=start_time,end_time:chapter_tags=title", "-of", "json"])
+        .arg(path));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe -show_chapters JSON");
+    let secs = |c: &Value, k: &str| c[k].as_str().and_then(|s| s.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    v["chapters"]
+        .as_array()
+        .map(|cs| {
+            cs.iter()
+                .map(|c| (secs(c, "start_time"), secs(c, "end_time"), c["tags"]["title"].as_str().unwrap_or("").into()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The Nero chapter list (`moov/udta/chpl`) read test-side: (start seconds, title).
+fn nero_chapters(path: &Path) -> Vec<(f64, String)> {
+    let data = std::fs::read(path).unwrap();
+    let b = find_box(&data, b"chpl");
+    let body = &data[b.offset + b.header..b.offset + b.size];
+    let mut pos = if body[0] == 1 { 8 } else { 4 };
+    let count = body[pos];
+    pos += 1;
+    (0..count)
+        .map(|_| {
+            let t = u64::from_be_bytes(body[pos..pos + 8].try_into().unwrap());
+            let len = usize::from(body[pos + 8]);
+            let title = String::from_utf8_lossy(&body[pos + 9..pos + 9 + len]).into_owned();
+            pos += 9 + len;
+            (t as f64 / 1e7, title)
+        })
+        .collect()
+}
+
+/// An expected chapter: start and end (seconds), title.
+type Chapter = (f64, f64, &'static str);
+
+#[test]
+fn chapters_are_shifted_and_cut_with_the_clip() {
+    let src = chaptered_mp4();
+    assert_eq!(chapters(&src).len(), 3, "the source has three chapters");
+    // (cut arguments, chapters expected): non-exact cuts start at the keyframe (24 s for 25).
+    let cases: [(&[&str], &[Chapter]); 5] = [
+        (&["--start", "25", "--exact"], &[(0.0, 15.0, "Two"), (15.0, 35.0, "Three")]),
+        (&["--start", "25"], &[(0.0, 16.0, "Two"), (16.0, 36.0, "Three")]),
+        (&["--start", "25", "--end", "45", "--exact"], &[(0.0, 15.0, "Two"), (15.0, 20.0, "Three")]),
+        (&["--start", "10.5", "--end", "19", "--exact"], &[(0.0, 8.5, "One")]),
+        (&["--end", "30"], &[(0.0, 20.0, "One"), (20.0, 30.0, "Two")]),
+    ];
+    for (i, (args, want)) in cases.iter().enumerate() {
+        let dir = scratch(&format!("mp4_cut-chapters-{i}"));
+        let out = dir.join("clip.mp4");
+        let o = out.display().to_string();
+        let mut argv = args.to_vec();
+        argv.extend(["-o", &o]);
+        ok(&cut(&src, &argv), &format!("cut {argv:?}"));
+        let got = chapters(&out);
+        let close = |a: f64, b: f64| (a - b).abs() < 0.002;
+        let same = got.len() == want.len()
+            && got.iter().zip(want.iter()).all(|(g, w)| close(g.0, w.0) && close(g.1, w.1) && g.2 == w.2);
+        assert!(same, "{args:?}: ffprobe chapters {got:?}, expected {want:?}");
+        let nero = nero_chapters(&out);
+        let starts: Vec<(f64, &str)> = want.iter().map(|w| (w.0, w.2)).collect();
+        let same = nero.len() == starts.len() && nero.iter().zip(&starts).all(|(g, w)| close(g.0, w.0) && g.1 == w.1);
+        assert!(same, "{args:?}: chpl {nero:?}, expected starts {starts:?}");
+        let errors = decode_errors(&out);
+        assert!(errors.trim().is_empty(), "{args:?}: decode errors:\n{errors}");
+    }
+}
+
+// ---- two video tracks whose keyframes do not line up ------------------------------------------
+
+/// Two 12 s video tracks at 15 fps, keyframes every 15 frames (1 s) and every 20 (1.33 s).
+fn misaligned_mp4() -> PathBuf {
+    static MP4: OnceLock<PathBuf> = OnceLock::new();
+    MP4.get_or_init(|| {
+        let out = scratch("mp4_cut-misaligned-source").join("two-gops.mp4");
+        let o = run(Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc=duration=12:size=160x100:rate=15"])
+            .args(["-f", "lavfi", "-i", "testsrc2=duration=12:size=160x100:rate=15"])
+            .args(["-map", "0:0", "-map", "1:0", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-threads", "1"])
+            .args(["-sc_threshold", "0", "-g:v:0", "15", "-g:v:1", "20"])
+            .arg(&out));
+        assert!(o.status.success(), "ffmpeg two-gops.mp4 failed: {}", text(&o.stderr));
+        out
+    })
+    .clone()
+}
+
+/// Per stream: (start_time, duration, first packet is a keyframe).
+fn stream_starts(path: &Path) -> Vec<(f64, f64, bool)> {
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=start_time,duration", "-of", "csv=p=0"])
+        .arg(path));
+    text(&out.stdout)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: Vec<f64> = l.split(',').map(|x| x.trim().parse().unwrap_or(f64::NAN)).collect();
+            let first = run(Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", &i.to_string(), "-show_entries", "packet=flags"])
+                .args(["-read_intervals", "%+#1", "-of", "csv=p=0"])
+                .arg(path));
+            (v[0], v[1], text(&first.stdout).trim_start().starts_with('K'))
+        })
+        .collect()
+}
+
+/// Each video track starts at its own keyframe and hides the frames before the clip's start
+/// (the first track's keyframe, or `start` in exact mode): both decode clean from a keyframe
+/// and are shown from the same instant for the same time.
+#[test]
+fn video_tracks_with_misaligned_keyframes_start_together() {
+    let src = misaligned_mp4();
+    // 5.5 s: the first track's keyframe is at 5.0 s, the second's at 4.0 s (and 5.33 s).
+    let cases: [(&[&str], f64); 3] =
+        [(&["--start", "5.5"], 7.0), (&["--start", "5.5", "--exact"], 6.5), (&["--start", "5.5", "--end", "9"], 4.0)];
+    for (i, (args, want)) in cases.iter().enumerate() {
+        let out = scratch(&format!("mp4_cut-misaligned-{i}")).join("clip.mp4");
+        let o = out.display().to_string();
+        let mut argv = args.to_vec();
+        argv.extend(["-o", &o]);
+        ok(&cut(&src, &argv), &format!("cut {argv:?}"));
+        let streams = stream_starts(&out);
+        assert_eq!(streams.len(), 2, "{args:?}: {streams:?}");
+        for (start, dur, key) in &streams {
+            assert!(
+                start.abs() < 1e-3 && (dur - want).abs() < 1e-3 && *key,
+                "{args:?}: streams {streams:?}, want {want} s from 0"
+            );
+        }
+        let errors = decode_errors(&out);
+        assert!(errors.trim().is_empty(), "{args:?}: decode errors:\n{errors}");
+    }
+}
+
+// ---- an edit-list delay: a keyframe shown just after start --------------------------------------
+
+/// long.mp4's video waits 46 ms (an empty edit) and its frames last 40 ms: the keyframe for
+/// 3600 s is shown at 3600.046 s. The clip starts there instead of a GOP earlier and lasts the
+/// minute asked for.
+#[test]
+fn long_minute_after_an_edit_delay_lasts_a_minute() {
+    let out = scratch("mp4_cut-edit-delay").join("clip.mp4");
+    let o = out.display().to_string();
+    for exact in [false, true] {
+        let mut argv = vec!["--start", "3600", "--end", "3660", "-o", &o];
+        if exact {
+            argv.push("--exact");
+        }
+        ok(&cut(&media("long.mp4"), &argv), &format!("cut {argv:?}"));
+        let got = duration(&out);
+        assert!((got - 60.0).abs() <= FRAME, "{argv:?}: the clip lasts {got} s, expected 60 s ± one frame");
+        let errors = decode_errors(&out);
+        assert!(errors.trim().is_empty(), "{argv:?}: decode errors:\n{errors}");
+    }
 }

@@ -260,7 +260,7 @@ fn respond_inner(
 }
 
 /// The engine request for a query: a bare `start`/`end` number is bytes for FLV, seconds
-/// otherwise; images ignore positions.
+/// otherwise; images ignore positions; an MP4 `end` not after `start` is ignored (nginx).
 pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
     let unit = match kind {
         Kind::Flv => BareUnit::Bytes,
@@ -268,7 +268,15 @@ pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
         Kind::Image(_) => return Ok(Request::default()),
     };
     let parse = |t: &Option<String>| t.as_deref().map(|t| Position::parse(t, unit)).transpose();
-    Ok(Request { start: parse(&q.start)?, end: parse(&q.end)?, exact: q.exact, force_co64: false })
+    let (start, mut end) = (parse(&q.start)?, parse(&q.end)?);
+    // An MP4 `end` at or before `start` is ignored, as nginx's mp4 module does (a player's
+    // stale `end` still gets the movie from `start`); `cut --end` refuses it instead.
+    if let (Kind::Mp4, Some(Position::Seconds(s)), Some(Position::Seconds(e))) = (kind, start, end) {
+        if e <= s {
+            end = None;
+        }
+    }
+    Ok(Request { start, end, exact: q.exact, force_co64: false })
 }
 
 /// Headers, validators, conditional and range handling for a built plan.

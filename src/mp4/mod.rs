@@ -352,13 +352,14 @@ impl Movie {
         let payload = data_end - data_start;
         let movie_duration = plans.iter().map(|p| p.cut.track_duration()).max().unwrap_or(0);
         let mdat_header_len: u64 = if payload + 8 > u64::from(u32::MAX) { 16 } else { 8 };
-        let mut laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration)?;
+        let clip = rewrite::Clip { start: begin.time, end };
+        let mut laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration, &clip)?;
         let prefix = self.ftyp.len() as u64 + laid.len + mdat_header_len;
         if prefix.saturating_add(payload) > u64::from(u32::MAX) && plans.iter().any(|p| !p.co64) {
             for p in &mut plans {
                 p.co64 = true;
             }
-            laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration)?;
+            laid = rewrite::layout_moov(&self.moov, &self.root, &plans, movie_duration, &clip)?;
         }
         rewrite::rebase(&mut laid, data_start);
         self.forget_pages();

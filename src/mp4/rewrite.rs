@@ -6,11 +6,14 @@
 //! are known up front. [`MoovSynth`] then produces any byte of the prefix on demand, so a
 //! stream holds a cursor and the segment list, not a copy of the moov.
 //!
+//! `moov/udta/chpl` (Nero chapters) is re-timed for the clip; a track that keeps no sample is
+//! left out.
+//!
 //! Boxes in `stbl` that describe samples and cannot be cut (`stps`, `stsh`, `padb`, `subs`,
 //! `saiz`, `saio`, `cslg`) are dropped on purpose; unknown boxes elsewhere are copied.
 
 use super::boxes::{children, BoxHeader, FourCc, ReadBe};
-use super::seek::Cut;
+use super::seek::{Cut, Time};
 use super::tables::{body, ChunkPos, Runs};
 use super::track::{time_fields, tkhd_fields, Track};
 use super::MoovBytes;
@@ -287,7 +290,13 @@ impl Layout {
 }
 
 /// Lays out the new moov. `tracks[i]` belongs to the i-th `trak` child of moov.
-pub fn layout_moov(moov: &[u8], root: &BoxHeader, tracks: &[TrackPlan<'_>], movie_duration: u64) -> Result<LaidOut> {
+pub fn layout_moov(
+    moov: &[u8],
+    root: &BoxHeader,
+    tracks: &[TrackPlan<'_>],
+    movie_duration: u64,
+    clip: &Clip,
+) -> Result<LaidOut> {
     // About 40 segments for a two-track movie: room for that many without regrowing.
     let mut out = Layout { segs: Vec::with_capacity(64), len: 0 };
     let mark = out.open(b"moov");
@@ -302,13 +311,103 @@ pub fn layout_moov(moov: &[u8], root: &BoxHeader, tracks: &[TrackPlan<'_>], movi
             b"trak" => {
                 let tp = tracks.get(trak_index).ok_or_else(|| Error::corrupt(h.offset, "unexpected 'trak'"))?;
                 trak_index += 1;
-                layout_trak(&mut out, moov, &h, tp)?;
+                // A track the clip starts after (a short track of a longer movie) keeps no
+                // sample: it is left out, as nginx does, rather than written empty.
+                if tp.track.samples == 0 || tp.cut.s1 > tp.cut.s0 {
+                    layout_trak(&mut out, moov, &h, tp)?;
+                }
             }
+            b"udta" if !clip.is_whole() => layout_udta(&mut out, moov, &h, clip)?,
             _ => out.copy_box(&h),
         }
     }
     out.close(mark)?;
     Ok(LaidOut { segs: out.segs, len: out.len })
+}
+
+/// The clip's span in movie presentation time, for timed metadata kept outside the tracks.
+#[derive(Clone, Copy, Debug)]
+pub struct Clip {
+    /// Where the clip starts: presentation zero of the output.
+    pub start: Time,
+    /// Where it ends (seconds), if before the movie's end.
+    pub end: Option<f64>,
+}
+
+impl Clip {
+    fn is_whole(&self) -> bool {
+        self.start.num <= 0 && self.end.is_none()
+    }
+
+    /// The start in units of 100 ns (Nero chapter times), rounded down.
+    fn start_100ns(&self) -> u64 {
+        let n = self.start.num.max(0).saturating_mul(10_000_000) / self.start.den.max(1);
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// The end in units of 100 ns.
+    fn end_100ns(&self) -> Option<u64> {
+        self.end.map(|e| (e * 1e7).round() as u64)
+    }
+}
+
+/// `udta` with its Nero chapter list (`chpl`) re-timed for the clip; every other child, and
+/// bytes after the last whole box (QuickTime's 32-bit zero terminator), copied.
+fn layout_udta(out: &mut Layout, moov: &[u8], udta: &BoxHeader, clip: &Clip) -> Result<()> {
+    let mark = out.open(b"udta");
+    let mut at = udta.body_start();
+    for h in children(moov, udta.body_start(), udta.end()) {
+        let Ok(h) = h else { break };
+        if &h.kind == b"chpl" {
+            if let Some(chpl) = retimed_chpl(moov, &h, clip) {
+                out.lit(chpl);
+            }
+        } else {
+            out.copy_box(&h);
+        }
+        at = h.end();
+    }
+    out.copy(at, udta.end().saturating_sub(at));
+    out.close(mark)
+}
+
+/// A Nero chapter list (`chpl`: version/flags, 4 reserved bytes in version 1, an 8-bit count,
+/// then per chapter a 64-bit start in 100 ns and an 8-bit-length title) shifted by the clip's
+/// start and cut to its end: chapters that end before the start are dropped, the one that
+/// spans it begins at 0, those that begin at or after the end are dropped. Every field is
+/// checked against the box's end; a malformed list is dropped (`None`) rather than kept stale.
+fn retimed_chpl(moov: &[u8], h: &BoxHeader, clip: &Clip) -> Option<Vec<u8>> {
+    let b = body(moov, h).ok()?;
+    let head = if b.u8_at(0)? == 1 { 8 } else { 4 };
+    let count = usize::from(b.u8_at(head)?);
+    let mut chapters = Vec::with_capacity(count);
+    let mut pos = head + 1;
+    for _ in 0..count {
+        let t = b.u64_at(pos)?;
+        let len = usize::from(b.u8_at(pos + 8)?);
+        let title = b.get(pos + 8..pos + 9 + len)?;
+        chapters.push((t, title));
+        pos += 9 + len;
+    }
+    let (start, end) = (clip.start_100ns(), clip.end_100ns());
+    let mut v = vec![0u8; 8];
+    v[4..8].copy_from_slice(b"chpl");
+    v.extend_from_slice(b.get(..head)?);
+    v.push(0);
+    let mut kept = 0u8;
+    for (i, &(t, title)) in chapters.iter().enumerate() {
+        let until = chapters.get(i + 1).map_or(u64::MAX, |c| c.0);
+        if until <= start || end.is_some_and(|e| t >= e) {
+            continue;
+        }
+        v.extend_from_slice(&t.saturating_sub(start).to_be_bytes());
+        v.extend_from_slice(title);
+        kept += 1;
+    }
+    v[8 + head] = kept;
+    let size = u32::try_from(v.len()).ok()?;
+    v[..4].copy_from_slice(&size.to_be_bytes());
+    Some(v)
 }
 
 /// A laid-out moov, before the media base offset is known.
@@ -419,26 +518,28 @@ fn full_box(out: &mut Layout, moov: &[u8], h: &BoxHeader) -> Result<(usize, u64)
 }
 
 /// Emits the entries of a run table (`stts`, `ctts`, `sbgp`) for samples `s0..s1`, with the
-/// entry count in front. The middle entries are copied verbatim.
-fn cut_runs(out: &mut Layout, runs: &Runs<'_>, s0: u64, s1: u64) {
-    let found = if s1 > s0 { runs.locate_clamped(s0, s1 - 1) } else { None };
-    let Some((p0, p1, s1)) = found else {
-        out.lit(0u32.to_be_bytes().to_vec());
-        return;
-    };
+/// entry count in front. The middle entries are copied verbatim. With `first`, the first
+/// sample gets an entry of its own with that value (a trimmed duration).
+fn cut_runs(out: &mut Layout, runs: &Runs<'_>, s0: u64, s1: u64, first: Option<u32>) {
+    let lead = first.filter(|_| s1 > s0);
+    let from = if lead.is_some() { s0 + 1 } else { s0 };
+    let found = if s1 > from { runs.locate_clamped(from, s1 - 1) } else { None };
     let entry = |n: u64, v: u32| {
         let mut e = (n as u32).to_be_bytes().to_vec();
         e.extend_from_slice(&v.to_be_bytes());
         e
     };
+    let count = u32::from(lead.is_some()) + found.map_or(0, |(p0, p1, _)| (p1.entry - p0.entry + 1) as u32);
+    out.lit(count.to_be_bytes().to_vec());
+    if let Some(v) = lead {
+        out.lit(entry(1, v));
+    }
+    let Some((p0, p1, s1)) = found else { return };
     let (c0, v0) = runs.entry(p0.entry);
     if p0.entry == p1.entry {
-        out.lit(1u32.to_be_bytes().to_vec());
-        out.lit(entry(s1 - s0, v0));
+        out.lit(entry(s1 - from, v0));
         return;
     }
-    let count = (p1.entry - p0.entry + 1) as u32;
-    out.lit(count.to_be_bytes().to_vec());
     out.lit(entry(u64::from(c0) - p0.within, v0));
     let mid = p1.entry - p0.entry - 1;
     let at = runs.entries.moov_off + (p0.entry + 1) * 8;
@@ -456,13 +557,15 @@ fn layout_stbl(out: &mut Layout, moov: &[u8], stbl: &BoxHeader, tp: &TrackPlan<'
         match &h.kind {
             b"stts" => {
                 let m = full_box(out, moov, &h)?;
-                cut_runs(out, &t.stts, s0, s1);
+                let trimmed = (tp.cut.head_trim > 0)
+                    .then(|| t.stts.value_of(s0).saturating_sub(u32::try_from(tp.cut.head_trim).unwrap_or(u32::MAX)));
+                cut_runs(out, &t.stts, s0, s1, trimmed);
                 out.close(m)?;
             }
             b"ctts" => {
                 if let Some(c) = &t.ctts {
                     let m = full_box(out, moov, &h)?;
-                    cut_runs(out, c, s0, s1);
+                    cut_runs(out, c, s0, s1, None);
                     out.close(m)?;
                 }
             }
@@ -472,7 +575,7 @@ fn layout_stbl(out: &mut Layout, moov: &[u8], stbl: &BoxHeader, tp: &TrackPlan<'
                 let runs = Runs::new(super::tables::Entries::parse(moov, &h, head, 8)?);
                 let m = out.open(b"sbgp");
                 out.copy(h.body_start(), head as u64);
-                cut_runs(out, &runs, s0, s1);
+                cut_runs(out, &runs, s0, s1, None);
                 out.close(m)?;
             }
             b"stss" => {
@@ -620,6 +723,55 @@ pub fn rebase(synth: &mut LaidOut, data_start: u64) {
             Seg::Offset { rel, .. } => *rel = rel.wrapping_sub(data_start),
             Seg::Offsets { sub, .. } => *sub = data_start,
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `chpl` box of `version` with chapters (start in 100 ns, title) and a `count` field.
+    fn chpl(version: u8, chapters: &[(u64, &str)], count: u8) -> Vec<u8> {
+        let mut b = vec![version, 0, 0, 0];
+        if version == 1 {
+            b.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        b.push(count);
+        for (t, title) in chapters {
+            b.extend_from_slice(&t.to_be_bytes());
+            b.push(title.len() as u8);
+            b.extend_from_slice(title.as_bytes());
+        }
+        let mut v = ((b.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(b"chpl");
+        v.extend_from_slice(&b);
+        v
+    }
+
+    fn retime(bytes: &[u8], start_s: i128, end: Option<f64>) -> Option<Vec<u8>> {
+        let h = super::super::boxes::children(bytes, 0, bytes.len() as u64).next().unwrap().unwrap();
+        retimed_chpl(bytes, &h, &Clip { start: Time { num: start_s, den: 1 }, end })
+    }
+
+    const S: u64 = 10_000_000;
+
+    #[test]
+    fn chapters_are_shifted_cut_and_checked() {
+        let three = [(0, "One"), (20 * S, "Two"), (40 * S, "Three")];
+        for version in [0, 1] {
+            let src = chpl(version, &three, 3);
+            assert_eq!(retime(&src, 25, None).unwrap(), chpl(version, &[(0, "Two"), (15 * S, "Three")], 2));
+            assert_eq!(retime(&src, 25, Some(39.0)).unwrap(), chpl(version, &[(0, "Two")], 1));
+            assert_eq!(retime(&src, 20, Some(45.0)).unwrap(), chpl(version, &[(0, "Two"), (20 * S, "Three")], 2));
+            assert_eq!(retime(&src, 0, Some(20.0)).unwrap(), chpl(version, &[(0, "One")], 1));
+            // A count larger than the entries, a title running past the box: dropped.
+            assert_eq!(retime(&chpl(version, &three, 4), 25, None), None);
+            let mut cut_short = src.clone();
+            cut_short.truncate(src.len() - 2);
+            cut_short[..4].copy_from_slice(&((src.len() - 2) as u32).to_be_bytes());
+            assert_eq!(retime(&cut_short, 25, None), None);
+            assert_eq!(retime(&chpl(version, &[], 0), 25, None).unwrap(), chpl(version, &[], 0));
         }
     }
 }

@@ -226,6 +226,17 @@ fn start_snaps_to_sync_sample_by_presentation_time() {
         let st = super::seek::find_start(&tracks, 1000, start, false).unwrap();
         assert_eq!(st.sample, want, "start {start}");
     }
+    // Sample 20 (sync, 40 ms frames) is shown at 800 ms: a start less than a frame before it
+    // takes it, and the clip still begins at the requested time (the video waits); a start
+    // 50 ms before it goes back to sample 10, and the clip begins where that one is shown.
+    for (start, want, begins) in [(0.79, 20, 0.79), (0.77, 20, 0.77), (0.75, 10, 0.4)] {
+        for exact in [false, true] {
+            let st = super::seek::find_start(&tracks, 1000, start, exact).unwrap();
+            assert_eq!(st.sample, want, "start {start}");
+            let begins = if exact { f64::max(begins, start) } else { begins };
+            assert!((st.time.secs() - begins).abs() < 1e-9, "start {start}: clip begins at {}", st.time.secs());
+        }
+    }
     let _ = std::fs::remove_file(src);
 }
 

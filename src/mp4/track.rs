@@ -226,6 +226,11 @@ impl<'a> Track<'a> {
         &self.handler == b"soun"
     }
 
+    /// True for timed text: QuickTime text (chapter tracks), 3GPP/MPEG-4 subtitles.
+    pub fn is_timed_text(&self) -> bool {
+        matches!(&self.handler, b"text" | b"sbtl" | b"subt")
+    }
+
     /// Composition offset of sample `s` (0 without `ctts`).
     pub fn cts_offset(&self, s: u64) -> i64 {
         match &self.ctts {
@@ -290,6 +295,24 @@ impl<'a> Track<'a> {
             None => s.checked_sub(1),
             Some(t) => s.checked_sub(1).and_then(|p| t.at_or_before(p)),
         }
+    }
+
+    /// The sync sample after sync sample `s`, if any (the next sample without `stss`).
+    pub fn next_sync(&self, s: u64) -> Option<u64> {
+        let next = match &self.stss {
+            None => s.checked_add(1),
+            Some(t) => {
+                let i = t.first_index_at_or_after(s.saturating_add(1));
+                (i < t.len()).then(|| t.get(i))
+            }
+        };
+        next.filter(|&n| n > s && n < self.samples)
+    }
+
+    /// Presentation (composition) time of sample `s` in the media timeline: decode time plus
+    /// composition offset, in the track timescale.
+    pub fn pts(&self, s: u64) -> i128 {
+        i128::from(self.dts(s)) + i128::from(self.cts_offset(s))
     }
 
     /// File offset and size of sample `s`.

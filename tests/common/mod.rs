@@ -128,9 +128,13 @@ pub fn stream_count(path: &Path) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
 }
 
-/// What `ffmpeg -v error -i FILE -f null -` prints: empty means a clean decode.
+/// What `ffmpeg -v error -i FILE -map 0 -f null -` prints: empty means every stream decodes
+/// clean (without `-map 0` ffmpeg decodes one stream of each kind).
 pub fn decode_errors(path: &Path) -> String {
-    let out = run(Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-i"]).arg(path).args(["-f", "null", "-"]));
+    let out = run(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0", "-f", "null", "-"]));
     let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         s.push_str(&format!("\nffmpeg exited with {}", out.status));
