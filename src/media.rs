@@ -284,7 +284,7 @@ impl MovieCache {
             None => {
                 // Read, not mapped: a file truncated while served must not fault the server.
                 let mut m = crate::mp4::Movie::open_read(src, max_moov)?;
-                m.build_marks()?;
+                m.build_indexes()?;
                 self.sweep();
                 self.insert(key, path, Arc::new(m))
             }

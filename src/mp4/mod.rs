@@ -91,6 +91,10 @@ pub struct Movie {
     transient: bool,
     /// Seek marks, when built or loaded (see [`marks`]).
     marks: Option<marks::Marks>,
+    /// The file is a fragmented MP4 (`moof` boxes, or `mvex` in the moov).
+    pub fragmented: bool,
+    /// The fragment index of a fragmented movie, when built for reuse (`serve`).
+    fragments: Option<Arc<crate::fmp4::FragmentIndex>>,
 }
 
 impl Movie {
@@ -120,11 +124,6 @@ impl Movie {
                 Error::corrupt(src.len, "no 'moov' box: not an MP4 file, or its index was never written")
             }));
         };
-        if top.fragmented {
-            return Err(Error::Unsupported(
-                "fragmented MP4 (moof boxes) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
-            ));
-        }
         if moov.size > MAX_MOOV {
             return Err(Error::Unsupported(format!(
                 "the moov box is {} bytes, over the limit of {MAX_MOOV}",
@@ -170,13 +169,42 @@ impl Movie {
             Some(f) if f.size <= MAX_FTYP => read(&f, "cannot read ftyp")?,
             _ => Vec::new(),
         };
-        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp, transient: false, marks: None };
-        if boxes::find(&movie.moov, root.body_start(), root.end(), b"mvex")?.is_some() {
-            return Err(Error::Unsupported(
-                "fragmented MP4 (mvex) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
-            ));
-        }
+        let mut movie = Movie {
+            src,
+            top,
+            moov: Arc::new(bytes),
+            root,
+            ftyp,
+            transient: false,
+            marks: None,
+            fragmented: false,
+            fragments: None,
+        };
+        // A moof, or an mvex announcing fragments: the fMP4 engine plans it (`crate::fmp4`).
+        movie.fragmented = movie.top.fragmented
+            || boxes::find(&movie.moov, movie.root.body_start(), movie.root.end(), b"mvex")?.is_some();
         Ok(movie)
+    }
+
+    /// The source `ftyp` box (empty when there is none or it is over 64 KiB).
+    pub fn ftyp_bytes(&self) -> &[u8] {
+        &self.ftyp
+    }
+
+    /// The fragment index, when built by [`Movie::build_indexes`].
+    pub fn fragments(&self) -> Option<&Arc<crate::fmp4::FragmentIndex>> {
+        self.fragments.as_ref()
+    }
+
+    /// Builds what later plans reuse: the seek marks, or for a fragmented movie its fragment
+    /// index (for a movie kept by a server).
+    pub fn build_indexes(&mut self) -> Result<()> {
+        if self.fragmented {
+            let index = crate::fmp4::index::build(&self.src, self)?;
+            self.fragments = Some(Arc::new(index));
+            return Ok(());
+        }
+        self.build_marks().map(|_| ())
     }
 
     /// Forgets the moov's pages when this movie is planned once (see `transient`).
@@ -309,6 +337,9 @@ impl Movie {
 
     /// The plan for `req`.
     pub fn plan(&self, req: &Request, content_type: &'static str) -> Result<Plan> {
+        if self.fragmented {
+            return crate::fmp4::plan(self, req, content_type);
+        }
         self.plan_inner(req, content_type).map_err(|e| self.at_file_offset(e))
     }
 

@@ -89,7 +89,11 @@ fn mp4(args: Args) -> Result<()> {
             println!("{}: moov is before mdat (faststart)", args.file.display());
             return Ok(());
         }
-        println!("{}: moov is after mdat (run `loomiere index` to move it to the front)", args.file.display());
+        if movie.fragmented {
+            println!("{}: fragmented MP4 (run `loomiere index` to defragment it)", args.file.display());
+        } else {
+            println!("{}: moov is after mdat (run `loomiere index` to move it to the front)", args.file.display());
+        }
         std::process::exit(1);
     }
     let len = Source::open(&args.file)?.len;
@@ -110,6 +114,10 @@ fn mp4(args: Args) -> Result<()> {
         Faststart::Rewritten(n) => {
             let dest = args.output.as_ref().unwrap_or(&args.file);
             eprintln!("{}: moov moved before mdat, {n} bytes", dest.display())
+        }
+        Faststart::Defragmented(n) => {
+            let dest = args.output.as_ref().unwrap_or(&args.file);
+            eprintln!("{}: defragmented into a progressive MP4 (moov first), {n} bytes", dest.display())
         }
     }
     Ok(())

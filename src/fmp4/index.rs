@@ -1,0 +1,447 @@
+//! The fragment index: what a seek into a fragmented MP4 needs to know, found by walking the
+//! file's top-level boxes and reading each `moof` with one `pread` (never an `mdat` payload).
+//! Per fragment it keeps the `moof`'s place and bytes (small; the seek rewrites them), the
+//! `mdat` that follows, and per track fragment the decode-time range, sample count, whether
+//! the first sample is a sync sample, the first keyframe's composition time and the byte
+//! range of its data. Decode times come from `tfdt`, or from the running sum of durations
+//! when a fragment has none.
+//!
+//! Everything read from the file is checked: every `trun`'s data must lie inside the `mdat`
+//! that follows its `moof` (and so inside the file), a track's fragments must not go back in
+//! decode time, and the totals are bounded ([`MAX_MOOF_BYTES`], [`MAX_SAMPLES`],
+//! [`MAX_TRAFS`]) before memory grows with them.
+
+use super::boxes::{self, is_sync, Tfdt, Tfhd, Trex, Trun};
+use crate::media::Source;
+use crate::mp4::boxes::{children, fourcc_name, walk_top, BoxHeader, FourCc};
+use crate::mp4::track::Edit;
+use crate::mp4::Movie;
+use crate::{Error, Result};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+
+/// The most `moof` bytes kept per file (a 2-hour film in 2 s fragments has about 10 MB).
+pub const MAX_MOOF_BYTES: usize = 256 << 20;
+/// The largest single `moof`.
+pub const MAX_MOOF: u64 = 16 << 20;
+/// The most samples in all fragments of a file (a 10-hour film at 60 fps with audio has
+/// about 4 million).
+pub const MAX_SAMPLES: u64 = 1 << 25;
+/// The most track fragments in a file.
+pub const MAX_TRAFS: usize = 1 << 20;
+
+/// What the index knows of one track (from the moov).
+#[derive(Clone, Debug)]
+pub struct TrackInfo {
+    pub id: u32,
+    pub timescale: u32,
+    pub handler: FourCc,
+    pub edit: Edit,
+    pub trex: Trex,
+    /// Samples described in the moov itself (non-zero only in a file that mixes both).
+    pub moov_samples: u64,
+    /// Decode time after the moov's samples: where the fragments start without a `tfdt`.
+    pub moov_duration: u64,
+}
+
+/// One track fragment (`traf`).
+#[derive(Clone, Debug)]
+pub struct Traf {
+    /// Index into [`FragmentIndex::tracks`].
+    pub track: usize,
+    /// The `traf` box, offsets relative to the fragment's moof bytes.
+    pub traf: BoxHeader,
+    pub tfhd: Tfhd,
+    /// The `tfdt` (offsets relative to the moof bytes), when there is one.
+    pub tfdt: Option<Tfdt>,
+    /// Decode time of the first sample (track timescale).
+    pub dts: u64,
+    /// Sum of the sample durations.
+    pub duration: u64,
+    pub samples: u64,
+    /// The first sample is a sync sample.
+    pub first_sync: bool,
+    /// Composition time (decode time + offset) of the first sync sample, if any.
+    pub keyframe_cts: Option<i64>,
+    /// Earliest composition time, and the latest composition time + duration.
+    pub cts_min: i64,
+    pub cts_end: i64,
+    /// Bytes of sample data.
+    pub bytes: u64,
+    /// Where the track fragment's base data offset is (file offset): explicit, the moof, or
+    /// the end of the previous track fragment's data.
+    pub base: u64,
+}
+
+/// One movie fragment: a `moof` and the `mdat` after it.
+#[derive(Clone, Debug)]
+pub struct Fragment {
+    /// The `moof` box (file offsets).
+    pub moof: BoxHeader,
+    /// The first `mdat` after it (file offsets): every sample of the fragment lies in it.
+    pub mdat: BoxHeader,
+    /// The moof's bytes in [`FragmentIndex::moofs`].
+    pub bytes: Range<usize>,
+    /// Its track fragments in [`FragmentIndex::trafs`].
+    pub trafs: Range<usize>,
+    /// `mfhd` sequence number.
+    pub sequence: u32,
+}
+
+/// A `sidx` and whether it agrees with the fragments found by the walk.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SidxSummary {
+    pub offset: u64,
+    pub references: u32,
+    pub timescale: u32,
+    /// Every media reference starts at a fragment (or a box before one) and the sizes add up.
+    pub agrees: bool,
+}
+
+/// An `mfra`'s random-access entries and whether they point at fragments.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct MfraSummary {
+    pub offset: u64,
+    pub entries: u64,
+    pub agrees: bool,
+}
+
+/// The fragment index of one file.
+#[derive(Clone, Debug, Default)]
+pub struct FragmentIndex {
+    pub tracks: Vec<TrackInfo>,
+    pub fragments: Vec<Fragment>,
+    pub trafs: Vec<Traf>,
+    /// Every moof's bytes, back to back.
+    pub moofs: Vec<u8>,
+    pub samples: u64,
+    pub sidx: Vec<SidxSummary>,
+    pub mfra: Option<MfraSummary>,
+}
+
+impl FragmentIndex {
+    /// The bytes of fragment `f`'s moof.
+    pub fn moof_bytes(&self, f: &Fragment) -> &[u8] {
+        self.moofs.get(f.bytes.clone()).unwrap_or(&[])
+    }
+
+    /// The track fragments of `f`.
+    pub fn trafs_of(&self, f: &Fragment) -> &[Traf] {
+        self.trafs.get(f.trafs.clone()).unwrap_or(&[])
+    }
+
+    /// Memory held, in bytes (about).
+    pub fn heap_bytes(&self) -> usize {
+        self.moofs.len()
+            + self.fragments.len() * std::mem::size_of::<Fragment>()
+            + self.trafs.len() * std::mem::size_of::<Traf>()
+    }
+}
+
+/// Calls `f` with each `trun` of a track fragment and the file offset of its data, in order,
+/// and returns the end of the last run's data (the next track fragment's implied base).
+/// `buf` is the moof's bytes, `moof_at` its file offset.
+pub fn for_each_run(
+    buf: &[u8],
+    moof_at: u64,
+    traf: &BoxHeader,
+    tfhd: &Tfhd,
+    base: u64,
+    mut f: impl FnMut(&Trun, u64, u64) -> Result<()>,
+) -> Result<u64> {
+    let mut next = base;
+    for h in children(buf, traf.body_start(), traf.end()) {
+        let h = h.map_err(|e| at_file(e, moof_at))?;
+        if &h.kind != b"trun" {
+            continue;
+        }
+        let run = boxes::trun(buf, &h).map_err(|e| at_file(e, moof_at))?;
+        let start = match run.data_offset {
+            Some((off, _)) => {
+                let s = i128::from(base) + i128::from(off);
+                u64::try_from(s).map_err(|_| {
+                    Error::corrupt(moof_at + h.offset, "'trun' data offset points before the start of the file")
+                })?
+            }
+            None => next,
+        };
+        let len = run.data_len(buf, tfhd);
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| Error::corrupt(moof_at + h.offset, "'trun' data runs past 2^64 bytes"))?;
+        f(&run, start, end)?;
+        next = end;
+    }
+    Ok(next)
+}
+
+/// Moof-relative error offsets → file offsets.
+fn at_file(e: Error, moof_at: u64) -> Error {
+    match e {
+        Error::Corrupt { offset, what } => Error::corrupt(offset.saturating_add(moof_at), what),
+        e => e,
+    }
+}
+
+/// Builds the index of `movie` (opened from `src`).
+pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
+    let trex = boxes::trex_all(&movie.moov, &movie.root)?;
+    let mut index = FragmentIndex::default();
+    for t in movie.tracks()? {
+        let tr = trex.iter().find(|x| x.track_id == t.id).copied().unwrap_or(Trex { track_id: t.id, ..Trex::default() });
+        index.tracks.push(TrackInfo {
+            id: t.id,
+            timescale: t.mdhd.timescale,
+            handler: t.handler,
+            edit: t.edit,
+            trex: tr,
+            moov_samples: t.samples,
+            moov_duration: t.stts.sum(0, t.samples),
+        });
+    }
+    let (top, fault) = walk_top(&src.file, src.len, true);
+    if let Some(e) = fault {
+        return Err(e);
+    }
+    let mut next_dts: Vec<u64> = index.tracks.iter().map(|t| t.moov_duration).collect();
+    let mut last_dts: Vec<Option<u64>> = vec![None; index.tracks.len()];
+    for (i, h) in top.boxes.iter().enumerate() {
+        match &h.kind {
+            b"moof" => {}
+            b"sidx" => {
+                if let Some(s) = read_sidx(src, h, &top.boxes) {
+                    index.sidx.push(s);
+                }
+                continue;
+            }
+            b"mfra" => {
+                index.mfra = read_mfra(src, h, &top.boxes);
+                continue;
+            }
+            _ => continue,
+        }
+        let mdat = top.boxes[i + 1..]
+            .iter()
+            .take_while(|b| &b.kind != b"moof")
+            .find(|b| &b.kind == b"mdat")
+            .copied()
+            .ok_or_else(|| Error::corrupt(h.offset, "'moof' without an 'mdat' after it"))?;
+        if h.size > MAX_MOOF {
+            return Err(Error::Unsupported(format!("a 'moof' of {} bytes is over the limit of {MAX_MOOF}", h.size)));
+        }
+        let from = index.moofs.len();
+        if from + h.size as usize > MAX_MOOF_BYTES {
+            return Err(Error::Unsupported(format!(
+                "the file's 'moof' boxes hold more than {MAX_MOOF_BYTES} bytes"
+            )));
+        }
+        index.moofs.resize(from + h.size as usize, 0);
+        src.file
+            .read_exact_at(&mut index.moofs[from..], h.offset)
+            .map_err(|e| Error::io(format!("cannot read 'moof' at offset {}", h.offset), e))?;
+        let buf = &index.moofs[from..];
+        let local = BoxHeader { offset: 0, ..*h };
+        let first_traf = index.trafs.len();
+        let mut sequence = 0;
+        let mut prev_end = h.offset;
+        for c in children(buf, local.body_start(), local.end()) {
+            let c = c.map_err(|e| at_file(e, h.offset))?;
+            match &c.kind {
+                b"mfhd" => {
+                    sequence = crate::mp4::tables::body(buf, &c).ok().and_then(|b| {
+                        use crate::mp4::boxes::ReadBe;
+                        b.u32_at(4)
+                    }).unwrap_or(0);
+                }
+                b"traf" => {
+                    if index.trafs.len() >= MAX_TRAFS {
+                        return Err(Error::Unsupported(format!("more than {MAX_TRAFS} track fragments")));
+                    }
+                    let t = read_traf(buf, h, &c, &mdat, &index.tracks, prev_end, &mut next_dts, &mut last_dts)?;
+                    prev_end = t.1;
+                    index.samples = index.samples.saturating_add(t.0.samples);
+                    if index.samples > MAX_SAMPLES {
+                        return Err(Error::Unsupported(format!("more than {MAX_SAMPLES} samples in fragments")));
+                    }
+                    index.trafs.push(t.0);
+                }
+                _ => {}
+            }
+        }
+        index.fragments.push(Fragment {
+            moof: *h,
+            mdat,
+            bytes: from..from + h.size as usize,
+            trafs: first_traf..index.trafs.len(),
+            sequence,
+        });
+    }
+    Ok(index)
+}
+
+/// Reads one `traf`: returns it and the end of its data.
+#[allow(clippy::too_many_arguments)]
+fn read_traf(
+    buf: &[u8],
+    moof: &BoxHeader,
+    traf: &BoxHeader,
+    mdat: &BoxHeader,
+    tracks: &[TrackInfo],
+    prev_end: u64,
+    next_dts: &mut [u64],
+    last_dts: &mut [Option<u64>],
+) -> Result<(Traf, u64)> {
+    let here = moof.offset + traf.offset;
+    let tfhd_h = crate::mp4::boxes::find(buf, traf.body_start(), traf.end(), b"tfhd")
+        .map_err(|e| at_file(e, moof.offset))?
+        .ok_or_else(|| Error::corrupt(here, "'traf' has no 'tfhd'"))?;
+    let id = boxes::tfhd_track_id(buf, &tfhd_h).map_err(|e| at_file(e, moof.offset))?;
+    let k = tracks
+        .iter()
+        .position(|t| t.id == id)
+        .ok_or_else(|| Error::corrupt(here, format!("'traf' of track {id}, which the moov does not have")))?;
+    let tfhd = boxes::tfhd(buf, &tfhd_h, &tracks[k].trex).map_err(|e| at_file(e, moof.offset))?;
+    let tfdt = match crate::mp4::boxes::find(buf, traf.body_start(), traf.end(), b"tfdt").map_err(|e| at_file(e, moof.offset))? {
+        Some(h) => Some(boxes::tfdt(buf, &h).map_err(|e| at_file(e, moof.offset))?),
+        None => None,
+    };
+    let dts = tfdt.map_or(next_dts[k], |t| t.value);
+    if let Some(prev) = last_dts[k] {
+        if dts < prev {
+            return Err(Error::corrupt(
+                here,
+                format!("fragments out of order: track {id} goes back in decode time ({dts} after {prev})"),
+            ));
+        }
+    }
+    let base = match tfhd.base_data_offset {
+        Some((b, _)) => b,
+        None if tfhd.flags & boxes::TFHD_DEFAULT_BASE_IS_MOOF != 0 => moof.offset,
+        None => prev_end,
+    };
+    let mut t = Traf {
+        track: k,
+        traf: *traf,
+        tfhd,
+        tfdt,
+        dts,
+        duration: 0,
+        samples: 0,
+        first_sync: false,
+        keyframe_cts: None,
+        cts_min: i64::MAX,
+        cts_end: i64::MIN,
+        bytes: 0,
+        base,
+    };
+    let (body_start, body_end) = (mdat.body_start(), mdat.end());
+    let mut time = i128::from(dts);
+    let end = for_each_run(buf, moof.offset, traf, &tfhd, base, |run, start, end| {
+        if run.count > 0 && (start < body_start || end > body_end) {
+            return Err(Error::corrupt(
+                moof.offset + traf.offset,
+                format!(
+                    "track {id}: 'trun' data {start}..{end} lies outside its 'mdat' ({body_start}..{body_end})"
+                ),
+            ));
+        }
+        if u64::from(run.count) > MAX_SAMPLES {
+            return Err(Error::Unsupported(format!("a 'trun' of {} samples", run.count)));
+        }
+        for i in 0..run.count {
+            let s = run.sample(buf, i, &tfhd);
+            let cts = time + i128::from(s.cto);
+            let cts = i64::try_from(cts).map_err(|_| Error::corrupt(here, "decode time overflows"))?;
+            if t.samples == 0 {
+                t.first_sync = is_sync(s.flags);
+            }
+            if t.keyframe_cts.is_none() && is_sync(s.flags) {
+                t.keyframe_cts = Some(cts);
+            }
+            t.cts_min = t.cts_min.min(cts);
+            t.cts_end = t.cts_end.max(cts.saturating_add(i64::from(s.duration)));
+            time += i128::from(s.duration);
+            t.samples += 1;
+            if t.samples > MAX_SAMPLES {
+                return Err(Error::Unsupported(format!("more than {MAX_SAMPLES} samples in fragments")));
+            }
+        }
+        t.bytes = t.bytes.saturating_add(end - start);
+        Ok(())
+    })?;
+    t.duration = u64::try_from(time - i128::from(dts)).unwrap_or(u64::MAX);
+    if t.samples == 0 {
+        t.cts_min = i64::try_from(dts).unwrap_or(i64::MAX);
+        t.cts_end = t.cts_min;
+    }
+    next_dts[k] = dts.checked_add(t.duration).ok_or_else(|| Error::corrupt(here, "decode time overflows"))?;
+    last_dts[k] = Some(dts);
+    let _ = fourcc_name;
+    Ok((t, end))
+}
+
+/// Reads a top-level `sidx` (at most 64 KiB of it) and checks it against the boxes walked.
+fn read_sidx(src: &Source, h: &BoxHeader, top: &[BoxHeader]) -> Option<SidxSummary> {
+    use crate::mp4::boxes::ReadBe;
+    let len = usize::try_from(h.body_len()).ok().filter(|&l| l <= 64 << 10)?;
+    let mut b = vec![0u8; len];
+    src.file.read_exact_at(&mut b, h.body_start()).ok()?;
+    let v = b.u8_at(0)?;
+    let timescale = b.u32_at(8)?;
+    let (first_offset, at) = if v == 0 { (u64::from(b.u32_at(16)?), 20) } else { (b.u64_at(20)?, 28) };
+    let count = b.u16_at(at + 2)?;
+    let mut s = SidxSummary { offset: h.offset, references: u32::from(count), timescale, agrees: true };
+    let mut pos = h.end().checked_add(first_offset)?;
+    for i in 0..usize::from(count) {
+        let r = b.u32_at(at + 4 + i * 12)?;
+        let size = u64::from(r & 0x7FFF_FFFF);
+        if r >> 31 == 0 && !box_at(top, pos) {
+            s.agrees = false;
+        }
+        pos = pos.checked_add(size)?;
+    }
+    if pos > src.len || !(pos == src.len || box_at(top, pos)) {
+        s.agrees = false;
+    }
+    Some(s)
+}
+
+/// Reads a top-level `mfra` (at most 16 MiB) and checks that its `tfra` entries point at moofs.
+fn read_mfra(src: &Source, h: &BoxHeader, top: &[BoxHeader]) -> Option<MfraSummary> {
+    use crate::mp4::boxes::ReadBe;
+    let len = usize::try_from(h.size).ok().filter(|&l| l <= 16 << 20)?;
+    let mut b = vec![0u8; len];
+    src.file.read_exact_at(&mut b, h.offset).ok()?;
+    let root = BoxHeader { offset: 0, ..*h };
+    let mut s = MfraSummary { offset: h.offset, entries: 0, agrees: true };
+    for c in children(&b, root.body_start(), root.end()) {
+        let c = c.ok()?;
+        if &c.kind != b"tfra" {
+            continue;
+        }
+        let body = crate::mp4::tables::body(&b, &c).ok()?;
+        let v = body.u8_at(0)?;
+        let sizes = body.u32_at(8)?;
+        let count = body.u32_at(12)?;
+        let w = if v == 1 { 16 } else { 8 };
+        let entry = w + 3 + ((sizes >> 4) & 3) as usize + ((sizes >> 2) & 3) as usize + (sizes & 3) as usize;
+        if (count as usize).checked_mul(entry)?.checked_add(16)? > body.len() {
+            s.agrees = false;
+            continue;
+        }
+        for i in 0..count as usize {
+            let at = 16 + i * entry;
+            let moof = if v == 1 { body.u64_at(at + 8)? } else { u64::from(body.u32_at(at + 4)?) };
+            if !top.binary_search_by_key(&moof, |x| x.offset).is_ok_and(|i| &top[i].kind == b"moof") {
+                s.agrees = false;
+            }
+        }
+        s.entries += u64::from(count);
+    }
+    Some(s)
+}
+
+/// Whether a top-level box starts at `offset` (the walk lists them in file order).
+fn box_at(top: &[BoxHeader], offset: u64) -> bool {
+    top.binary_search_by_key(&offset, |x| x.offset).is_ok()
+}

@@ -1,0 +1,34 @@
+//! Fragmented MP4 (`moov` with `mvex`, then `moof` + `mdat` pairs; ffmpeg's `frag_keyframe`,
+//! `dash`, CMAF) as input: the engine's fMP4 half. It reuses the MP4 engine's box walker and
+//! `moov` reading (`mp4::Movie`, opened as for any MP4; `Movie::plan` hands a fragmented movie
+//! over to [`plan`]) and adds what fragments need.
+//!
+//! Module map: `boxes` (`trex`, `tfhd`, `tfdt`, `trun`, `mehd`), `index` (the fragment index,
+//! with `sidx`/`mfra` checked against it), `moov` (the rewritten moov of a seek, and box
+//! writing helpers), `seek` (request → plan), `defrag` (`index`: a progressive faststart MP4
+//! built from the fragments), `inspect` (the fragments table).
+
+pub mod boxes;
+pub mod defrag;
+pub mod index;
+pub mod inspect;
+pub mod moov;
+pub mod seek;
+
+pub use index::FragmentIndex;
+
+use crate::mp4::Movie;
+use crate::plan::Plan;
+use crate::request::Request;
+use crate::Result;
+use std::sync::Arc;
+
+/// The plan for `req` on a fragmented movie: with its fragment index when it has one (a
+/// movie kept by `serve`), else the index is built for this request.
+pub fn plan(movie: &Movie, req: &Request, content_type: &'static str) -> Result<Plan> {
+    let index = match movie.fragments() {
+        Some(i) => i.clone(),
+        None => Arc::new(index::build(&movie.src, movie)?),
+    };
+    seek::plan(movie, &index, req, content_type)
+}
