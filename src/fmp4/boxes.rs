@@ -182,7 +182,10 @@ pub fn trun(buf: &[u8], h: &BoxHeader) -> Result<Trun> {
     if need.is_none_or(|n| n > b.len()) {
         return Err(Error::corrupt(
             h.offset,
-            format!("'trun' claims {count} samples of {entry_len} bytes but holds {} bytes", b.len().saturating_sub(at)),
+            format!(
+                "'trun' claims {count} samples of {entry_len} bytes but holds {} bytes",
+                b.len().saturating_sub(at)
+            ),
         ));
     }
     Ok(Trun { flags, version, count, data_offset, first_flags, entries_at: h.body_start() as usize + at, entry_len })

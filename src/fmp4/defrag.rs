@@ -240,10 +240,8 @@ fn build_moov(
             }
             b"mvex" => {}
             b"trak" => {
-                let (tb, (e, write)) = tables
-                    .get(k)
-                    .zip(edits.get(k))
-                    .ok_or_else(|| Error::corrupt(h.offset, "unexpected 'trak'"))?;
+                let (tb, (e, write)) =
+                    tables.get(k).zip(edits.get(k)).ok_or_else(|| Error::corrupt(h.offset, "unexpected 'trak'"))?;
                 k += 1;
                 trak(&mut out, moov, &h, tb, e, *write, base, wide)?;
             }

@@ -188,7 +188,8 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
     let trex = boxes::trex_all(&movie.moov, &movie.root)?;
     let mut index = FragmentIndex::default();
     for t in movie.tracks()? {
-        let tr = trex.iter().find(|x| x.track_id == t.id).copied().unwrap_or(Trex { track_id: t.id, ..Trex::default() });
+        let tr =
+            trex.iter().find(|x| x.track_id == t.id).copied().unwrap_or(Trex { track_id: t.id, ..Trex::default() });
         index.tracks.push(TrackInfo {
             id: t.id,
             timescale: t.mdhd.timescale,
@@ -231,9 +232,7 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
         }
         let from = index.moofs.len();
         if from + h.size as usize > MAX_MOOF_BYTES {
-            return Err(Error::Unsupported(format!(
-                "the file's 'moof' boxes hold more than {MAX_MOOF_BYTES} bytes"
-            )));
+            return Err(Error::Unsupported(format!("the file's 'moof' boxes hold more than {MAX_MOOF_BYTES} bytes")));
         }
         index.moofs.resize(from + h.size as usize, 0);
         src.file
@@ -248,10 +247,13 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
             let c = c.map_err(|e| at_file(e, h.offset))?;
             match &c.kind {
                 b"mfhd" => {
-                    sequence = crate::mp4::tables::body(buf, &c).ok().and_then(|b| {
-                        use crate::mp4::boxes::ReadBe;
-                        b.u32_at(4)
-                    }).unwrap_or(0);
+                    sequence = crate::mp4::tables::body(buf, &c)
+                        .ok()
+                        .and_then(|b| {
+                            use crate::mp4::boxes::ReadBe;
+                            b.u32_at(4)
+                        })
+                        .unwrap_or(0);
                 }
                 b"traf" => {
                     if index.trafs.len() >= MAX_TRAFS {
@@ -301,7 +303,9 @@ fn read_traf(
         .position(|t| t.id == id)
         .ok_or_else(|| Error::corrupt(here, format!("'traf' of track {id}, which the moov does not have")))?;
     let tfhd = boxes::tfhd(buf, &tfhd_h, &tracks[k].trex).map_err(|e| at_file(e, moof.offset))?;
-    let tfdt = match crate::mp4::boxes::find(buf, traf.body_start(), traf.end(), b"tfdt").map_err(|e| at_file(e, moof.offset))? {
+    let tfdt = match crate::mp4::boxes::find(buf, traf.body_start(), traf.end(), b"tfdt")
+        .map_err(|e| at_file(e, moof.offset))?
+    {
         Some(h) => Some(boxes::tfdt(buf, &h).map_err(|e| at_file(e, moof.offset))?),
         None => None,
     };
@@ -340,9 +344,7 @@ fn read_traf(
         if run.count > 0 && (start < body_start || end > body_end) {
             return Err(Error::corrupt(
                 moof.offset + traf.offset,
-                format!(
-                    "track {id}: 'trun' data {start}..{end} lies outside its 'mdat' ({body_start}..{body_end})"
-                ),
+                format!("track {id}: 'trun' data {start}..{end} lies outside its 'mdat' ({body_start}..{body_end})"),
             ));
         }
         if u64::from(run.count) > MAX_SAMPLES {

@@ -1,10 +1,12 @@
 //! Progressive seek of a fragmented MP4: `ftyp` + a rewritten `moov` (see [`super::moov`])
-//! + the fragments from the one whose reference-track data starts with the keyframe at or
-//! before `start`, through the one covering `end`. Each kept `moof` is synthesised from the
-//! indexed bytes with its `tfdt` values moved so that every track's first kept sample decodes
-//! at zero and an explicit `base_data_offset` moved to the fragment's new place; the bytes
-//! from the moof's end to its `mdat`'s end are a source range (zero-copy). Fragments are
-//! whole: the new edit lists hide the lead-in (`exact`) and clip at `end`.
+//! and the fragments from the one whose reference-track data starts with the keyframe at or
+//! before `start`, through the one covering `end`.
+//!
+//! Each kept `moof` is synthesised from the indexed bytes with its `tfdt` values moved so
+//! that every track's first kept sample decodes at zero, and an explicit `base_data_offset`
+//! moved to the fragment's new place; the bytes from the moof's end to its `mdat`'s end are
+//! a source range (zero-copy). Fragments are whole: the new edit lists clip at `end`. An
+//! `exact` request is answered defragmented (see [`super::defrag`]), trimmed at `end`.
 //!
 //! Time arithmetic is integer (i128): a presentation time in seconds of a track's composition
 //! time `x` is `delay / mts + (x − media_time) / ts` (its source edit list applied).
@@ -102,7 +104,8 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
         }
     }
     let (f0, key_cts) = first.ok_or_else(|| Error::bad_request("no fragment holds the reference track"))?;
-    let shown_start = if req.exact { want.max(presentation(index, r, mts, key_cts)) } else { presentation(index, r, mts, key_cts) };
+    let shown_start =
+        if req.exact { want.max(presentation(index, r, mts, key_cts)) } else { presentation(index, r, mts, key_cts) };
     let end_t = end.map(|e| Time::from_secs(e, den));
     // Fragments kept: from f0 up to (not including) the first whose every track fragment is
     // shown at or after end.
@@ -160,7 +163,11 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
     for (i, f) in kept.iter().enumerate() {
         let delta = i128::from(at) - i128::from(f.moof.offset);
         pieces.push(Piece::Synth(Arc::new(MoofPiece { shared: shared.clone(), frag: f0 + i, delta })));
-        let tail = f.mdat.end().checked_sub(f.moof.end()).ok_or_else(|| Error::corrupt(f.moof.offset, "'mdat' before its 'moof'"))?;
+        let tail = f
+            .mdat
+            .end()
+            .checked_sub(f.moof.end())
+            .ok_or_else(|| Error::corrupt(f.moof.offset, "'mdat' before its 'moof'"))?;
         if f.mdat.end() > movie.src.len {
             return Err(Error::corrupt(f.mdat.offset, "'mdat' runs past the end of the file"));
         }
