@@ -280,3 +280,88 @@ fn serve_answers_seeks_from_its_cache() {
     let (status, _) = get(&serve.1, "/keyframe.mp4?start=900");
     assert_eq!(status, 400, "start beyond the duration");
 }
+
+/// The bytes of a generated source and its boxes.
+fn source_bytes(name: &str) -> (Vec<u8>, Vec<common::BoxAt>, PathBuf) {
+    let (_, path, _) = sources().iter().find(|(n, _, _)| n == name).unwrap();
+    let data = std::fs::read(path).unwrap();
+    let boxes = common::mp4_boxes(&data);
+    (data, boxes, path.clone())
+}
+
+/// `cut --start 10.5` of `data` (written as NAME.mp4): (success, stderr, output path).
+fn cut_bytes(name: &str, data: &[u8], extra: &[&str]) -> (bool, String, PathBuf) {
+    let dir = common::scratch(&format!("fmp4-hostile-{name}"));
+    let src = dir.join(format!("{name}.mp4"));
+    std::fs::write(&src, data).unwrap();
+    let out = dir.join("out.mp4");
+    let r =
+        common::run(common::loomiere().arg("cut").arg(&src).args(["--start", "10.5"]).args(extra).arg("-o").arg(&out));
+    (r.status.success(), String::from_utf8_lossy(&r.stderr).into_owned(), out)
+}
+
+#[test]
+fn hostile_fragments_are_clean_errors() {
+    let (data, boxes, _) = source_bytes("keyframe");
+    let at = |kind: &[u8; 4], nth: usize| boxes.iter().filter(|b| &b.kind == kind).nth(nth).unwrap();
+    let put = |d: &mut Vec<u8>, at: usize, v: u32| d[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    // A trun whose sample count lies.
+    let mut d = data.clone();
+    let trun = at(b"trun", 3);
+    put(&mut d, trun.offset + trun.header + 4, 0x4000_0000);
+    let (ok, err, _) = cut_bytes("count", &d, &[]);
+    assert!(!ok && err.contains("corrupt file at offset") && err.contains("'trun' claims"), "{err}");
+    // A data offset outside the mdat.
+    let mut d = data.clone();
+    put(&mut d, trun.offset + trun.header + 8, 0x7FFF_0000);
+    let (ok, err, _) = cut_bytes("offset", &d, &[]);
+    assert!(!ok && err.contains("outside its 'mdat'"), "{err}");
+    // Fragments out of order: the second and third swapped (moof-relative data offsets, so
+    // that only the decode times give them away).
+    let (data, boxes, _) = source_bytes("basemoof");
+    let moof = |n: usize| boxes.iter().filter(|b| &b.kind == b"moof").nth(n).unwrap().offset;
+    let (m1, m2, m3) = (moof(1), moof(2), moof(3));
+    let mut d = data[..m1].to_vec();
+    d.extend_from_slice(&data[m2..m3]);
+    d.extend_from_slice(&data[m1..m2]);
+    d.extend_from_slice(&data[m3..]);
+    let (ok, err, _) = cut_bytes("order", &d, &[]);
+    assert!(!ok && err.contains("out of order"), "{err}");
+    // Truncated in the middle of a fragment.
+    let (ok, err, _) = cut_bytes("truncated", &data[..data.len() / 2], &[]);
+    assert!(!ok && err.contains("corrupt file at offset"), "{err}");
+}
+
+#[test]
+fn missing_tfdt_is_derived_from_durations() {
+    let (data, boxes, src) = source_bytes("keyframe");
+    let mut d = data.clone();
+    for b in boxes.iter().filter(|b| &b.kind == b"tfdt") {
+        d[b.offset + 4..b.offset + 8].copy_from_slice(b"free");
+    }
+    let (ok, err, out) = cut_bytes("notfdt", &d, &[]);
+    assert!(ok, "{err}");
+    let d0 = common::duration(&src);
+    judge("no tfdt", &out, &src, d0, (10.5, None, false));
+    let (ok, err, out) = cut_bytes("notfdt-exact", &d, &["--end", "20", "--exact"]);
+    assert!(ok, "{err}");
+    judge("no tfdt, exact", &out, &src, d0, (10.5, Some(20.0), true));
+}
+
+#[test]
+fn a_sidx_that_disagrees_is_ignored_and_reported() {
+    let (data, boxes, src) = source_bytes("dash");
+    let sidx = boxes.iter().find(|b| &b.kind == b"sidx").unwrap();
+    let mut d = data.clone();
+    // The first reference's size (after version/flags, id, timescale, ept, offset, reserved+count).
+    let at = sidx.offset + sidx.header + 4 + 4 + 4 + 4 + 4 + 4;
+    d[at..at + 4].copy_from_slice(&12345u32.to_be_bytes());
+    let (ok, err, out) = cut_bytes("sidx", &d, &[]);
+    assert!(ok, "{err}");
+    judge("sidx lies", &out, &src, common::duration(&src), (10.5, None, false));
+    let dir = common::scratch("fmp4-sidx-inspect");
+    let p = dir.join("sidx.mp4");
+    std::fs::write(&p, &d).unwrap();
+    let r = common::run(common::loomiere().arg("inspect").arg(&p));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("DISAGREES"), "inspect does not report the sidx");
+}
