@@ -30,9 +30,13 @@ fn presentation(index: &FragmentIndex, k: usize, mts: u32, x: i64) -> Time {
     Time { num, den: ts * mts }
 }
 
-/// `a ≤ b` for rationals with positive denominators.
+/// `a ≤ b` for rationals with positive denominators (in floating point if the exact
+/// products overflow, which only absurd timescales and times can cause).
 fn le(a: Time, b: Time) -> bool {
-    a.num * b.den <= b.num * a.den
+    match (a.num.checked_mul(b.den), b.num.checked_mul(a.den)) {
+        (Some(x), Some(y)) => x <= y,
+        _ => a.secs() <= b.secs(),
+    }
 }
 
 /// The duration of the fragments in seconds: the latest presentation end of any track.
@@ -191,7 +195,7 @@ fn media_time_at(index: &FragmentIndex, k: usize, mts: u32, at: Time) -> Option<
     // mt + (at − delay/mts)·ts = mt + (at.num·mts − delay·at.den)·ts / (at.den·mts)
     let num = at.num.checked_mul(m)?.checked_sub(i128::from(t.edit.delay).checked_mul(at.den)?)?.checked_mul(ts)?;
     let den = at.den.checked_mul(m)?;
-    let x = (num + den - 1).div_euclid(den) + i128::from(t.edit.media_time);
+    let x = num.checked_add(den - 1)?.div_euclid(den).checked_add(i128::from(t.edit.media_time))?;
     u64::try_from(x).ok()
 }
 
@@ -217,13 +221,21 @@ fn track_edit(
         .checked_mul(ts * m)
         .and_then(|a| a.checked_sub(i128::from(t.edit.delay).checked_mul(ts)?.checked_mul(shown_start.den)?))
         .ok_or_else(overflow)?;
-    let x = num.div_euclid(shown_start.den.checked_mul(m).ok_or_else(overflow)?) + i128::from(t.edit.media_time);
-    let rel = x - i128::from(shift);
+    let x = num
+        .div_euclid(shown_start.den.checked_mul(m).ok_or_else(overflow)?)
+        .checked_add(i128::from(t.edit.media_time))
+        .ok_or_else(overflow)?;
+    let rel = x.checked_sub(i128::from(shift)).ok_or_else(overflow)?;
     let (media_time, delay) = if rel >= 0 {
         (i64::try_from(rel).map_err(|_| overflow())?, 0u64)
     } else {
         // The track starts after the clip: wait for it (ceil, movie ticks).
-        let d = (-rel * m + ts - 1) / ts;
+        let d = rel
+            .checked_neg()
+            .and_then(|r| r.checked_mul(m))
+            .and_then(|r| r.checked_add(ts - 1))
+            .ok_or_else(overflow)?
+            / ts;
         (0, u64::try_from(d).map_err(|_| overflow())?)
     };
     let mut pres_end = presentation(index, k, mts, cts_end);
@@ -239,7 +251,9 @@ fn track_edit(
         .and_then(|a| a.checked_sub(shown_start.num.checked_mul(pres_end.den)?))
         .and_then(|a| a.checked_mul(m))
         .ok_or_else(overflow)?;
-    let shown = span.div_euclid(pres_end.den.checked_mul(shown_start.den).ok_or_else(overflow)?) - i128::from(delay);
+    let shown = span
+        .div_euclid(pres_end.den.checked_mul(shown_start.den).ok_or_else(overflow)?)
+        .saturating_sub(i128::from(delay));
     let shown = u64::try_from(shown.max(0)).map_err(|_| overflow())?;
     Ok(NewEdit { delay, media_time, shown, media_duration })
 }
