@@ -365,3 +365,65 @@ fn a_sidx_that_disagrees_is_ignored_and_reported() {
     let r = common::run(common::loomiere().arg("inspect").arg(&p));
     assert!(String::from_utf8_lossy(&r.stdout).contains("DISAGREES"), "inspect does not report the sidx");
 }
+
+/// The CGI path with `index_cache` on a 2-hour fragmented film: the first request stores the
+/// gathered moofs, later ones read them; every answer is the same bytes as without the cache,
+/// and a damaged cache file is ignored.
+#[test]
+fn cgi_with_index_cache_answers_the_same_bytes() {
+    let dir = common::scratch("fmp4-cgi-cache");
+    let root = dir.join("root");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&cache).unwrap();
+    let film = root.join("long.mp4");
+    let st = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(common::media("long.mp4"))
+            .args(["-map", "0", "-c", "copy", "-movflags", "frag_keyframe+empty_moov"])
+            .arg(&film),
+    );
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let with = dir.join("with.conf");
+    let without = dir.join("without.conf");
+    std::fs::write(&with, format!("document_root = {:?}\nindex_cache = {:?}\n", root, cache)).unwrap();
+    std::fs::write(&without, format!("document_root = {:?}\n", root)).unwrap();
+    let get = |conf: &Path, query: &str| {
+        let out = common::loomiere()
+            .env_clear()
+            .env("LOOMIERE_CONFIG", conf)
+            .env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("REQUEST_METHOD", "GET")
+            .env("SCRIPT_NAME", "/long.mp4")
+            .env("QUERY_STRING", query)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout[..200.min(out.stdout.len())]).to_string();
+        assert!(text.starts_with("Status: 200"), "{text}");
+        out.stdout
+    };
+    for query in ["start=3600&end=3630", "start=12.5", "start=100&end=130&exact=1"] {
+        let plain = get(&without, query);
+        let first = get(&with, query);
+        let files: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(|e| e.ok()).collect();
+        assert_eq!(files.len(), 1, "one cache file");
+        let later = get(&with, query);
+        assert!(plain == first && first == later, "{query}: answers differ");
+        // A damaged cache file is ignored (and the answer stays the same).
+        let path = files[0].path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(get(&with, query) == plain, "{query}: damaged cache changed the answer");
+        std::fs::remove_file(&path).unwrap();
+    }
+    let body = get(&with, "start=3600&end=3630");
+    let at = body.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let out = dir.join("clip.mp4");
+    std::fs::write(&out, &body[at..]).unwrap();
+    let errors = decode_all(&out);
+    assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
+}

@@ -13,7 +13,7 @@
 
 use super::boxes::{self, is_sync, Tfdt, Tfhd, Trex, Trun};
 use crate::media::Source;
-use crate::mp4::boxes::{children, fourcc_name, walk_top, BoxHeader, FourCc};
+use crate::mp4::boxes::{children, walk_top, BoxHeader, FourCc};
 use crate::mp4::track::Edit;
 use crate::mp4::Movie;
 use crate::{Error, Result};
@@ -89,7 +89,7 @@ pub struct Fragment {
 }
 
 /// A `sidx` and whether it agrees with the fragments found by the walk.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SidxSummary {
     pub offset: u64,
     pub references: u32,
@@ -99,7 +99,7 @@ pub struct SidxSummary {
 }
 
 /// An `mfra`'s random-access entries and whether they point at fragments.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct MfraSummary {
     pub offset: u64,
     pub entries: u64,
@@ -183,10 +183,78 @@ fn at_file(e: Error, moof_at: u64) -> Error {
     }
 }
 
+/// The raw material of an index: each fragment's `moof` and `mdat` headers and the moofs'
+/// bytes, as read from the file (or from an index cache file), before they are parsed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gathered {
+    /// (moof, mdat) headers, file offsets, in file order.
+    pub pairs: Vec<(BoxHeader, BoxHeader)>,
+    /// The moofs' bytes, back to back.
+    pub bytes: Vec<u8>,
+    pub sidx: Vec<SidxSummary>,
+    pub mfra: Option<MfraSummary>,
+}
+
+/// Walks the top-level boxes of `src` and reads every moof.
+pub fn gather(src: &Source) -> Result<Gathered> {
+    let (top, fault) = walk_top(&src.file, src.len, true);
+    if let Some(e) = fault {
+        return Err(e);
+    }
+    let mut g = Gathered::default();
+    for (i, h) in top.boxes.iter().enumerate() {
+        match &h.kind {
+            b"moof" => {}
+            b"sidx" => {
+                if let Some(s) = read_sidx(src, h, &top.boxes) {
+                    g.sidx.push(s);
+                }
+                continue;
+            }
+            b"mfra" => {
+                g.mfra = read_mfra(src, h, &top.boxes);
+                continue;
+            }
+            _ => continue,
+        }
+        let mdat = top.boxes[i + 1..]
+            .iter()
+            .take_while(|b| &b.kind != b"moof")
+            .find(|b| &b.kind == b"mdat")
+            .copied()
+            .ok_or_else(|| Error::corrupt(h.offset, "'moof' without an 'mdat' after it"))?;
+        check_moof_size(h, g.bytes.len())?;
+        let from = g.bytes.len();
+        g.bytes.resize(from + h.size as usize, 0);
+        src.file
+            .read_exact_at(&mut g.bytes[from..], h.offset)
+            .map_err(|e| Error::io(format!("cannot read 'moof' at offset {}", h.offset), e))?;
+        g.pairs.push((*h, mdat));
+    }
+    Ok(g)
+}
+
+/// Refuses a moof over [`MAX_MOOF`], or one that would take the total over [`MAX_MOOF_BYTES`].
+fn check_moof_size(h: &BoxHeader, held: usize) -> Result<()> {
+    if h.size > MAX_MOOF {
+        return Err(Error::Unsupported(format!("a 'moof' of {} bytes is over the limit of {MAX_MOOF}", h.size)));
+    }
+    if held.saturating_add(h.size as usize) > MAX_MOOF_BYTES {
+        return Err(Error::Unsupported(format!("the file's 'moof' boxes hold more than {MAX_MOOF_BYTES} bytes")));
+    }
+    Ok(())
+}
+
 /// Builds the index of `movie` (opened from `src`).
 pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
+    parse(movie, gather(src)?)
+}
+
+/// Parses gathered moofs into the index of `movie`, with every check of the format (the
+/// same whether the moofs came from the file or from a cache file).
+pub fn parse(movie: &Movie, g: Gathered) -> Result<FragmentIndex> {
     let trex = boxes::trex_all(&movie.moov, &movie.root)?;
-    let mut index = FragmentIndex::default();
+    let mut index = FragmentIndex { sidx: g.sidx, mfra: g.mfra, ..FragmentIndex::default() };
     for t in movie.tracks()? {
         let tr =
             trex.iter().find(|x| x.track_id == t.id).copied().unwrap_or(Trex { track_id: t.id, ..Trex::default() });
@@ -200,45 +268,13 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
             moov_duration: t.stts.sum(0, t.samples),
         });
     }
-    let (top, fault) = walk_top(&src.file, src.len, true);
-    if let Some(e) = fault {
-        return Err(e);
-    }
     let mut next_dts: Vec<u64> = index.tracks.iter().map(|t| t.moov_duration).collect();
     let mut last_dts: Vec<Option<u64>> = vec![None; index.tracks.len()];
-    for (i, h) in top.boxes.iter().enumerate() {
-        match &h.kind {
-            b"moof" => {}
-            b"sidx" => {
-                if let Some(s) = read_sidx(src, h, &top.boxes) {
-                    index.sidx.push(s);
-                }
-                continue;
-            }
-            b"mfra" => {
-                index.mfra = read_mfra(src, h, &top.boxes);
-                continue;
-            }
-            _ => continue,
-        }
-        let mdat = top.boxes[i + 1..]
-            .iter()
-            .take_while(|b| &b.kind != b"moof")
-            .find(|b| &b.kind == b"mdat")
-            .copied()
-            .ok_or_else(|| Error::corrupt(h.offset, "'moof' without an 'mdat' after it"))?;
-        if h.size > MAX_MOOF {
-            return Err(Error::Unsupported(format!("a 'moof' of {} bytes is over the limit of {MAX_MOOF}", h.size)));
-        }
-        let from = index.moofs.len();
-        if from + h.size as usize > MAX_MOOF_BYTES {
-            return Err(Error::Unsupported(format!("the file's 'moof' boxes hold more than {MAX_MOOF_BYTES} bytes")));
-        }
-        index.moofs.resize(from + h.size as usize, 0);
-        src.file
-            .read_exact_at(&mut index.moofs[from..], h.offset)
-            .map_err(|e| Error::io(format!("cannot read 'moof' at offset {}", h.offset), e))?;
-        let buf = &index.moofs[from..];
+    let mut from = 0usize;
+    for (h, mdat) in &g.pairs {
+        check_moof_size(h, from)?;
+        let to = from + h.size as usize;
+        let buf = g.bytes.get(from..to).ok_or_else(|| Error::corrupt(h.offset, "'moof' bytes missing"))?;
         let local = BoxHeader { offset: 0, ..*h };
         let first_traf = index.trafs.len();
         let mut sequence = 0;
@@ -247,19 +283,14 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
             let c = c.map_err(|e| at_file(e, h.offset))?;
             match &c.kind {
                 b"mfhd" => {
-                    sequence = crate::mp4::tables::body(buf, &c)
-                        .ok()
-                        .and_then(|b| {
-                            use crate::mp4::boxes::ReadBe;
-                            b.u32_at(4)
-                        })
-                        .unwrap_or(0);
+                    use crate::mp4::boxes::ReadBe;
+                    sequence = crate::mp4::tables::body(buf, &c).ok().and_then(|b| b.u32_at(4)).unwrap_or(0);
                 }
                 b"traf" => {
                     if index.trafs.len() >= MAX_TRAFS {
                         return Err(Error::Unsupported(format!("more than {MAX_TRAFS} track fragments")));
                     }
-                    let t = read_traf(buf, h, &c, &mdat, &index.tracks, prev_end, &mut next_dts, &mut last_dts)?;
+                    let t = read_traf(buf, h, &c, mdat, &index.tracks, prev_end, &mut next_dts, &mut last_dts)?;
                     prev_end = t.1;
                     index.samples = index.samples.saturating_add(t.0.samples);
                     if index.samples > MAX_SAMPLES {
@@ -272,12 +303,15 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
         }
         index.fragments.push(Fragment {
             moof: *h,
-            mdat,
-            bytes: from..from + h.size as usize,
+            mdat: *mdat,
+            bytes: from..to,
             trafs: first_traf..index.trafs.len(),
             sequence,
         });
+        from = to;
     }
+    index.moofs = g.bytes;
+    index.moofs.truncate(from);
     Ok(index)
 }
 
@@ -378,7 +412,6 @@ fn read_traf(
     }
     next_dts[k] = dts.checked_add(t.duration).ok_or_else(|| Error::corrupt(here, "decode time overflows"))?;
     last_dts[k] = Some(dts);
-    let _ = fourcc_name;
     Ok((t, end))
 }
 

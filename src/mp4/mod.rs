@@ -268,7 +268,12 @@ impl Movie {
     /// them there for the next process. Building scans whole tables, more than one seek
     /// reads, so it is done only when `dir` is writable: a directory this process cannot
     /// write costs one `access` call and plans without marks.
+    /// A fragmented movie gets its fragment index the same way (see `crate::fmp4::cache`).
     pub fn use_marks_in(&mut self, dir: &std::path::Path) -> Result<()> {
+        if self.fragmented {
+            self.fragments = Some(Arc::new(crate::fmp4::cached_index(self, dir)?));
+            return Ok(());
+        }
         // A small moov is scanned faster than a marks file is opened and checked.
         if self.root.size < MARKS_MIN_MOOV {
             return Ok(());
