@@ -480,3 +480,111 @@ fn read_mfra(src: &Source, h: &BoxHeader, top: &[BoxHeader]) -> Option<MfraSumma
 fn box_at(top: &[BoxHeader], offset: u64) -> bool {
     top.binary_search_by_key(&offset, |x| x.offset).is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    fn bx(kind: &[u8; 4], parts: &[&[u8]]) -> Vec<u8> {
+        let body: Vec<u8> = parts.concat();
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(kind);
+        v.extend_from_slice(&body);
+        v
+    }
+
+    fn be(v: u32) -> [u8; 4] {
+        v.to_be_bytes()
+    }
+
+    /// A one-track fragmented movie whose moof has two track fragments with no base offset
+    /// flags (the second one's data starts where the first one's ends), no `tfdt`, defaults
+    /// from `trex` only, and a first-sample-flags override.
+    fn movie_bytes() -> Vec<u8> {
+        let mut mvhd = vec![0u8; 100];
+        mvhd[12..16].copy_from_slice(&be(1000));
+        let mut tkhd = vec![0u8; 84];
+        tkhd[12..16].copy_from_slice(&be(1));
+        let mut mdhd = vec![0u8; 24];
+        mdhd[12..16].copy_from_slice(&be(1000));
+        let mut hdlr = vec![0u8; 24];
+        hdlr[8..12].copy_from_slice(b"vide");
+        let empty = |k: &[u8; 4], n: usize| bx(k, &[&vec![0u8; n]]);
+        let stbl = bx(
+            b"stbl",
+            &[&empty(b"stsd", 8), &empty(b"stts", 8), &empty(b"stsc", 8), &empty(b"stsz", 12), &empty(b"stco", 8)],
+        );
+        let minf = bx(b"minf", &[&stbl]);
+        let mdia = bx(b"mdia", &[&bx(b"mdhd", &[&mdhd]), &bx(b"hdlr", &[&hdlr]), &minf]);
+        let trak = bx(b"trak", &[&bx(b"tkhd", &[&tkhd]), &mdia]);
+        // trex: track 1, description 1, duration 100, size 10, flags non-sync.
+        let trex = bx(b"trex", &[&[0; 4], &be(1), &be(1), &be(100), &be(10), &be(0x0001_0000)]);
+        let moov = bx(b"moov", &[&bx(b"mvhd", &[&mvhd]), &trak, &bx(b"mvex", &[&trex])]);
+        let ftyp = bx(b"ftyp", &[b"isom", &[0; 4]]);
+        let tfhd = bx(b"tfhd", &[&[0; 4], &be(1)]);
+        let mfhd = bx(b"mfhd", &[&[0; 4], &be(7)]);
+        // The moof's size is known before the data offset is: 8 + 16 + 2 × traf.
+        // traf 1: trun with data offset and first-sample flags (sync), 3 samples.
+        // traf 2: trun without data offset, 2 samples.
+        let traf_len = |trun_body: usize| 8 + tfhd.len() + 8 + trun_body;
+        let moof_len = 8 + mfhd.len() + traf_len(16) + traf_len(8);
+        let data_offset = (moof_len + 8) as u32; // the mdat's body
+        let trun1 = bx(b"trun", &[&be(0x005), &be(3), &be(data_offset), &be(0)]);
+        let trun2 = bx(b"trun", &[&be(0), &be(2)]);
+        let moof = bx(b"moof", &[&mfhd, &bx(b"traf", &[&tfhd, &trun1]), &bx(b"traf", &[&tfhd, &trun2])]);
+        assert_eq!(moof.len(), moof_len);
+        let mdat = bx(b"mdat", &[&[0xAB; 50]]);
+        [ftyp, moov, moof, mdat].concat()
+    }
+
+    fn open(data: &[u8]) -> Movie {
+        let path = std::env::temp_dir().join(format!("loomiere-fmp4-index-{}", std::process::id()));
+        std::fs::File::create(&path).unwrap().write_all(data).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        Movie::open(Source::nameless(Arc::new(file), data.len() as u64)).unwrap()
+    }
+
+    #[test]
+    fn implied_bases_running_times_and_defaults() {
+        let data = movie_bytes();
+        let movie = open(&data);
+        assert!(movie.fragmented);
+        let index = build(&movie.src, &movie).unwrap();
+        assert_eq!(index.fragments.len(), 1);
+        assert_eq!(index.fragments[0].sequence, 7);
+        let (a, b) = (&index.trafs[0], &index.trafs[1]);
+        let mdat_body = data.len() as u64 - 50;
+        assert_eq!((a.dts, a.duration, a.samples, a.bytes, a.first_sync), (0, 300, 3, 30, true));
+        assert_eq!(a.keyframe_cts, Some(0));
+        // The second track fragment: no tfdt (running sum), data right after the first's.
+        assert_eq!((b.dts, b.duration, b.samples, b.bytes, b.first_sync), (300, 200, 2, 20, false));
+        assert_eq!(b.base, mdat_body + 30);
+        assert!(b.keyframe_cts.is_none());
+        // Defragmented: one data range of 50 bytes after a built moov.
+        let plan =
+            super::super::defrag::plan(&movie, &index, &super::super::defrag::whole(&index), "video/mp4").unwrap();
+        let ranges: Vec<_> = plan
+            .pieces()
+            .iter()
+            .filter_map(|p| match p {
+                crate::plan::Piece::File { offset, len } => Some((*offset, *len)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ranges, vec![(mdat_body, 50)]);
+    }
+
+    #[test]
+    fn data_outside_the_mdat_is_refused() {
+        let mut data = movie_bytes();
+        // The second trun now claims 3 samples: its data runs past the mdat.
+        let at = data.windows(4).rposition(|w| w == b"trun").unwrap();
+        data[at + 8..at + 12].copy_from_slice(&be(3));
+        let movie = open(&data);
+        let err = build(&movie.src, &movie).unwrap_err().to_string();
+        assert!(err.contains("outside its 'mdat'"), "{err}");
+    }
+}

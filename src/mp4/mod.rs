@@ -99,8 +99,8 @@ pub struct Movie {
 
 impl Movie {
     /// Reads the layout of `src` (the file's first 4 KiB with one read, then one read per
-    /// top-level box beyond them) and maps its moov. Fragmented files and files without a
-    /// moov are errors that say so.
+    /// top-level box beyond them) and maps its moov. A file without a moov is an error that
+    /// says so; a fragmented one is marked `fragmented` and planned by `crate::fmp4`.
     /// The moov is mapped: a one-shot process (`cut`, CGI) reads only the pages a seek
     /// touches. If the file shrinks while mapped, touching a vanished page raises SIGBUS,
     /// which such a process turns into a clean error exit ([`crate::fault`]).
