@@ -316,6 +316,11 @@ fn hostile_fragments_are_clean_errors() {
     put(&mut d, trun.offset + trun.header + 8, 0x7FFF_0000);
     let (ok, err, _) = cut_bytes("offset", &d, &[]);
     assert!(!ok && err.contains("outside its 'mdat'"), "{err}");
+    // A moof whose size lies (smaller than its header).
+    let mut d = data.clone();
+    put(&mut d, at(b"moof", 2).offset, 3);
+    let (ok, err, _) = cut_bytes("moofsize", &d, &[]);
+    assert!(!ok && err.contains("corrupt file at offset"), "{err}");
     // Fragments out of order: the second and third swapped (moof-relative data offsets, so
     // that only the decode times give them away).
     let (data, boxes, _) = source_bytes("basemoof");
@@ -327,9 +332,6 @@ fn hostile_fragments_are_clean_errors() {
     d.extend_from_slice(&data[m3..]);
     let (ok, err, _) = cut_bytes("order", &d, &[]);
     assert!(!ok && err.contains("out of order"), "{err}");
-    // Truncated in the middle of a fragment.
-    let (ok, err, _) = cut_bytes("truncated", &data[..data.len() / 2], &[]);
-    assert!(!ok && err.contains("corrupt file at offset"), "{err}");
 }
 
 #[test]
@@ -426,4 +428,25 @@ fn cgi_with_index_cache_answers_the_same_bytes() {
     std::fs::write(&out, &body[at..]).unwrap();
     let errors = decode_all(&out);
     assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
+}
+
+/// A file cut short inside a fragment (a recording still being written): answered up to its
+/// last complete fragment, and `inspect` says so.
+#[test]
+fn a_file_cut_short_is_served_to_its_last_whole_fragment() {
+    let (data, boxes, src) = source_bytes("keyframe");
+    let mdat = boxes.iter().filter(|b| &b.kind == b"mdat").nth(15).unwrap();
+    let cut = &data[..mdat.offset + mdat.size / 2];
+    let (ok, err, out) = cut_bytes("cutshort", cut, &[]);
+    assert!(ok, "{err}");
+    let got = common::duration(&out);
+    assert!(got > 15.0 && got < 25.0, "duration {got}");
+    let errors = decode_all(&out);
+    assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
+    assert_eq!(common::stream_count(&out), common::stream_count(&src));
+    let dir = common::scratch("fmp4-cutshort-inspect");
+    let p = dir.join("cut.mp4");
+    std::fs::write(&p, cut).unwrap();
+    let r = common::run(common::loomiere().arg("inspect").arg(&p));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("cut short"), "inspect does not say it");
 }

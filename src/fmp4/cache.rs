@@ -95,7 +95,13 @@ pub fn decode(bytes: &[u8], key: &MovieKey) -> Option<Gathered> {
         pairs.push((moof, mdat));
     }
     let bytes = take(held)?.to_vec();
-    (total == held as u64 && at == body.len()).then_some(Gathered { pairs, bytes, sidx: Vec::new(), mfra: None })
+    (total == held as u64 && at == body.len()).then_some(Gathered {
+        pairs,
+        bytes,
+        sidx: Vec::new(),
+        mfra: None,
+        cut_short_at: None,
+    })
 }
 
 /// The gathered moofs for `key` from `dir`, if a valid file is there. Never follows a symlink
@@ -152,6 +158,7 @@ mod tests {
             bytes: (0..40u8).collect(),
             sidx: Vec::new(),
             mfra: None,
+            cut_short_at: None,
         }
     }
 

@@ -117,6 +117,8 @@ pub struct FragmentIndex {
     pub samples: u64,
     pub sidx: Vec<SidxSummary>,
     pub mfra: Option<MfraSummary>,
+    /// Where an incomplete last fragment (left out) starts, when the file was cut short.
+    pub cut_short_at: Option<u64>,
 }
 
 impl FragmentIndex {
@@ -193,15 +195,36 @@ pub struct Gathered {
     pub bytes: Vec<u8>,
     pub sidx: Vec<SidxSummary>,
     pub mfra: Option<MfraSummary>,
+    /// Where an incomplete last fragment starts, when the file was cut short there.
+    pub cut_short_at: Option<u64>,
 }
 
 /// Walks the top-level boxes of `src` and reads every moof.
+///
+/// A file cut short after its last complete fragment (a recording still being written, a
+/// partial copy) is indexed up to that fragment: the box the walk could not read, or a last
+/// `moof` without its `mdat`, is left out and its offset kept in `cut_short_at`. A fault
+/// anywhere before is an error.
 pub fn gather(src: &Source) -> Result<Gathered> {
-    let (top, fault) = walk_top(&src.file, src.len, true);
-    if let Some(e) = fault {
-        return Err(e);
-    }
+    let (mut top, fault) = walk_top(&src.file, src.len, true);
     let mut g = Gathered::default();
+    let last = |kind: &[u8; 4], boxes: &[BoxHeader]| boxes.iter().rposition(|b| &b.kind == kind);
+    if let Some(e) = fault {
+        // Only a box that runs past the end of the file, right after a complete fragment (or
+        // after a moof whose mdat it is), is a cut-short tail.
+        let at = top.boxes.last().map_or(0, |b| b.end());
+        let tail = top.boxes.len() < crate::mp4::boxes::MAX_TOP_BOXES && runs_past_end(src, at);
+        match (tail, last(b"moof", &top.boxes), last(b"mdat", &top.boxes)) {
+            (true, Some(f), Some(d)) if f < d => {}
+            (true, Some(f), _) if f + 1 == top.boxes.len() => top.boxes.truncate(f),
+            _ => return Err(e),
+        }
+        g.cut_short_at = Some(top.boxes.last().map_or(0, |b| b.end()));
+    } else if let Some(f) = last(b"moof", &top.boxes).filter(|&f| f + 1 == top.boxes.len()) {
+        // The file ends with a moof: a fragment whose data was never written.
+        g.cut_short_at = Some(top.boxes[f].offset);
+        top.boxes.truncate(f);
+    }
     for (i, h) in top.boxes.iter().enumerate() {
         match &h.kind {
             b"moof" => {}
@@ -234,6 +257,24 @@ pub fn gather(src: &Source) -> Result<Gathered> {
     Ok(g)
 }
 
+/// Whether the box header at `at` is cut by the end of the file, or claims more bytes than
+/// the file has left (as a box still being written does), rather than being malformed.
+fn runs_past_end(src: &Source, at: u64) -> bool {
+    use crate::mp4::boxes::ReadBe;
+    let left = src.len.saturating_sub(at);
+    let mut b = [0u8; 16];
+    let n = left.min(16) as usize;
+    if src.file.read_exact_at(&mut b[..n], at).is_err() {
+        return false;
+    }
+    let b = &b[..n];
+    match b.u32_at(0) {
+        None => true,
+        Some(1) => b.u64_at(8).is_none_or(|size| size > left),
+        Some(size) => size >= 8 && u64::from(size) > left,
+    }
+}
+
 /// Refuses a moof over [`MAX_MOOF`], or one that would take the total over [`MAX_MOOF_BYTES`].
 fn check_moof_size(h: &BoxHeader, held: usize) -> Result<()> {
     if h.size > MAX_MOOF {
@@ -254,7 +295,8 @@ pub fn build(src: &Source, movie: &Movie) -> Result<FragmentIndex> {
 /// same whether the moofs came from the file or from a cache file).
 pub fn parse(movie: &Movie, g: Gathered) -> Result<FragmentIndex> {
     let trex = boxes::trex_all(&movie.moov, &movie.root)?;
-    let mut index = FragmentIndex { sidx: g.sidx, mfra: g.mfra, ..FragmentIndex::default() };
+    let mut index =
+        FragmentIndex { sidx: g.sidx, mfra: g.mfra, cut_short_at: g.cut_short_at, ..FragmentIndex::default() };
     for t in movie.tracks()? {
         let tr =
             trex.iter().find(|x| x.track_id == t.id).copied().unwrap_or(Trex { track_id: t.id, ..Trex::default() });
@@ -539,8 +581,8 @@ mod tests {
         [ftyp, moov, moof, mdat].concat()
     }
 
-    fn open(data: &[u8]) -> Movie {
-        let path = std::env::temp_dir().join(format!("loomiere-fmp4-index-{}", std::process::id()));
+    fn open(data: &[u8], name: &str) -> Movie {
+        let path = std::env::temp_dir().join(format!("loomiere-fmp4-{name}-{}", std::process::id()));
         std::fs::File::create(&path).unwrap().write_all(data).unwrap();
         let file = std::fs::File::open(&path).unwrap();
         let _ = std::fs::remove_file(&path);
@@ -550,7 +592,7 @@ mod tests {
     #[test]
     fn implied_bases_running_times_and_defaults() {
         let data = movie_bytes();
-        let movie = open(&data);
+        let movie = open(&data, "implied");
         assert!(movie.fragmented);
         let index = build(&movie.src, &movie).unwrap();
         assert_eq!(index.fragments.len(), 1);
@@ -583,7 +625,7 @@ mod tests {
         // The second trun now claims 3 samples: its data runs past the mdat.
         let at = data.windows(4).rposition(|w| w == b"trun").unwrap();
         data[at + 8..at + 12].copy_from_slice(&be(3));
-        let movie = open(&data);
+        let movie = open(&data, "outside");
         let err = build(&movie.src, &movie).unwrap_err().to_string();
         assert!(err.contains("outside its 'mdat'"), "{err}");
     }

@@ -38,6 +38,8 @@ pub struct Fragments {
     pub samples: u64,
     pub sidx: Vec<SidxSummary>,
     pub mfra: Option<MfraSummary>,
+    /// Where an incomplete last fragment (left out) starts, when the file was cut short.
+    pub cut_short_at: Option<u64>,
     pub list: Vec<FragmentRow>,
 }
 
@@ -49,6 +51,7 @@ pub fn fragments(index: &FragmentIndex) -> Fragments {
         samples: index.samples,
         sidx: index.sidx.clone(),
         mfra: index.mfra.clone(),
+        cut_short_at: index.cut_short_at,
         ..Fragments::default()
     };
     for f in &index.fragments {
@@ -122,6 +125,12 @@ impl Fragments {
             s.add_row(vec![
                 "sidx".to_string(),
                 format!("at {}: {} references, {}", x.offset, x.references, agrees(x.agrees)),
+            ]);
+        }
+        if let Some(at) = self.cut_short_at {
+            s.add_row(vec![
+                "cut short".to_string(),
+                format!("at {at}: the last fragment is incomplete and left out (still being written?)"),
             ]);
         }
         if let Some(m) = &self.mfra {
