@@ -27,6 +27,8 @@ pub struct Span {
     /// Per track: the new edit (decode times start at the track's first kept sample); `None`
     /// keeps the source's edit list (whole-file defragmentation).
     pub edits: Option<Vec<NewEdit>>,
+    /// Always write 64-bit chunk offsets (`co64`).
+    pub co64: bool,
 }
 
 /// One track's new sample tables.
@@ -82,7 +84,7 @@ impl Tables {
 
 /// The whole file, defragmented (`loomiere index`).
 pub fn whole(index: &FragmentIndex) -> Span {
-    Span { first: 0, last: index.fragments.len(), end_dts: vec![None; index.tracks.len()], edits: None }
+    Span { first: 0, last: index.fragments.len(), end_dts: vec![None; index.tracks.len()], edits: None, co64: false }
 }
 
 /// The plan of a progressive MP4 holding `span` of the fragments of `movie`.
@@ -188,7 +190,7 @@ pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'s
     let movie_duration = edits.iter().map(|(e, _)| e.delay.saturating_add(e.shown)).max().unwrap_or(0);
     let ftyp = movie.ftyp_bytes().to_vec();
     let mdat_header_len: u64 = if data_len + 8 > u64::from(u32::MAX) { 16 } else { 8 };
-    let mut wide = false;
+    let mut wide = span.co64;
     let mut moov = build_moov(movie, &tables, &edits, movie_duration, 0, wide)?;
     let prefix = |m: &Vec<u8>| ftyp.len() as u64 + m.len() as u64 + mdat_header_len;
     if prefix(&moov).saturating_add(data_len) > u64::from(u32::MAX) {

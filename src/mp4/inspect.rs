@@ -202,6 +202,11 @@ pub fn inspect_with(src: Source, options: Options) -> Report {
                 report.duration = Some(d);
                 report.bitrate = (d > 0.0).then(|| (report.file_size as f64 * 8.0 / d) as u64);
                 report.fragments = Some(crate::fmp4::inspect::fragments(&index));
+                report.hint = Some(
+                    "the file is fragmented: loomiere seeks in it as it is; `loomiere index FILE` \
+                     rewrites it as a progressive faststart MP4 (defragmented)"
+                        .into(),
+                );
             }
             Err(e) => report.error = report.error.take().or(Some(e.to_string())),
         }
