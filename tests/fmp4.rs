@@ -111,8 +111,8 @@ fn judge(label: &str, out: &Path, src: &Path, d: f64, (start, end, exact): (f64,
     if exact {
         assert!((got - want).abs() <= 0.05, "{label}: duration {got}, want {want} (exact)");
     } else {
-        // Whole fragments: up to one GOP before start, and the fragment holding end.
-        let extra = if end.is_some() { 2.0 * GOP } else { GOP };
+        // From the keyframe at or before start (up to one GOP early); cut at end.
+        let extra = GOP;
         assert!(got >= want - 0.15 && got <= want + extra + 0.15, "{label}: duration {got}, want {want} + ≤ {extra}");
     }
     assert_eq!(common::stream_count(out), common::stream_count(src), "{label}: stream count");

@@ -150,6 +150,8 @@ pub struct Trun {
     pub flags: u32,
     pub version: u8,
     pub count: u32,
+    /// Where the `sample_count` field sits in the buffer.
+    pub count_at: usize,
     /// The `data_offset` (relative to the base) and where its 4 bytes sit in the buffer.
     pub data_offset: Option<(i32, usize)>,
     pub first_flags: Option<u32>,
@@ -188,7 +190,16 @@ pub fn trun(buf: &[u8], h: &BoxHeader) -> Result<Trun> {
             ),
         ));
     }
-    Ok(Trun { flags, version, count, data_offset, first_flags, entries_at: h.body_start() as usize + at, entry_len })
+    Ok(Trun {
+        flags,
+        version,
+        count,
+        count_at: h.body_start() as usize + 4,
+        data_offset,
+        first_flags,
+        entries_at: h.body_start() as usize + at,
+        entry_len,
+    })
 }
 
 impl Trun {

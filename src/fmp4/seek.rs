@@ -5,8 +5,9 @@
 //! Each kept `moof` is synthesised from the indexed bytes with its `tfdt` values moved so
 //! that every track's first kept sample decodes at zero, and an explicit `base_data_offset`
 //! moved to the fragment's new place; the bytes from the moof's end to its `mdat`'s end are
-//! a source range (zero-copy). Fragments are whole: the new edit lists clip at `end`. An
-//! `exact` request is answered defragmented (see [`super::defrag`]), trimmed at `end`.
+//! a source range (zero-copy). In the fragment covering `end`, `trun` sample counts are cut
+//! there (the moof keeps its size) and the new edit lists clip at `end` too. An `exact`
+//! request is answered defragmented (see [`super::defrag`]), trimmed at `end`.
 //!
 //! Time arithmetic is integer (i128): a presentation time in seconds of a track's composition
 //! time `x` is `delay / mts + (x − media_time) / ts` (its source edit list applied).
@@ -124,16 +125,34 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
         }
     }
     let kept = &index.fragments[f0..f1];
-    // Per track: the first kept decode time (the shift), the presentation end, the durations.
     let n = index.tracks.len();
+    // Per track: samples decoding at or after this media time are dropped (end).
+    let limits: Vec<Option<u64>> = (0..n).map(|k| end_t.and_then(|e| media_time_at(index, k, mts, e))).collect();
+    // Per track: the first kept decode time (the shift), the presentation end, the durations;
+    // per kept fragment: the `trun` sample counts cut at end.
     let mut shift: Vec<Option<u64>> = vec![None; n];
     let mut cts_end: Vec<i64> = vec![i64::MIN; n];
     let mut media: Vec<u64> = vec![0; n];
-    for f in kept {
-        for t in index.trafs_of(f) {
+    let mut counts: Vec<Vec<(usize, u32)>> = vec![Vec::new(); kept.len()];
+    for (i, f) in kept.iter().enumerate() {
+        let trafs = index.trafs_of(f);
+        for (j, t) in trafs.iter().enumerate() {
             shift[t.track].get_or_insert(t.dts);
-            cts_end[t.track] = cts_end[t.track].max(t.cts_end);
-            media[t.track] = media[t.track].saturating_add(t.duration);
+            let crosses = limits[t.track].is_some_and(|l| t.dts.saturating_add(t.duration) > l);
+            // Cutting a run moves the implied base of later track fragments: only when they
+            // all have their own base (as every writer seen does).
+            let own_bases = trafs[j + 1..].iter().all(|u| {
+                u.tfhd.base_data_offset.is_some() || u.tfhd.flags & super::boxes::TFHD_DEFAULT_BASE_IS_MOOF != 0
+            });
+            if req.exact || !crosses || !own_bases {
+                cts_end[t.track] = cts_end[t.track].max(t.cts_end);
+                media[t.track] = media[t.track].saturating_add(t.duration);
+                continue;
+            }
+            let kept = trim(index, f, t, limits[t.track].unwrap_or(u64::MAX))?;
+            cts_end[t.track] = cts_end[t.track].max(kept.cts_end);
+            media[t.track] = media[t.track].saturating_add(kept.duration);
+            counts[i].extend(kept.counts);
         }
     }
     let mut edits = Vec::with_capacity(n);
@@ -166,7 +185,8 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
     pieces.push(Piece::Synth(Arc::new(crate::plan::Bytes(head))));
     for (i, f) in kept.iter().enumerate() {
         let delta = i128::from(at) - i128::from(f.moof.offset);
-        pieces.push(Piece::Synth(Arc::new(MoofPiece { shared: shared.clone(), frag: f0 + i, delta })));
+        let counts = std::mem::take(&mut counts[i]);
+        pieces.push(Piece::Synth(Arc::new(MoofPiece { shared: shared.clone(), frag: f0 + i, delta, counts })));
         let tail = f
             .mdat
             .end()
@@ -185,6 +205,43 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
     info.header_len = header_len;
     info.duration = Some(movie_duration as f64 / f64::from(mts));
     Plan::new(movie.src.file.clone(), pieces, info)
+}
+
+/// What [`trim`] keeps of a track fragment.
+struct Trimmed {
+    /// Latest composition time + duration of the samples kept.
+    cts_end: i64,
+    /// Sum of their durations.
+    duration: u64,
+    /// New `trun` sample counts: (field position in the moof, count).
+    counts: Vec<(usize, u32)>,
+}
+
+/// Cuts track fragment `t` of `f` before its first sample decoding at or after `limit`:
+/// what is kept, and the new sample counts of the runs that lose samples.
+fn trim(index: &FragmentIndex, f: &super::index::Fragment, t: &Traf, limit: u64) -> Result<Trimmed> {
+    let buf = index.moof_bytes(f);
+    let mut dts = t.dts;
+    let mut end = i64::MIN;
+    let mut counts = Vec::new();
+    super::index::for_each_run(buf, f.moof.offset, &t.traf, &t.tfhd, t.base, |run, _, _| {
+        let mut keep = 0;
+        while keep < run.count && dts < limit {
+            let s = run.sample(buf, keep, &t.tfhd);
+            let cts = i64::try_from(i128::from(dts) + i128::from(s.cto)).unwrap_or(i64::MAX);
+            end = end.max(cts.saturating_add(i64::from(s.duration)));
+            dts = dts.saturating_add(u64::from(s.duration));
+            keep += 1;
+        }
+        if keep < run.count {
+            counts.push((run.count_at, keep));
+        }
+        Ok(())
+    })?;
+    if end == i64::MIN {
+        end = i64::try_from(t.dts).unwrap_or(i64::MAX);
+    }
+    Ok(Trimmed { cts_end: end, duration: dts - t.dts, counts })
 }
 
 /// The source media time of track `k` shown at `at` (rounded up), when it is not negative.
@@ -264,12 +321,14 @@ struct Shared {
     shift: Vec<u64>,
 }
 
-/// One kept moof, produced on demand from the indexed bytes with its `tfdt` values shifted
-/// and any explicit `base_data_offset` moved by `delta` (new place − old place).
+/// One kept moof, produced on demand from the indexed bytes with its `tfdt` values shifted,
+/// any explicit `base_data_offset` moved by `delta` (new place − old place), and the runs
+/// that cross `end` given fewer samples (`counts`; their data stays in the mdat, unused).
 struct MoofPiece {
     shared: Arc<Shared>,
     frag: usize,
     delta: i128,
+    counts: Vec<(usize, u32)>,
 }
 
 impl MoofPiece {
@@ -293,6 +352,7 @@ impl MoofPiece {
                 out.push((at, v.to_be_bytes().to_vec()));
             }
         }
+        out.extend(self.counts.iter().map(|&(at, c)| (at, c.to_be_bytes().to_vec())));
         out
     }
 }
