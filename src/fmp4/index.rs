@@ -131,13 +131,6 @@ impl FragmentIndex {
     pub fn trafs_of(&self, f: &Fragment) -> &[Traf] {
         self.trafs.get(f.trafs.clone()).unwrap_or(&[])
     }
-
-    /// Memory held, in bytes (about).
-    pub fn heap_bytes(&self) -> usize {
-        self.moofs.len()
-            + self.fragments.len() * std::mem::size_of::<Fragment>()
-            + self.trafs.len() * std::mem::size_of::<Traf>()
-    }
 }
 
 /// Calls `f` with each `trun` of a track fragment and the file offset of its data, in order,

@@ -165,8 +165,8 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
     if req.exact {
         // Players honour edit lists fully in progressive files only: an exact clip is the
         // kept fragments defragmented, trimmed at end, with the lead-in hidden.
-        let end_dts = (0..n).map(|k| end_t.and_then(|e| media_time_at(index, k, mts, e))).collect();
-        let span = super::defrag::Span { first: f0, last: f1, end_dts, edits: Some(edits), co64: req.force_co64 };
+        let span =
+            super::defrag::Span { first: f0, last: f1, end_dts: limits, edits: Some(edits), co64: req.force_co64 };
         return super::defrag::plan(movie, index, &span, content_type);
     }
     let movie_duration = edits.iter().map(|e| e.delay.saturating_add(e.shown)).max().unwrap_or(0);
