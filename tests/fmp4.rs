@@ -57,7 +57,8 @@ fn sources() -> &'static Vec<(String, PathBuf, f64)> {
         let mut out = Vec::new();
         for (name, args) in make {
             let path = dir.join(format!("{name}.mp4"));
-            if !path.exists() {
+            let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+            if modified(&path) < modified(&short) {
                 let tmp = dir.join(format!("{name}.tmp.mp4"));
                 let st = common::run(
                     Command::new("ffmpeg")
