@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make-seeds.sh — regenerates the fuzz seed corpus in fuzz/corpus/{mp4,flv}: tiny (2 s, 32x32,
+# make-seeds.sh — regenerates the fuzz seed corpus in fuzz/corpus/{mp4,fmp4,flv}: tiny (2 s, 32x32,
 # a few KB) files covering the layouts the engine must parse: moov first and last, co64
 # chunk offsets, fragmented MP4, audio only, two video tracks with chapters, H.264/AAC FLV
 # with and without a keyframe index, Sorenson FLV. Deterministic (bit-exact flags, one x264
@@ -52,6 +52,17 @@ def rewrite(buf):
     return out
 open(sys.argv[2], 'wb').write(rewrite(data))
 PY
+
+# fmp4: fragmented layouts (ffmpeg's frag_keyframe, default-base-is-moof, dash with sidx,
+# CMAF with signed composition offsets, fragments not starting at keyframes, audio only).
+fmp4=corpus/fmp4
+mkdir -p "$fmp4"
+cp "$mp4/frag.mp4" "$fmp4/keyframe.mp4"
+"${FF[@]}" -i "$mp4/faststart.mp4" -map 0 -c copy "${BITEXACT[@]}" -movflags frag_keyframe+empty_moov+default_base_moof "$fmp4/basemoof.mp4"
+"${FF[@]}" -i "$mp4/faststart.mp4" -map 0 -c copy "${BITEXACT[@]}" -movflags dash "$fmp4/dash.mp4"
+"${FF[@]}" -i "$mp4/faststart.mp4" -map 0 -c copy "${BITEXACT[@]}" -f mp4 -movflags cmaf "$fmp4/cmaf.mp4"
+"${FF[@]}" -i "$mp4/faststart.mp4" -map 0 -c copy "${BITEXACT[@]}" -frag_duration 300000 -movflags empty_moov "$fmp4/duration.mp4"
+"${FF[@]}" -i "$mp4/faststart.mp4" -vn -c copy "${BITEXACT[@]}" -frag_duration 500000 -movflags empty_moov "$fmp4/audio.mp4"
 
 "${FF[@]}" -i "$mp4/faststart.mp4" -map 0 -c copy "${BITEXACT[@]}" -f flv "$flv/h264.flv"
 if command -v yamdi >/dev/null; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fuzz.sh — runs loomiere's cargo-fuzz targets (fuzz/: mp4, flv) for a bounded time each.
+# fuzz.sh — runs loomiere's cargo-fuzz targets (fuzz/: mp4, fmp4, flv, http) for a bounded time each.
 # Seeds come from fuzz/corpus/<target> (committed, read-only here); what libFuzzer learns goes
 # to fuzz/work/<target> (ignored by git); crashes land in fuzz/artifacts/<target>.
 # libFuzzer dictionaries: fuzz/<target>.dict (box types, AMF names, awkward sizes).
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-600}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(mp4 flv http)
+((${#targets[@]})) || targets=(mp4 fmp4 flv http)
 [[ $seconds =~ ^[0-9]+$ ]] || { echo "usage: $0 [SECONDS] [TARGET...]" >&2; exit 2; }
 cargo fuzz --version >/dev/null 2>&1 || { echo "cargo-fuzz missing: cargo install cargo-fuzz" >&2; exit 1; }
 

@@ -14,7 +14,7 @@ pub enum Error {
     BadRequest(String),
 
     /// The file is well formed but uses a feature loomiere does not handle (HTTP 415/500),
-    /// e.g. fragmented MP4.
+    /// e.g. an MP4 whose chunk offsets are out of file order.
     #[error("not supported: {0}")]
     Unsupported(String),
 

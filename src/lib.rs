@@ -15,6 +15,7 @@ pub mod demo;
 pub mod error;
 pub mod fault;
 pub mod flv;
+pub mod fmp4;
 pub mod http;
 pub mod media;
 pub mod mp4;

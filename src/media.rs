@@ -185,8 +185,8 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
 }
 
 /// Opened MP4 movies shared between requests, so that the viewers of one file share one copy
-/// of its `moov` (read once with `pread`, never mapped: see `mp4::Movie::open_read`) instead
-/// of reading it each. A file is
+/// of its `moov` (read once with `pread`, never mapped: see `mp4::Movie::open_read`), and of
+/// a fragmented MP4 its fragment index (`crate::fmp4`), instead of reading them each. A file is
 /// known by device, inode, status-change time, length and modification time: a replaced or
 /// modified file is opened afresh. Holds at most `capacity` movies, dropping the least recently
 /// used, and for each the plans of its last [`PLANS_PER_MOVIE`] distinct requests: viewers who
@@ -284,7 +284,7 @@ impl MovieCache {
             None => {
                 // Read, not mapped: a file truncated while served must not fault the server.
                 let mut m = crate::mp4::Movie::open_read(src, max_moov)?;
-                m.build_marks()?;
+                m.build_indexes()?;
                 self.sweep();
                 self.insert(key, path, Arc::new(m))
             }

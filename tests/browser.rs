@@ -1,6 +1,6 @@
 //! A real browser against `loomiere serve`: headless Chromium driven through chromedriver's
 //! WebDriver HTTP API (a tiny JSON-over-HTTP client below) loads the listing page, plays a
-//! seeked MP4 from it, checks that `currentTime` advances and `duration` matches what the
+//! seeked MP4 (and a seeked fragmented MP4) from it, checks that `currentTime` advances and `duration` matches what the
 //! server sent, then seeks inside the video (Range requests). Skipped with a `SKIPPED:`
 //! message when chromium, chromedriver or curl is not installed, and failed instead under
 //! `LOOMIERE_REQUIRE_ALL=1` (CI). Everything listens on 127.0.0.1 only; the
@@ -71,15 +71,27 @@ fn wd(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value
 
 #[test]
 fn chromium_plays_and_seeks() {
+    plays_and_seeks("chromium_plays_and_seeks", "short.mp4");
+}
+
+/// The same with a fragmented MP4 (frag_keyframe+empty_moov): the seeked answer is the init
+/// part and rewritten fragments (docs/fmp4.md).
+#[test]
+fn chromium_plays_and_seeks_fragmented() {
+    plays_and_seeks("chromium_plays_and_seeks_fragmented", "frag.mp4");
+}
+
+/// Serves `name` from the test media, plays it seeked from the listing page, seeks inside it.
+fn plays_and_seeks(test: &str, name: &str) {
     for tool in [CHROMIUM, CHROMEDRIVER, "curl"] {
-        if !common::tool_or_skip("chromium_plays_and_seeks", tool) {
+        if !common::tool_or_skip(test, tool) {
             return;
         }
     }
-    let dir = common::scratch("browser");
+    let dir = common::scratch(test);
     let root = dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
-    std::fs::copy(common::media("short.mp4"), root.join("short.mp4")).unwrap();
+    std::fs::copy(common::media(name), root.join(name)).unwrap();
     let log = dir.join("serve.log");
 
     // The server.
@@ -100,7 +112,7 @@ fn chromium_plays_and_seeks() {
     // What the server sends for the seek: the duration the video element must report.
     let seek = 10.0;
     let served = common::run(
-        Command::new("curl").args(["-s", "-o"]).arg(dir.join("seek.mp4")).arg(format!("{base}short.mp4?start={seek}")),
+        Command::new("curl").args(["-s", "-o"]).arg(dir.join("seek.mp4")).arg(format!("{base}{name}?start={seek}")),
     );
     assert!(served.status.success());
     let expected = common::duration(&dir.join("seek.mp4"));
@@ -144,8 +156,8 @@ fn chromium_plays_and_seeks() {
             const v = document.getElementById('player');
             v.muted = true;
             document.getElementById('start').value = arguments[0];
-            const a = [...document.querySelectorAll('a.play')].find(x => x.textContent === 'short.mp4');
-            if (!a) { done({error: 'no link to short.mp4 in the page'}); return; }
+            const a = [...document.querySelectorAll('a.play')].find(x => x.textContent === arguments[1]);
+            if (!a) { done({error: 'no link to ' + arguments[1] + ' in the page'}); return; }
             v.addEventListener('error', () => done({error: 'media error ' + (v.error && v.error.code)}));
             v.addEventListener('playing', () => {
                 const t1 = v.currentTime;
@@ -153,7 +165,8 @@ fn chromium_plays_and_seeks() {
             }, {once: true});
             a.click();
         "#;
-        let played = wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": play, "args": [seek]})))?;
+        let played =
+            wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": play, "args": [seek, name]})))?;
         let seek_script = r#"
             const done = arguments[arguments.length - 1];
             const v = document.getElementById('player');
@@ -174,7 +187,7 @@ fn chromium_plays_and_seeks() {
     });
     let played = &r["played"];
     assert!(played.get("error").is_none(), "{r}");
-    assert!(played["src"].as_str().unwrap().ends_with(&format!("short.mp4?start={seek}")), "{r}");
+    assert!(played["src"].as_str().unwrap().ends_with(&format!("{name}?start={seek}")), "{r}");
     let duration = played["duration"].as_f64().unwrap();
     assert!((duration - expected).abs() < 0.5, "browser duration {duration} vs served {expected}: {r}");
     assert!(played["t2"].as_f64().unwrap() > played["t1"].as_f64().unwrap(), "currentTime does not advance: {r}");
@@ -183,6 +196,6 @@ fn chromium_plays_and_seeks() {
     assert!(seeked["t1"].as_f64().unwrap() >= target - 1.0, "{r}");
     assert!(seeked["t2"].as_f64().unwrap() > seeked["t1"].as_f64().unwrap(), "no playback after the seek: {r}");
     let served_log = std::fs::read_to_string(&log).unwrap();
-    assert!(served_log.contains(&format!("\"GET /short.mp4?start={seek} HTTP/1.1\"")), "{served_log}");
+    assert!(served_log.contains(&format!("\"GET /{name}?start={seek} HTTP/1.1\"")), "{served_log}");
     assert!(served_log.contains("\" 206 "), "the browser used Range requests: {served_log}");
 }

@@ -1,5 +1,5 @@
 //! Hostile inputs on the stable toolchain: a deterministic mutation test that runs in
-//! `cargo test`. Every seed file of the fuzz corpus (fuzz/corpus/{mp4,flv}) is truncated at
+//! `cargo test`. Every seed file of the fuzz corpus (fuzz/corpus/{mp4,fmp4,flv}) is truncated at
 //! many lengths, has its box/tag sizes, entry counts, versions and types overwritten with
 //! awkward values (the sample descriptions `inspect` decodes too), and is mutated at random (fixed seed) a few thousand times; each variant
 //! goes through the engine in-process with the fuzz harness (fuzz/fuzz_targets/harness.rs):
@@ -208,6 +208,77 @@ fn mp4_structural(name: &str, data: &[u8], out: &mut Vec<Mutant>) {
     }
 }
 
+/// Fragmented MP4: everything [`mp4_structural`] does, plus the fragment fields that steer
+/// reads: `tfhd` flags and base offsets, `trun` flags and data offsets, `tfdt` values that go
+/// back, fragments swapped (out of order) or dropped, `sidx` references that lie.
+fn fmp4_structural(name: &str, data: &[u8], out: &mut Vec<Mutant>) {
+    mp4_structural(name, data, out);
+    let boxes = mp4_boxes(data);
+    for b in &boxes {
+        let t = String::from_utf8_lossy(&b.kind).into_owned();
+        let body = b.offset + b.header;
+        let mut set = |label: String, at: usize, v: u32| {
+            let mut m = data.to_vec();
+            put_u32(&mut m, at, v);
+            out.push(Mutant { label: format!("{name}: {t}@{} {label} := {v:#x}", b.offset), data: m });
+        };
+        match &b.kind {
+            b"tfhd" => {
+                for v in [0, 0x01, 0x02_0000, 0x3b, 0x02_003a, 0x01_0000, 0x00FF_FFFF] {
+                    set("flags".into(), body, v);
+                }
+                for v in [0, 2, 0xFFFF_FFFF] {
+                    set("track_id".into(), body + 4, v);
+                }
+                for v in AWKWARD {
+                    set("field 1".into(), body + 8, v);
+                    set("field 2".into(), body + 12, v);
+                }
+            }
+            b"trun" => {
+                for v in [0, 0x001, 0x005, 0xF01, 0x0100_0F01, 0x0000_0201, 0x00FF_FFFF] {
+                    set("flags".into(), body, v);
+                }
+                for v in AWKWARD.iter().copied().chain([(-8i32) as u32, (-100_000i32) as u32]) {
+                    set("data_offset".into(), body + 8, v);
+                }
+            }
+            b"tfdt" => {
+                for v in [0, 1, 0x7FFF_FFFF, 0xFFFF_FFFF] {
+                    set("time hi".into(), body + 4, v);
+                    set("time lo".into(), body + 8, v);
+                }
+            }
+            b"sidx" | b"tfra" | b"mehd" | b"trex" => {
+                for at in (body..body + 28).step_by(4) {
+                    for v in [0, 0xFFFF, 0xFFFF_FFFF] {
+                        set(format!("word {}", at - body), at, v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Fragments (moof + mdat pairs) swapped, dropped and duplicated.
+    let top: Vec<&common::BoxAt> = boxes.iter().filter(|b| &b.kind == b"moof").collect();
+    if top.len() >= 2 {
+        let (a, b) = (top[0], top[1]);
+        let (a0, b0) = (a.offset, b.offset);
+        let end = boxes.iter().find(|x| &x.kind == b"mdat" && x.offset > b0).map_or(data.len(), |m| m.offset + m.size);
+        let mut m = data[..a0].to_vec();
+        m.extend_from_slice(&data[b0..end]);
+        m.extend_from_slice(&data[a0..b0]);
+        m.extend_from_slice(&data[end..]);
+        out.push(Mutant { label: format!("{name}: first two fragments swapped"), data: m });
+        let mut m = data[..a0].to_vec();
+        m.extend_from_slice(&data[b0..]);
+        out.push(Mutant { label: format!("{name}: first fragment dropped"), data: m });
+        let mut m = data.to_vec();
+        m.extend_from_slice(&data[a0..b0]);
+        out.push(Mutant { label: format!("{name}: first fragment appended again"), data: m });
+    }
+}
+
 fn flv_structural(name: &str, data: &[u8], out: &mut Vec<Mutant>) {
     let tags = flv_tags(data);
     let boundaries: Vec<usize> = tags.iter().copied().chain([9, 13]).collect();
@@ -368,6 +439,13 @@ fn hostile_mp4_never_panics() {
 }
 
 #[test]
+fn hostile_fmp4_never_panics() {
+    let mutants = mutants_for("fmp4", fmp4_structural);
+    assert!(mutants.len() > 2000, "only {} mutants", mutants.len());
+    run_all(Kind::Mp4, mutants);
+}
+
+#[test]
 fn hostile_flv_never_panics() {
     let mutants = mutants_for("flv", flv_structural);
     assert!(mutants.len() > 2000, "only {} mutants", mutants.len());
@@ -407,7 +485,7 @@ fn garbage_and_tiny_inputs_never_panic() {
 /// as it is: they must stay fixed.
 #[test]
 fn fuzz_regressions_stay_fixed() {
-    for (kind, dir) in [(Kind::Mp4, "mp4"), (Kind::Flv, "flv")] {
+    for (kind, dir) in [(Kind::Mp4, "mp4"), (Kind::Mp4, "fmp4"), (Kind::Flv, "flv")] {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz").join("regressions").join(dir);
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for e in entries.filter_map(|e| e.ok()) {

@@ -699,7 +699,8 @@ error_table! {
     err_non_numeric_end:        "short.mp4",     Damage::None, ["--end", "1O"], "";
     err_exponent_start:         "short.mp4",     Damage::None, ["--start", "1e3"], "";
     err_nan_start:              "short.mp4",     Damage::None, ["--start", "NaN"], "";
-    err_fragmented:             "frag.mp4",      Damage::None, ["--start", "10.5"], "not supported";
+    err_fragmented_beyond:      "frag.mp4",      Damage::None, ["--start", "61"], "beyond the duration";
+    err_fragmented_moof_size:   "frag.mp4",      Damage::BoxSize(b"moof", 3), ["--start", "10.5"], "corrupt";
     err_no_moov:                "short.mp4",     Damage::DropMoov, ["--start", "10.5"], "";
     err_moov_end_truncated:     "moovend.mp4",   Damage::TruncatePct(99), ["--start", "10.5"], "";
     err_only_ftyp:              "faststart.mp4", Damage::Truncate(40), ["--start", "10.5"], "";

@@ -1,4 +1,4 @@
-//! The one fuzzing harness, shared by the cargo-fuzz targets (`mp4`, `flv`) and by the
+//! The one fuzzing harness, shared by the cargo-fuzz targets (`mp4`, `fmp4`, `flv`) and by the
 //! stable-toolchain mutation test (`tests/hostile.rs`): it puts hostile bytes in an anonymous
 //! in-memory file and drives the engine through it the way a front end would: plan a few
 //! requests, read every planned byte back, and check the plan's own arithmetic (a slice of
@@ -69,6 +69,20 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     if kind == Kind::Mp4 {
         let _ = loomiere::mp4::inspect_with(src, loomiere::mp4::inspect::Options { keyframes: true });
         marks_agree(&file, data);
+        defragment(&file, data);
+    }
+}
+
+/// A fragmented input defragmented whole (`loomiere index`): planned and read back.
+fn defragment(file: &Arc<File>, data: &[u8]) {
+    use loomiere::fmp4::{defrag, index};
+    let Ok(movie) = loomiere::mp4::Movie::open(Source::nameless(Arc::clone(file), data.len() as u64)) else { return };
+    if !movie.fragmented {
+        return;
+    }
+    let Ok(index) = index::build(&movie.src, &movie) else { return };
+    if let Ok(plan) = defrag::plan(&movie, &index, &defrag::whole(&index), "video/mp4") {
+        read_back(&plan);
     }
 }
 

@@ -127,6 +127,9 @@ pub struct Report {
     pub bitrate: Option<u64>,
     pub tracks: Vec<TrackRow>,
     pub boxes: Vec<BoxRow>,
+    /// A fragmented file's fragments (see `crate::fmp4::inspect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fragments: Option<crate::fmp4::inspect::Fragments>,
     /// The first fault found, with its offset.
     pub error: Option<String>,
 }
@@ -190,6 +193,23 @@ pub fn inspect_with(src: Source, options: Options) -> Report {
     let movie_timescale = movie.header().map_or(0, |h| h.timescale);
     for t in &tracks {
         report.tracks.push(track_row(&movie.moov, t, movie_timescale, options));
+    }
+    if movie.fragmented {
+        match crate::fmp4::index::build(&movie.src, &movie) {
+            Ok(index) => {
+                crate::fmp4::inspect::fill_tracks(&index, &mut report.tracks);
+                let d = crate::fmp4::seek::duration(&index, movie_timescale);
+                report.duration = Some(d);
+                report.bitrate = (d > 0.0).then(|| (report.file_size as f64 * 8.0 / d) as u64);
+                report.fragments = Some(crate::fmp4::inspect::fragments(&index));
+                report.hint = Some(
+                    "the file is fragmented: loomiere seeks in it as it is; `loomiere index FILE` \
+                     rewrites it as a progressive faststart MP4 (defragmented)"
+                        .into(),
+                );
+            }
+            Err(e) => report.error = report.error.take().or(Some(e.to_string())),
+        }
     }
     report
 }
@@ -557,6 +577,9 @@ impl Report {
             ]);
         }
         let mut s = format!("{file}\n{boxes}\n{tracks}\n");
+        if let Some(f) = &self.fragments {
+            s.push_str(&f.render());
+        }
         for t in &self.tracks {
             let Some(list) = &t.keyframe_list else { continue };
             let mut k = Table::new();

@@ -91,12 +91,16 @@ pub struct Movie {
     transient: bool,
     /// Seek marks, when built or loaded (see [`marks`]).
     marks: Option<marks::Marks>,
+    /// The file is a fragmented MP4 (`moof` boxes, or `mvex` in the moov).
+    pub fragmented: bool,
+    /// The fragment index of a fragmented movie, when built for reuse (`serve`).
+    fragments: Option<Arc<crate::fmp4::FragmentIndex>>,
 }
 
 impl Movie {
     /// Reads the layout of `src` (the file's first 4 KiB with one read, then one read per
-    /// top-level box beyond them) and maps its moov. Fragmented files and files without a
-    /// moov are errors that say so.
+    /// top-level box beyond them) and maps its moov. A file without a moov is an error that
+    /// says so; a fragmented one is marked `fragmented` and planned by `crate::fmp4`.
     /// The moov is mapped: a one-shot process (`cut`, CGI) reads only the pages a seek
     /// touches. If the file shrinks while mapped, touching a vanished page raises SIGBUS,
     /// which such a process turns into a clean error exit ([`crate::fault`]).
@@ -120,11 +124,6 @@ impl Movie {
                 Error::corrupt(src.len, "no 'moov' box: not an MP4 file, or its index was never written")
             }));
         };
-        if top.fragmented {
-            return Err(Error::Unsupported(
-                "fragmented MP4 (moof boxes) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
-            ));
-        }
         if moov.size > MAX_MOOV {
             return Err(Error::Unsupported(format!(
                 "the moov box is {} bytes, over the limit of {MAX_MOOV}",
@@ -170,13 +169,42 @@ impl Movie {
             Some(f) if f.size <= MAX_FTYP => read(&f, "cannot read ftyp")?,
             _ => Vec::new(),
         };
-        let movie = Movie { src, top, moov: Arc::new(bytes), root, ftyp, transient: false, marks: None };
-        if boxes::find(&movie.moov, root.body_start(), root.end(), b"mvex")?.is_some() {
-            return Err(Error::Unsupported(
-                "fragmented MP4 (mvex) is not supported yet; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
-            ));
-        }
+        let mut movie = Movie {
+            src,
+            top,
+            moov: Arc::new(bytes),
+            root,
+            ftyp,
+            transient: false,
+            marks: None,
+            fragmented: false,
+            fragments: None,
+        };
+        // A moof, or an mvex announcing fragments: the fMP4 engine plans it (`crate::fmp4`).
+        movie.fragmented = movie.top.fragmented
+            || boxes::find(&movie.moov, movie.root.body_start(), movie.root.end(), b"mvex")?.is_some();
         Ok(movie)
+    }
+
+    /// The source `ftyp` box (empty when there is none or it is over 64 KiB).
+    pub fn ftyp_bytes(&self) -> &[u8] {
+        &self.ftyp
+    }
+
+    /// The fragment index, when built by [`Movie::build_indexes`].
+    pub fn fragments(&self) -> Option<&Arc<crate::fmp4::FragmentIndex>> {
+        self.fragments.as_ref()
+    }
+
+    /// Builds what later plans reuse: the seek marks, or for a fragmented movie its fragment
+    /// index (for a movie kept by a server).
+    pub fn build_indexes(&mut self) -> Result<()> {
+        if self.fragmented {
+            let index = crate::fmp4::index::build(&self.src, self)?;
+            self.fragments = Some(Arc::new(index));
+            return Ok(());
+        }
+        self.build_marks().map(|_| ())
     }
 
     /// Forgets the moov's pages when this movie is planned once (see `transient`).
@@ -240,7 +268,12 @@ impl Movie {
     /// them there for the next process. Building scans whole tables, more than one seek
     /// reads, so it is done only when `dir` is writable: a directory this process cannot
     /// write costs one `access` call and plans without marks.
+    /// A fragmented movie gets its fragment index the same way (see `crate::fmp4::cache`).
     pub fn use_marks_in(&mut self, dir: &std::path::Path) -> Result<()> {
+        if self.fragmented {
+            self.fragments = Some(Arc::new(crate::fmp4::cached_index(self, dir)?));
+            return Ok(());
+        }
         // A small moov is scanned faster than a marks file is opened and checked.
         if self.root.size < MARKS_MIN_MOOV {
             return Ok(());
@@ -309,6 +342,9 @@ impl Movie {
 
     /// The plan for `req`.
     pub fn plan(&self, req: &Request, content_type: &'static str) -> Result<Plan> {
+        if self.fragmented {
+            return crate::fmp4::plan(self, req, content_type);
+        }
         self.plan_inner(req, content_type).map_err(|e| self.at_file_offset(e))
     }
 

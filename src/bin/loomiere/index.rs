@@ -1,6 +1,7 @@
 //! `loomiere index FILE [-o OUT] [--check]`: injects or refreshes an FLV's onMetaData
 //! keyframe index (in place, atomically, when no -o), or checks whether it is already
-//! correct (exit 0 yes, 1 no). MP4 files get faststart (moov before mdat).
+//! correct (exit 0 yes, 1 no). MP4 files get faststart (moov before mdat); fragmented MP4
+//! files are defragmented into a progressive faststart MP4.
 
 use anyhow::{bail, Context, Result};
 use loomiere::media::Source;
@@ -13,7 +14,7 @@ const PROGRESS_OVER: u64 = 64 << 20;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The FLV (or MP4) file to index.
+    /// The FLV (or MP4, or fragmented MP4) file to index.
     pub file: PathBuf,
     /// Write here instead of replacing FILE: a file (replaced atomically), a FIFO or character
     /// device (streamed into), or - for stdout.
@@ -89,7 +90,11 @@ fn mp4(args: Args) -> Result<()> {
             println!("{}: moov is before mdat (faststart)", args.file.display());
             return Ok(());
         }
-        println!("{}: moov is after mdat (run `loomiere index` to move it to the front)", args.file.display());
+        if movie.fragmented {
+            println!("{}: fragmented MP4 (run `loomiere index` to defragment it)", args.file.display());
+        } else {
+            println!("{}: moov is after mdat (run `loomiere index` to move it to the front)", args.file.display());
+        }
         std::process::exit(1);
     }
     let len = Source::open(&args.file)?.len;
@@ -110,6 +115,10 @@ fn mp4(args: Args) -> Result<()> {
         Faststart::Rewritten(n) => {
             let dest = args.output.as_ref().unwrap_or(&args.file);
             eprintln!("{}: moov moved before mdat, {n} bytes", dest.display())
+        }
+        Faststart::Defragmented(n) => {
+            let dest = args.output.as_ref().unwrap_or(&args.file);
+            eprintln!("{}: defragmented into a progressive MP4 (moov first), {n} bytes", dest.display())
         }
     }
     Ok(())

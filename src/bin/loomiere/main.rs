@@ -31,7 +31,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Write a clip from START to END without re-encoding.
     Cut(cut::Args),
-    /// Inject or refresh an FLV's onMetaData keyframe index (MP4: faststart).
+    /// Inject or refresh an FLV's onMetaData keyframe index (MP4: faststart; fragmented MP4:
+    /// defragment).
     Index(index::Args),
     /// Load a loopback streaming server with simulated viewers and report latency, stalls, errors.
     Bench(bench::Args),
