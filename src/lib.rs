@@ -24,9 +24,11 @@ pub mod plan;
 pub mod request;
 pub mod serve;
 pub mod sink;
+pub mod source;
 pub mod throttle;
 
 pub use error::{Error, Result};
 pub use media::Kind;
 pub use plan::{Piece, Plan, PlanInfo, Synth};
 pub use request::{BareUnit, Position, Request};
+pub use source::Source;

@@ -3,10 +3,9 @@
 //! `flv`; images and unseeked files become a whole-file plan. Front ends call only this.
 //! Path confinement is not done here: callers pass a path they have already resolved.
 
-use crate::plan::{Plan, PlanInfo};
+use crate::plan::Plan;
 use crate::request::Request;
 use crate::{Error, Result};
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,68 +50,7 @@ impl Kind {
     }
 }
 
-/// An open source file with the facts every plan needs.
-#[derive(Clone)]
-pub struct Source {
-    /// The open file, shared with the plan's sinks.
-    pub file: Arc<File>,
-    /// Its length in bytes at open time.
-    pub len: u64,
-    /// Its modification time.
-    pub modified: Option<std::time::SystemTime>,
-    /// Which file this is (zero for a nameless one, e.g. in tests): caches key on it.
-    pub id: FileId,
-}
-
-/// A file's identity as of its opening: device, inode and status-change time. With the
-/// length and modification time it tells a file replaced or rewritten in place (a write
-/// always moves the status-change time, even when the modification time is set back).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-    pub ctime_ns: u64,
-}
-
-impl FileId {
-    /// The identity in `meta`.
-    pub fn of(meta: &std::fs::Metadata) -> FileId {
-        use std::os::unix::fs::MetadataExt;
-        let ctime_ns = (meta.ctime() as u64).wrapping_mul(1_000_000_000).wrapping_add(meta.ctime_nsec() as u64);
-        FileId { dev: meta.dev(), ino: meta.ino(), ctime_ns }
-    }
-}
-
-impl Source {
-    /// A source from an opened file and its metadata (the caller's one `fstat`).
-    pub fn from_meta(file: File, meta: &std::fs::Metadata) -> Source {
-        Source { file: Arc::new(file), len: meta.len(), modified: meta.modified().ok(), id: FileId::of(meta) }
-    }
-
-    /// A source with no identity (tests, fuzzing): `len` bytes of `file`.
-    pub fn nameless(file: Arc<File>, len: u64) -> Source {
-        Source { file, len, modified: None, id: FileId::default() }
-    }
-
-    /// Opens `path` for reading; only regular files are accepted (no directories, devices,
-    /// FIFOs, sockets).
-    pub fn open(path: &Path) -> Result<Source> {
-        let file = File::open(path).map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        let meta = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?;
-        if !meta.is_file() {
-            return Err(Error::io(
-                format!("{} is not a regular file", path.display()),
-                std::io::Error::new(std::io::ErrorKind::PermissionDenied, "not a regular file"),
-            ));
-        }
-        Ok(Source::from_meta(file, &meta))
-    }
-
-    /// Plan info with the source facts filled in.
-    pub fn info(&self, content_type: &'static str) -> PlanInfo {
-        PlanInfo { content_type, modified: self.modified, source_len: self.len, ..PlanInfo::default() }
-    }
-}
+pub use crate::source::{FileId, Source, Version};
 
 /// Turns (file, request) into a plan. The file's kind comes from its extension.
 pub fn open(path: &Path, req: &Request) -> Result<Plan> {
@@ -173,13 +111,13 @@ pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<P
         // Nothing to seek: the file as it is (byte-exact, cacheable, no moov work).
         Kind::Mp4 if !rewrites(req) => {
             let info = src.info(kind.content_type(path));
-            Plan::whole_file(src.file, src.len, info)
+            Plan::whole_file(src, info)
         }
         Kind::Mp4 => crate::mp4::plan(src, req, kind.content_type(path)),
         Kind::Flv => crate::flv::plan(src, req, kind.content_type(path)),
         Kind::Image(t) => {
             let info = src.info(t);
-            Plan::whole_file(src.file, src.len, info)
+            Plan::whole_file(src, info)
         }
     }
 }
@@ -206,7 +144,7 @@ pub struct MovieCache {
 }
 
 /// The identity of one version of a file as the cache knows it.
-type MovieKey = (FileId, u64, Option<std::time::SystemTime>);
+type MovieKey = (Version, u64, Option<std::time::SystemTime>);
 
 struct CacheEntry {
     /// The file's identity, length and modification time when the movie was opened.
@@ -256,7 +194,7 @@ impl MovieCache {
         if !seeks_mp4 {
             return plan_for(kind, path, src, req);
         }
-        let key = (src.id, src.len, src.modified);
+        let key = (src.version.clone(), src.len, src.modified);
         // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
         // type their answers carry.
         let content_type = kind.content_type(path);
@@ -286,7 +224,7 @@ impl MovieCache {
                 let mut m = crate::mp4::Movie::open_read(src, max_moov)?;
                 m.build_indexes()?;
                 self.sweep();
-                self.insert(key, path, Arc::new(m))
+                self.insert(key.clone(), path, Arc::new(m))
             }
         };
         let plan = movie.plan(req, content_type)?;
@@ -326,10 +264,10 @@ impl MovieCache {
     /// outside the lock; a movie dropped while a viewer still streams it is closed when that
     /// stream ends.
     pub fn sweep(&self) {
-        let held: Vec<(MovieKey, std::path::PathBuf, Arc<File>)> =
-            self.lock().iter().map(|e| (e.key, e.path.clone(), e.movie.src.file.clone())).collect();
+        let held: Vec<(MovieKey, std::path::PathBuf, Source)> =
+            self.lock().iter().map(|e| (e.key.clone(), e.path.clone(), e.movie.src.clone())).collect();
         let stale: Vec<MovieKey> =
-            held.into_iter().filter(|(key, path, file)| !still_current(key.0, path, file)).map(|(k, ..)| k).collect();
+            held.into_iter().filter(|(key, path, src)| !still_current(&key.0, path, src)).map(|(k, ..)| k).collect();
         if stale.is_empty() {
             return;
         }
@@ -352,9 +290,11 @@ fn take_where(entries: &mut Vec<CacheEntry>, pred: impl Fn(&CacheEntry) -> bool)
     out
 }
 
-/// Whether the file held open as `file`, known as `id`, still has a link and is still what
-/// `path` names.
-fn still_current(id: FileId, path: &Path, file: &File) -> bool {
+/// Whether the file held open by `src`, known as `version`, still has a link and is still
+/// what `path` names. A source without a local file is current (its store says otherwise).
+fn still_current(version: &Version, path: &Path, src: &Source) -> bool {
+    let (Version::Local(id), Some(file)) = (version, src.as_local_file()) else { return true };
+    let id = *id;
     match rustix::fs::fstat(file) {
         Ok(st) if st.st_nlink > 0 => {}
         _ => return false,

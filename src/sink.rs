@@ -8,10 +8,10 @@
 //! callers (stop on `WouldBlock`, resume later) alike. This module never decides what to send.
 
 use crate::plan::{Piece, Plan};
+use crate::source::Source;
 use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::FileExt;
 
 /// Where a stream is in its output range.
 #[derive(Clone, Debug)]
@@ -109,17 +109,18 @@ pub fn write_step(
             }
             rustix::io::write(out, &scratch[..got])? as u64
         }
-        Piece::File { offset, .. } => {
+        Piece::Source { offset, .. } => {
             let src_off = offset + at;
-            copy_file_bytes(plan.source(), src_off, want, out, scratch, method)?
+            copy_source_bytes(plan.source(), src_off, want, out, scratch, method)?
         }
     };
     cur.pos += n;
     Ok(n)
 }
 
-fn copy_file_bytes(
-    src: &std::fs::File,
+/// Copies source bytes to `out`: in the kernel from a local file, else read into `scratch`.
+fn copy_source_bytes(
+    src: &Source,
     src_off: u64,
     want: u64,
     out: BorrowedFd<'_>,
@@ -128,24 +129,20 @@ fn copy_file_bytes(
 ) -> io::Result<u64> {
     // Kernel copies move at most about 2 GiB per call.
     let chunk = want.min(1 << 30) as usize;
+    let Some(file) = src.as_local_file() else {
+        return read_write(src, src_off, chunk, out, scratch);
+    };
     loop {
         let res = match *method {
             CopyMethod::CopyFileRange => {
                 let mut off = src_off;
-                rustix::fs::copy_file_range(src.as_fd(), Some(&mut off), out, None, chunk)
+                rustix::fs::copy_file_range(file.as_fd(), Some(&mut off), out, None, chunk)
             }
             CopyMethod::Sendfile => {
                 let mut off = src_off;
-                rustix::fs::sendfile(out, src.as_fd(), Some(&mut off), chunk)
+                rustix::fs::sendfile(out, file.as_fd(), Some(&mut off), chunk)
             }
-            CopyMethod::ReadWrite => {
-                let take = chunk.min(scratch.len());
-                let got = src.read_at(&mut scratch[..take], src_off)?;
-                if got == 0 {
-                    return Err(eof());
-                }
-                return Ok(rustix::io::write(out, &scratch[..got])? as u64);
-            }
+            CopyMethod::ReadWrite => return read_write(src, src_off, chunk, out, scratch),
         };
         match res {
             Ok(0) => {
@@ -171,6 +168,16 @@ fn copy_file_bytes(
     }
 }
 
+/// One `read_at` of the source into `scratch`, then one write.
+fn read_write(src: &Source, src_off: u64, chunk: usize, out: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<u64> {
+    let take = chunk.min(scratch.len());
+    let got = src.read_at(&mut scratch[..take], src_off)?;
+    if got == 0 {
+        return Err(eof());
+    }
+    Ok(rustix::io::write(out, &scratch[..got])? as u64)
+}
+
 fn eof() -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
@@ -185,22 +192,13 @@ pub fn is_source_fault(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::UnexpectedEof
 }
 
-/// Fails when the plan's source file is no longer the one the plan was made from: shorter
-/// than its length then, or modified since (a `cp` over it keeps the inode but rewrites the
-/// bytes). One `fstat` per step; skipped for plans without a recorded modification time.
+/// Fails when the plan's source is no longer the one the plan was made from: shorter than
+/// its length then, or modified since (a `cp` over it keeps the inode but rewrites the
+/// bytes). One `fstat` per step for a local file; skipped for plans without a recorded
+/// modification time.
 fn check_source(plan: &Plan) -> io::Result<()> {
     let Some(modified) = plan.info.modified else { return Ok(()) };
-    let st = rustix::fs::fstat(plan.source())?;
-    let then = modified.duration_since(std::time::UNIX_EPOCH).ok();
-    let now = (u64::try_from(st.st_mtime).ok(), u32::try_from(st.st_mtime_nsec).ok());
-    let same_time = then.is_some_and(|t| (Some(t.as_secs()), Some(t.subsec_nanos())) == now);
-    if (st.st_size as u64) < plan.info.source_len || (then.is_some() && !same_time) {
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the source file was truncated or overwritten while being sent",
-        ));
-    }
-    Ok(())
+    plan.source().check_unchanged(plan.info.source_len, modified)
 }
 
 /// Sends output bytes `range` of `plan` to a blocking descriptor, calling `progress` with the
@@ -251,7 +249,7 @@ pub fn read_range(plan: &Plan, range: Range<u64>) -> io::Result<Vec<u8>> {
                     done += got;
                 }
             }
-            Piece::File { offset, .. } => {
+            Piece::Source { offset, .. } => {
                 plan.source().read_exact_at(&mut out[start..], offset + seg.from)?;
             }
         }
@@ -266,10 +264,10 @@ mod tests {
     use std::io::{Read, Seek, Write};
     use std::sync::Arc;
 
-    fn source() -> Arc<std::fs::File> {
+    fn source() -> Source {
         let mut f = tempfile();
         f.write_all(b"0123456789abcdefghij").unwrap();
-        Arc::new(f)
+        Source::nameless(Arc::new(f), 20)
     }
 
     fn tempfile() -> std::fs::File {
@@ -281,12 +279,28 @@ mod tests {
     }
 
     fn plan() -> Plan {
+        plan_over(source())
+    }
+
+    fn plan_over(source: Source) -> Plan {
         let pieces = vec![
             Piece::Synth(Arc::new(Bytes(b"HEAD".to_vec()))),
-            Piece::File { offset: 10, len: 5 },
-            Piece::File { offset: 0, len: 3 },
+            Piece::Source { offset: 10, len: 5 },
+            Piece::Source { offset: 0, len: 3 },
         ];
-        Plan::new(source(), pieces, PlanInfo::default()).unwrap()
+        Plan::new(source, pieces, PlanInfo::default()).unwrap()
+    }
+
+    #[test]
+    fn source_without_descriptor_is_read_into_scratch() {
+        let p = plan_over(Source::in_memory(b"0123456789abcdefghij".to_vec()));
+        assert!(p.source().as_local_file().is_none());
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        send_all(&p, w.as_fd()).unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        std::fs::File::from(r).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"HEADabcde012");
     }
 
     #[test]
@@ -316,7 +330,7 @@ mod tests {
 
     #[test]
     fn short_source_is_an_error_not_a_hang() {
-        let pieces = vec![Piece::File { offset: 15, len: 50 }];
+        let pieces = vec![Piece::Source { offset: 15, len: 50 }];
         let p = Plan::new(source(), pieces, PlanInfo::default()).unwrap();
         let out = tempfile();
         let err = send_all(&p, out.as_fd()).unwrap_err();

@@ -37,7 +37,7 @@ fn round3(x: f64) -> f64 {
 /// error) and files with more keyframes than the index can hold. `progress` gets the byte
 /// offset reached by the walk.
 pub fn build(src: Source, progress: impl FnMut(u64)) -> Result<Indexed> {
-    let file = Arc::clone(&src.file);
+    let file = src.clone();
     let mut reader = Reader::new(&file, src.len);
     let s = scan(&mut reader, progress)?;
     if let Some(e) = s.fault {
@@ -85,15 +85,15 @@ pub fn build(src: Source, progress: impl FnMut(u64)) -> Result<Indexed> {
     let mut pieces = vec![Piece::Synth(Arc::new(Bytes(synth)))];
     let mut at = first_tag;
     for &(a, b) in &skipped {
-        pieces.push(Piece::File { offset: at, len: a - at });
+        pieces.push(Piece::Source { offset: at, len: a - at });
         at = b;
     }
-    pieces.push(Piece::File { offset: at, len: s.end - at });
+    pieces.push(Piece::Source { offset: at, len: s.end - at });
 
     let mut info = src.info("video/x-flv");
     info.duration = Some(s.duration());
     info.header_len = head_len;
-    let plan = Plan::new(src.file, pieces, info)?;
+    let plan = Plan::new(src, pieces, info)?;
     Ok(Indexed { plan, keyframes: s.keyframes.len(), duration: round3(s.duration()), metadata: meta })
 }
 
@@ -207,7 +207,7 @@ pub struct Check {
 /// time of the stream. Indexes that also list the AVC configuration or end-of-sequence tags
 /// (flagged as keyframes) or duplicate timestamps, as yamdi's and flvmeta's do, are accepted.
 pub fn check(src: &Source) -> Result<Check> {
-    let mut reader = Reader::new(&src.file, src.len);
+    let mut reader = Reader::new(src, src.len);
     let s = scan(&mut reader, |_| {})?;
     if let Some(e) = s.fault {
         return Err(e);
@@ -291,7 +291,7 @@ mod tests {
     use crate::sink::read_range;
 
     fn source(bytes: &[u8]) -> Source {
-        Source::nameless(Arc::new(file_with(bytes)), bytes.len() as u64)
+        file_with(bytes)
     }
 
     fn with_old_metadata() -> Vec<u8> {

@@ -95,7 +95,7 @@ pub fn inspect(src: &Source) -> Result<Report> {
 
 /// [`inspect`], and with `list` every picture keyframe's time and tag offset.
 pub fn inspect_with(src: &Source, list: bool) -> Result<Report> {
-    let mut reader = Reader::new(&src.file, src.len);
+    let mut reader = Reader::new(src, src.len);
     let s = scan(&mut reader, |_| {})?;
     let mut r = report(&s);
     if list {
@@ -289,18 +289,17 @@ impl Report {
 mod tests {
     use super::super::tags::tests::{file_with, tiny};
     use super::*;
-    use std::sync::Arc;
 
     #[test]
     fn reports_tiny_and_truncated() {
         let bytes = tiny();
-        let src = Source::nameless(Arc::new(file_with(&bytes)), bytes.len() as u64);
+        let src = file_with(&bytes);
         let r = inspect(&src).unwrap();
         assert_eq!(r.tags.total, 4);
         assert_eq!(r.keyframes.count, 1);
         assert!(r.render().contains("H.264/AVC"));
         assert!(serde_json::to_string(&r).unwrap().contains("\"video\""));
-        let src = Source::nameless(Arc::new(file_with(&bytes[..60])), 60);
+        let src = file_with(&bytes[..60]);
         let r = inspect(&src).unwrap();
         assert_eq!(r.fault_offset, Some(58));
         assert!(r.render().contains("FAULT"));

@@ -244,9 +244,9 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
     if req.is_whole() {
         let mut info = src.info(content_type);
         info.duration = whole_duration(&src);
-        return Plan::whole_file(src.file, src.len, info);
+        return Plan::whole_file(src, info);
     }
-    let file = Arc::clone(&src.file);
+    let file = src.clone();
     let mut reader = Reader::new(&file, src.len);
     let head = read_head(&mut reader)?;
     let first_tag = head.header.first_tag();
@@ -345,16 +345,16 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
     let mut pieces = vec![Piece::Synth(Arc::new(Bytes(synth)))];
     for cfg in [start.video_config, start.audio_config].into_iter().flatten() {
         if cfg.offset < start.offset {
-            pieces.push(Piece::File { offset: cfg.offset, len: cfg.total_len() });
+            pieces.push(Piece::Source { offset: cfg.offset, len: cfg.total_len() });
         }
     }
     let header_len = pieces.iter().map(Piece::len).sum();
-    pieces.push(Piece::File { offset: start.offset, len: end_offset.saturating_sub(start.offset) });
+    pieces.push(Piece::Source { offset: start.offset, len: end_offset.saturating_sub(start.offset) });
 
     let mut info = src.info(content_type);
     info.duration = duration;
     info.header_len = header_len;
-    Plan::new(src.file, pieces, info)
+    Plan::new(src, pieces, info)
 }
 
 /// Largest first-tag `onMetaData` read for the duration of a whole file.
@@ -363,7 +363,7 @@ const MAX_WHOLE_METADATA: u32 = 1 << 20;
 /// Best-effort duration of a whole file (for pacing): the first tag's `onMetaData`
 /// duration, else the last tag's timestamp. Never fails: a whole file is sent as it is.
 fn whole_duration(src: &Source) -> Option<f64> {
-    let mut reader = Reader::new(&src.file, src.len);
+    let mut reader = Reader::new(src, src.len);
     let first_tag = reader.header().ok()?.first_tag();
     let from_meta = reader
         .tag_at(first_tag)
@@ -432,7 +432,7 @@ mod tests {
     use crate::sink::read_range;
 
     fn source(bytes: &[u8]) -> Source {
-        Source::nameless(Arc::new(file_with(bytes)), bytes.len() as u64)
+        file_with(bytes)
     }
 
     fn req(start: Option<Position>, end: Option<Position>) -> Request {
@@ -456,7 +456,7 @@ mod tests {
         let plan = plan(source(&bytes), &req(Some(Position::Seconds(1.5)), None), "video/x-flv").unwrap();
         let p = plan.pieces();
         assert_eq!(p.len(), 3, "{p:?}");
-        assert!(matches!(p[1], Piece::File { offset: 13, len: 22 }));
+        assert!(matches!(p[1], Piece::Source { offset: 13, len: 22 }));
         let out = read_range(&plan, 0..plan.len()).unwrap();
         assert_eq!(&out[..3], b"FLV");
         // The output walks cleanly and starts its media at the 1000 ms keyframe.
@@ -475,7 +475,7 @@ mod tests {
         let bytes = gops();
         let plan = plan(source(&bytes), &req(Some(Position::Seconds(1.0)), Some(Position::Seconds(2.0))), "v").unwrap();
         let last = plan.pieces().last().unwrap();
-        assert!(matches!(last, Piece::File { offset: 98, len: 60 }), "{last:?}");
+        assert!(matches!(last, Piece::Source { offset: 98, len: 60 }), "{last:?}");
         assert_eq!(plan.info.duration, Some(1.0));
     }
 
@@ -505,7 +505,7 @@ mod tests {
     fn index_is_used_only_when_it_matches_the_tags() {
         let start_ts = |bytes: &[u8], t: f64| {
             let plan = plan(source(bytes), &req(Some(Position::Seconds(t)), None), "v").unwrap();
-            let Piece::File { offset, .. } = plan.pieces().last().unwrap() else { panic!() };
+            let Piece::Source { offset, .. } = plan.pieces().last().unwrap() else { panic!() };
             let f = file_with(bytes);
             Reader::new(&f, bytes.len() as u64).tag_at(*offset).unwrap().unwrap().timestamp
         };
@@ -527,7 +527,9 @@ mod tests {
         let f = file_with(&out);
         for (t, want) in [(2.5, 2000), (2.08, 2000), (0.01, 0), (1.2, 1000)] {
             let plan = plan(source(&out), &req(Some(Position::Seconds(t)), None), "v").unwrap();
-            let Piece::File { offset, .. } = plan.pieces().last().unwrap() else { panic!("{t}: {:?}", plan.pieces()) };
+            let Piece::Source { offset, .. } = plan.pieces().last().unwrap() else {
+                panic!("{t}: {:?}", plan.pieces())
+            };
             let tag = Reader::new(&f, out.len() as u64).tag_at(*offset).unwrap().unwrap();
             assert_eq!(tag.timestamp, want, "{t}");
             assert!(can_start(&tag, true), "{t}");
@@ -555,7 +557,7 @@ mod tests {
         let bytes = gops();
         // Offset 58 is the audio tag after the first keyframe: next keyframe is at 98.
         let plan = plan(source(&bytes), &req(Some(Position::Byte(58)), None), "v").unwrap();
-        assert!(matches!(plan.pieces().last().unwrap(), Piece::File { offset: 98, .. }));
+        assert!(matches!(plan.pieces().last().unwrap(), Piece::Source { offset: 98, .. }));
     }
 
     #[test]

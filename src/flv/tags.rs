@@ -7,9 +7,8 @@
 //! Layout: `FLV` version flags(audio 4, video 1) header-size(4) · PreviousTagSize0(4) · then
 //! tags: type(1) size(3) timestamp(3) timestamp-ext(1) stream-id(3) data(size) · PreviousTagSize(4).
 
+use crate::source::Source;
 use crate::{Error, Result};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 /// Length of the FLV file header.
 pub const HEADER_LEN: u64 = 9;
@@ -133,7 +132,7 @@ impl Tag {
 
 /// Buffered positional reads over a file of known length.
 pub struct Reader<'a> {
-    file: &'a File,
+    file: &'a Source,
     len: u64,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
@@ -142,7 +141,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader over the first `len` bytes of `file`.
-    pub fn new(file: &'a File, len: u64) -> Self {
+    pub fn new(file: &'a Source, len: u64) -> Self {
         Reader { file, len, buf: Vec::new(), base: 0 }
     }
 
@@ -428,8 +427,8 @@ pub(crate) mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A temporary file holding `bytes` (deleted on drop of the path owner: unlinked now).
-    pub(crate) fn file_with(bytes: &[u8]) -> File {
+    /// A source over a temporary file holding `bytes` (unlinked now, gone when dropped).
+    pub(crate) fn file_with(bytes: &[u8]) -> Source {
         let path = std::env::temp_dir().join(format!(
             "loomiere-flv-{}-{:?}-{}",
             std::process::id(),
@@ -439,7 +438,7 @@ pub(crate) mod tests {
         let mut f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
         f.write_all(bytes).unwrap();
         std::fs::remove_file(&path).unwrap();
-        f
+        Source::nameless(std::sync::Arc::new(f), bytes.len() as u64)
     }
 
     /// A tiny FLV: header, an AVC config, a keyframe, an audio frame.

@@ -214,8 +214,8 @@ pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'s
     info.duration = Some(movie_duration as f64 / f64::from(mts));
     let mut pieces = Vec::with_capacity(1 + ranges.len());
     pieces.push(Piece::Synth(Arc::new(Bytes(head))));
-    pieces.extend(ranges.into_iter().map(|(offset, len)| Piece::File { offset, len }));
-    Plan::new(movie.src.file.clone(), pieces, info)
+    pieces.extend(ranges.into_iter().map(|(offset, len)| Piece::Source { offset, len }));
+    Plan::new(movie.src.clone(), pieces, info)
 }
 
 /// The new moov: the source's with durations patched, new edit lists, rebuilt sample tables

@@ -18,7 +18,6 @@ use crate::mp4::track::Edit;
 use crate::mp4::Movie;
 use crate::{Error, Result};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 
 /// The most `moof` bytes kept per file (a 2-hour film in 2 s fragments has about 10 MB).
 pub const MAX_MOOF_BYTES: usize = 256 << 20;
@@ -199,7 +198,7 @@ pub struct Gathered {
 /// `moof` without its `mdat`, is left out and its offset kept in `cut_short_at`. A fault
 /// anywhere before is an error.
 pub fn gather(src: &Source) -> Result<Gathered> {
-    let (mut top, fault) = walk_top(&src.file, src.len, true);
+    let (mut top, fault) = walk_top(src, src.len, true);
     let mut g = Gathered::default();
     let last = |kind: &[u8; 4], boxes: &[BoxHeader]| boxes.iter().rposition(|b| &b.kind == kind);
     if let Some(e) = fault {
@@ -242,8 +241,7 @@ pub fn gather(src: &Source) -> Result<Gathered> {
         check_moof_size(h, g.bytes.len())?;
         let from = g.bytes.len();
         g.bytes.resize(from + h.size as usize, 0);
-        src.file
-            .read_exact_at(&mut g.bytes[from..], h.offset)
+        src.read_exact_at(&mut g.bytes[from..], h.offset)
             .map_err(|e| Error::io(format!("cannot read 'moof' at offset {}", h.offset), e))?;
         g.pairs.push((*h, mdat));
     }
@@ -257,7 +255,7 @@ fn runs_past_end(src: &Source, at: u64) -> bool {
     let left = src.len.saturating_sub(at);
     let mut b = [0u8; 16];
     let n = left.min(16) as usize;
-    if src.file.read_exact_at(&mut b[..n], at).is_err() {
+    if src.read_exact_at(&mut b[..n], at).is_err() {
         return false;
     }
     let b = &b[..n];
@@ -455,7 +453,7 @@ fn read_sidx(src: &Source, h: &BoxHeader, top: &[BoxHeader]) -> Option<SidxSumma
     use crate::mp4::boxes::ReadBe;
     let len = usize::try_from(h.body_len()).ok().filter(|&l| l <= 64 << 10)?;
     let mut b = vec![0u8; len];
-    src.file.read_exact_at(&mut b, h.body_start()).ok()?;
+    src.read_exact_at(&mut b, h.body_start()).ok()?;
     let v = b.u8_at(0)?;
     let timescale = b.u32_at(8)?;
     let (first_offset, at) = if v == 0 { (u64::from(b.u32_at(16)?), 20) } else { (b.u64_at(20)?, 28) };
@@ -481,7 +479,7 @@ fn read_mfra(src: &Source, h: &BoxHeader, top: &[BoxHeader]) -> Option<MfraSumma
     use crate::mp4::boxes::ReadBe;
     let len = usize::try_from(h.size).ok().filter(|&l| l <= 16 << 20)?;
     let mut b = vec![0u8; len];
-    src.file.read_exact_at(&mut b, h.offset).ok()?;
+    src.read_exact_at(&mut b, h.offset).ok()?;
     let root = BoxHeader { offset: 0, ..*h };
     let mut s = MfraSummary { offset: h.offset, entries: 0, agrees: true };
     for c in children(&b, root.body_start(), root.end()) {
@@ -605,7 +603,7 @@ mod tests {
             .pieces()
             .iter()
             .filter_map(|p| match p {
-                crate::plan::Piece::File { offset, len } => Some((*offset, *len)),
+                crate::plan::Piece::Source { offset, len } => Some((*offset, *len)),
                 _ => None,
             })
             .collect();

@@ -195,7 +195,7 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
         if f.mdat.end() > movie.src.len {
             return Err(Error::corrupt(f.mdat.offset, "'mdat' runs past the end of the file"));
         }
-        pieces.push(Piece::File { offset: f.moof.end(), len: tail });
+        pieces.push(Piece::Source { offset: f.moof.end(), len: tail });
         at = at
             .checked_add(f.moof.size)
             .and_then(|a| a.checked_add(tail))
@@ -204,7 +204,7 @@ pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_ty
     let mut info = movie.src.info(content_type);
     info.header_len = header_len;
     info.duration = Some(movie_duration as f64 / f64::from(mts));
-    Plan::new(movie.src.file.clone(), pieces, info)
+    Plan::new(movie.src.clone(), pieces, info)
 }
 
 /// What [`trim`] keeps of a track fragment.

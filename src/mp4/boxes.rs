@@ -3,9 +3,8 @@
 //! boxes inside `moov` are walked over the `moov` bytes. Every size is checked against its parent's end before anything is read: a
 //! box that claims to run past its parent or the file is an error naming its offset.
 
+use crate::source::Source;
 use crate::{Error, Result};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 /// A box's four-character type.
 pub type FourCc = [u8; 4];
@@ -132,7 +131,7 @@ pub fn find(buf: &[u8], start: u64, end: u64, kind: &FourCc) -> Result<Option<Bo
 }
 
 /// Reads the top-level box header at file offset `at`, for a file of length `file_len`.
-pub fn read_top(file: &File, at: u64, file_len: u64) -> Result<BoxHeader> {
+pub fn read_top(file: &Source, at: u64, file_len: u64) -> Result<BoxHeader> {
     let mut b = [0u8; 16];
     let want = (file_len.saturating_sub(at)).min(16) as usize;
     file.read_exact_at(&mut b[..want], at)
@@ -165,7 +164,7 @@ pub const HEAD_BYTES: usize = 4096;
 
 /// The first [`HEAD_BYTES`] of a file (fewer if it is shorter or a read fails: the walk then
 /// reads those box headers one by one, and reports any error at the right offset).
-pub fn read_head(file: &File, file_len: u64) -> Vec<u8> {
+pub fn read_head(file: &Source, file_len: u64) -> Vec<u8> {
     let want = usize::try_from(file_len).unwrap_or(usize::MAX).min(HEAD_BYTES);
     let mut head = vec![0u8; want];
     let mut got = 0;
@@ -183,13 +182,13 @@ pub fn read_head(file: &File, file_len: u64) -> Vec<u8> {
 
 /// Walks the top-level boxes of a file. Stops early once `moov` and `mdat` are both known and
 /// fragmentation has been ruled out by the box after them, unless `all` is set (inspect).
-pub fn walk_top(file: &File, file_len: u64, all: bool) -> (TopLevel, Option<Error>) {
+pub fn walk_top(file: &Source, file_len: u64, all: bool) -> (TopLevel, Option<Error>) {
     walk_top_in(file, file_len, all, &read_head(file, file_len))
 }
 
 /// [`walk_top`] with the file's first bytes already read (`head`, from [`read_head`]): box
 /// headers inside it are decoded from it, the others read with one `pread` each.
-pub fn walk_top_in(file: &File, file_len: u64, all: bool, head: &[u8]) -> (TopLevel, Option<Error>) {
+pub fn walk_top_in(file: &Source, file_len: u64, all: bool, head: &[u8]) -> (TopLevel, Option<Error>) {
     let mut top = TopLevel::default();
     let mut at = 0u64;
     while at < file_len {
@@ -307,8 +306,8 @@ mod tests {
         file.extend_from_slice(&[0, 0, 0, 9, b'f']);
         let path = std::env::temp_dir().join(format!("loomiere-boxes-{}", std::process::id()));
         std::fs::write(&path, &file).unwrap();
-        let f = File::open(&path).unwrap();
         let len = file.len() as u64;
+        let f = Source::nameless(std::sync::Arc::new(std::fs::File::open(&path).unwrap()), len);
         let head = read_head(&f, len);
         assert_eq!(head.len(), HEAD_BYTES);
         let (a, ea) = walk_top_in(&f, len, true, &head);

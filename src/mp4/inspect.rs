@@ -15,7 +15,6 @@ use super::Movie;
 use crate::media::Source;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
-use std::os::unix::fs::FileExt;
 
 /// One box of the tree.
 #[derive(Clone, Debug, Serialize)]
@@ -147,7 +146,7 @@ pub fn inspect(src: Source) -> Report {
 /// Inspects an MP4 source with `options`.
 pub fn inspect_with(src: Source, options: Options) -> Report {
     let mut report = Report { file_size: src.len, ..Report::default() };
-    let (top, fault) = walk_top(&src.file, src.len, true);
+    let (top, fault) = walk_top(&src, src.len, true);
     report.brands = top.ftyp.and_then(|f| brands(&src, &f));
     if let Some(m) = top.moov {
         let position = match top.mdat {
@@ -218,7 +217,7 @@ pub fn inspect_with(src: Source, options: Options) -> Report {
 fn brands(src: &Source, ftyp: &BoxHeader) -> Option<Brands> {
     let len = usize::try_from(ftyp.body_len()).ok().filter(|&l| (8..=64 << 10).contains(&l))?;
     let mut body = vec![0u8; len];
-    src.file.read_exact_at(&mut body, ftyp.body_start()).ok()?;
+    src.read_exact_at(&mut body, ftyp.body_start()).ok()?;
     let code = |b: &[u8]| fourcc_name(&[b[0], b[1], b[2], b[3]]);
     Some(Brands {
         major: code(&body[0..4]),

@@ -28,7 +28,6 @@ use crate::{Error, Result};
 use boxes::{children, BoxHeader, TopLevel};
 use rewrite::TrackPlan;
 use std::ops::Deref;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use track::Track;
 
@@ -117,8 +116,8 @@ impl Movie {
     }
 
     fn open_with(src: Source, map: bool, max_moov: u64) -> Result<Movie> {
-        let head = boxes::read_head(&src.file, src.len);
-        let (top, fault) = boxes::walk_top_in(&src.file, src.len, false, &head);
+        let head = boxes::read_head(&src, src.len);
+        let (top, fault) = boxes::walk_top_in(&src, src.len, false, &head);
         let Some(moov) = top.moov else {
             return Err(fault.unwrap_or_else(|| {
                 Error::corrupt(src.len, "no 'moov' box: not an MP4 file, or its index was never written")
@@ -144,7 +143,7 @@ impl Movie {
                 return Ok(bytes.to_vec());
             }
             let mut v = vec![0u8; h.size as usize];
-            src.file.read_exact_at(&mut v, h.offset).map_err(|e| Error::io(what, e))?;
+            src.read_exact_at(&mut v, h.offset).map_err(|e| Error::io(what, e))?;
             Ok(v)
         };
         // Mapped even when small: a copy into fresh memory costs a page fault per 4 KiB,
@@ -157,11 +156,13 @@ impl Movie {
                 // through). A truncation while mapped raises SIGBUS on the next touch of a
                 // vanished page: only one-shot processes map, and they install
                 // `crate::fault::exit_on_sigbus` (a clean error exit); `serve` reads instead.
-                let mapped =
-                    unsafe { memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(&*src.file) };
+                // A source without a local file (a remote object) is read.
+                let mapped = src.as_local_file().map(|file| unsafe {
+                    memmap2::MmapOptions::new().offset(moov.offset).len(moov.size as usize).map(file)
+                });
                 match mapped {
-                    Ok(m) => MoovBytes::Mapped(m),
-                    Err(_) => MoovBytes::Owned(read(&moov, "cannot read moov")?),
+                    Some(Ok(m)) => MoovBytes::Mapped(m),
+                    _ => MoovBytes::Owned(read(&moov, "cannot read moov")?),
                 }
             }
         };
@@ -237,16 +238,17 @@ impl Movie {
     /// What identifies this movie's marks: the file and its moov.
     pub fn key(&self) -> marks::MovieKey {
         let moov = self.top.moov.unwrap_or(self.root);
+        let id = self.src.version.file_id();
         marks::MovieKey {
-            dev: self.src.id.dev,
-            ino: self.src.id.ino,
+            dev: id.dev,
+            ino: id.ino,
             len: self.src.len,
             mtime_ns: self
                 .src
                 .modified
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-            ctime_ns: self.src.id.ctime_ns,
+            ctime_ns: id.ctime_ns,
             moov_offset: moov.offset,
             moov_size: moov.size,
         }
@@ -413,8 +415,8 @@ impl Movie {
         let mut info = self.src.info(content_type);
         info.header_len = crate::plan::Synth::len(&synth);
         info.duration = Some(movie_duration as f64 / f64::from(mts));
-        let pieces = vec![Piece::Synth(Arc::new(synth)), Piece::File { offset: data_start, len: payload }];
-        Plan::new(self.src.file.clone(), pieces, info)
+        let pieces = vec![Piece::Synth(Arc::new(synth)), Piece::Source { offset: data_start, len: payload }];
+        Plan::new(self.src.clone(), pieces, info)
     }
 
     /// The source bytes that hold every kept sample: from the earliest first sample to the

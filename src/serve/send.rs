@@ -89,8 +89,9 @@ mod tests {
         let file = Arc::new(std::fs::File::open(&path).unwrap());
         std::fs::remove_file(&path).unwrap();
         let pieces =
-            vec![Piece::Synth(Arc::new(Bytes(b"HEADER".to_vec()))), Piece::File { offset: 0, len: len as u64 }];
-        Plan::new(file, pieces, PlanInfo { duration: Some(2.0), header_len: 6, ..PlanInfo::default() }).unwrap()
+            vec![Piece::Synth(Arc::new(Bytes(b"HEADER".to_vec()))), Piece::Source { offset: 0, len: len as u64 }];
+        let src = crate::source::Source::nameless(file, len as u64);
+        Plan::new(src, pieces, PlanInfo { duration: Some(2.0), header_len: 6, ..PlanInfo::default() }).unwrap()
     }
 
     /// Sends `plan` over loopback and returns (bytes received, seconds taken).

@@ -57,7 +57,7 @@ pub fn run(args: Args) -> Result<()> {
         for p in plan.pieces() {
             match p {
                 Piece::Synth(s) => println!("synthesised:  {} bytes", s.len()),
-                Piece::File { offset, len } => println!("file range:   {offset}..{} ({len} bytes)", offset + len),
+                Piece::Source { offset, len } => println!("file range:   {offset}..{} ({len} bytes)", offset + len),
             }
         }
         println!("total:        {} bytes", plan.len());
