@@ -40,8 +40,6 @@ pub const DEFAULT_PATH: &str = "/etc/loomiere/stream.conf";
 pub const ENV_VAR: &str = "LOOMIERE_CONFIG";
 /// A configuration file larger than this is refused (it is a few lines of TOML).
 const MAX_FILE_BYTES: u64 = 64 * 1024;
-/// Every extension loomiere can serve (see [`crate::Kind::of`]).
-pub const KNOWN_EXTENSIONS: &[&str] = &["mp4", "m4v", "m4a", "mov", "f4v", "flv", "jpg", "jpeg", "png", "gif", "bmp"];
 
 /// Why a configuration could not be had. Front ends answer 500 and log it.
 #[derive(Debug, thiserror::Error)]
@@ -244,15 +242,15 @@ impl Config {
             return Err(invalid(format!("document_root {} is not a directory", root.display())));
         }
         let extensions = match raw.extensions {
-            None => KNOWN_EXTENSIONS.iter().map(|s| s.to_string()).collect(),
+            None => crate::container::extensions().map(str::to_string).collect(),
             Some(list) => {
                 let mut out = Vec::new();
                 for e in list {
                     let e = e.trim_start_matches('.').to_ascii_lowercase();
-                    if !KNOWN_EXTENSIONS.contains(&e.as_str()) {
+                    if !crate::container::extensions().any(|k| k == e) {
                         return Err(invalid(format!(
                             "extension {e:?} is not one loomiere serves ({})",
-                            KNOWN_EXTENSIONS.join(" ")
+                            crate::container::extensions().collect::<Vec<_>>().join(" ")
                         )));
                     }
                     out.push(e);

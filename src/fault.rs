@@ -4,7 +4,7 @@
 //! SIGHUP). The handlers are async-signal-safe: they read a path published through atomics,
 //! call `write`, `unlink`, `sigaction`, `raise` and `_exit`, nothing else.
 //!
-//! `serve` reads its moovs with `pread` (see `mp4::Movie::open_read`), so no fault can reach
+//! `serve` reads its moovs with `pread` (see `mp4::Movie::open_for` with `resident`), so no fault can reach
 //! it; these handlers would kill every viewer's stream, so it never installs them.
 
 use std::ffi::c_int;

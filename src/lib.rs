@@ -11,6 +11,7 @@
 pub mod bench;
 pub mod cgi;
 pub mod config;
+pub mod container;
 pub mod demo;
 pub mod error;
 pub mod fault;
@@ -27,8 +28,8 @@ pub mod sink;
 pub mod source;
 pub mod throttle;
 
+pub use container::{Container, Kind};
 pub use error::{Error, Result};
-pub use media::Kind;
 pub use plan::{Piece, Plan, PlanInfo, Synth};
 pub use request::{BareUnit, Position, Request};
 pub use source::Source;

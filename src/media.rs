@@ -1,129 +1,46 @@
-//! The engine's front door: (file, request) → plan. Opens the file, refuses what is not a
-//! regular file, picks the container by extension and hands over to `mp4` or
-//! `flv`; images and unseeked files become a whole-file plan. Front ends call only this.
-//! Path confinement is not done here: callers pass a path they have already resolved.
+//! The engine's front door: (source, request, options) → plan, through the container the
+//! options name ([`plan`]), and the in-memory cache layer around it ([`MovieCache`]). Front
+//! ends call only this. Path confinement is not done here: callers pass a path they have
+//! already resolved.
 
 use crate::plan::Plan;
 use crate::request::Request;
-use crate::{Error, Result};
+use crate::Result;
 use std::path::Path;
 use std::sync::Arc;
 
-/// What a file is, by its extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// ISO base media: `.mp4 .m4v .m4a .mov .f4v`.
-    Mp4,
-    /// Flash video: `.flv`.
-    Flv,
-    /// A still image served as it is, with its MIME type.
-    Image(&'static str),
-}
-
-impl Kind {
-    /// The kind for a path's extension (case-insensitive), or `None` if loomiere does not
-    /// serve it.
-    pub fn of(path: &Path) -> Option<Kind> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        Some(match ext.as_str() {
-            "mp4" | "m4v" | "m4a" | "mov" | "f4v" => Kind::Mp4,
-            "flv" => Kind::Flv,
-            "jpg" | "jpeg" => Kind::Image("image/jpeg"),
-            "png" => Kind::Image("image/png"),
-            "gif" => Kind::Image("image/gif"),
-            "bmp" => Kind::Image("image/bmp"),
-            _ => return None,
-        })
-    }
-
-    /// MIME type of whole files of this kind.
-    pub fn content_type(self, path: &Path) -> &'static str {
-        match self {
-            Kind::Mp4 => match path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() {
-                Some("m4a") => "audio/mp4",
-                Some("mov") => "video/quicktime",
-                _ => "video/mp4",
-            },
-            Kind::Flv => "video/x-flv",
-            Kind::Image(t) => t,
-        }
-    }
-}
-
+pub use crate::container::{Kind, Options};
 pub use crate::source::{FileId, Source, Version};
 
-/// Turns (file, request) into a plan. The file's kind comes from its extension.
+/// The planning entry: (source, request, options) → plan. Opens the source with its
+/// container (`opts.kind`) and plans the request; a medium asked for as it is (an image, an
+/// MP4 without a seek) becomes a whole-source plan without being opened. Caches are layers
+/// around this ([`MovieCache`] in memory for `serve`; `opts.marks_dir` on disk for the CGI).
+pub fn plan(src: Source, req: &Request, opts: &Options) -> Result<Plan> {
+    if untouched(opts.kind, req) {
+        let info = src.info(opts.content_type);
+        return Plan::whole_file(src, info);
+    }
+    crate::container::open(src, opts)?.plan(req, opts)
+}
+
+/// [`plan`] for the file at `path`, with the default options of its extension.
 pub fn open(path: &Path, req: &Request) -> Result<Plan> {
-    let kind = kind_of(path)?;
-    let src = Source::open(path)?;
-    plan_for(kind, path, src, req)
+    let opts = Options::for_path(path)?;
+    plan(Source::open(path)?, req, &opts)
 }
 
-/// Like [`open`], for a process that plans once and then writes the whole prefix (`cut`): an
-/// MP4 seek forgets the moov's pages between phases and while the prefix is emitted, so the
-/// process's peak memory holds about one table's pages instead of every page of the moov it
-/// read (see `mp4::MoovBytes::forget_pages`). The CGI path does not use it: re-reading the
-/// pages costs about 0.2 ms on a 2-hour movie, and a CGI process exits right after.
-pub fn open_lean(path: &Path, req: &Request) -> Result<Plan> {
-    let kind = kind_of(path)?;
-    let src = Source::open(path)?;
+/// Whether `req` asks for the medium as it is: nothing to seek, byte-exact and cacheable.
+fn untouched(kind: Kind, req: &Request) -> bool {
     match kind {
-        Kind::Mp4 if rewrites(req) => crate::mp4::plan_lean(src, req, kind.content_type(path)),
-        _ => plan_for(kind, path, src, req),
-    }
-}
-
-/// Like [`plan_for`] for a server's one request (CGI, inetd): an MP4 whose moov is larger than
-/// `max_moov` is refused before the seek, and with `marks_dir` (`index_cache`) the movie's
-/// seek marks are kept there between processes (see `mp4::marks`).
-pub fn plan_limited(
-    kind: Kind,
-    path: &Path,
-    src: Source,
-    req: &Request,
-    max_moov: u64,
-    marks_dir: Option<&Path>,
-) -> Result<Plan> {
-    match kind {
-        Kind::Mp4 if rewrites(req) => crate::mp4::plan_limited(src, req, kind.content_type(path), max_moov, marks_dir),
-        _ => plan_for(kind, path, src, req),
-    }
-}
-
-/// Whether an MP4 request needs a rewritten moov (else the file is served as it is).
-fn rewrites(req: &Request) -> bool {
-    req.start.is_some() || req.end.is_some() || req.force_co64
-}
-
-/// The kind of `path` by its extension, or an error naming the extensions loomiere serves.
-fn kind_of(path: &Path) -> Result<Kind> {
-    Kind::of(path).ok_or_else(|| {
-        Error::Unsupported(format!(
-            "{}: unknown extension (loomiere serves mp4 m4v m4a mov f4v flv jpg png gif bmp)",
-            path.display()
-        ))
-    })
-}
-
-/// Like [`open`], for a source that is already open.
-pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
-    match kind {
-        // Nothing to seek: the file as it is (byte-exact, cacheable, no moov work).
-        Kind::Mp4 if !rewrites(req) => {
-            let info = src.info(kind.content_type(path));
-            Plan::whole_file(src, info)
-        }
-        Kind::Mp4 => crate::mp4::plan(src, req, kind.content_type(path)),
-        Kind::Flv => crate::flv::plan(src, req, kind.content_type(path)),
-        Kind::Image(t) => {
-            let info = src.info(t);
-            Plan::whole_file(src, info)
-        }
+        Kind::Image(_) => true,
+        Kind::Mp4 => !(req.start.is_some() || req.end.is_some() || req.force_co64),
+        Kind::Flv => false,
     }
 }
 
 /// Opened MP4 movies shared between requests, so that the viewers of one file share one copy
-/// of its `moov` (read once with `pread`, never mapped: see `mp4::Movie::open_read`), and of
+/// of its `moov` (read once with `pread`, never mapped: see `mp4::Movie::open_for` with `resident`), and of
 /// a fragmented MP4 its fragment index (`crate::fmp4`), instead of reading them each. A file is
 /// known by device, inode, status-change time, length and modification time: a replaced or
 /// modified file is opened afresh. Holds at most `capacity` movies, dropping the least recently
@@ -180,24 +97,26 @@ impl MovieCache {
         self.len() == 0
     }
 
-    /// Like [`open`], reusing the opened movie for MP4 seeks.
+    /// [`MovieCache::plan`] for the file at `path` with the default options of its extension.
     pub fn open(&self, path: &Path, req: &Request) -> Result<Plan> {
-        self.plan_for(kind_of(path)?, path, Source::open(path)?, req, u64::MAX)
+        let opts = Options::for_path(path)?;
+        self.plan(path, Source::open(path)?, req, &opts)
     }
 
-    /// Like [`plan_for`], reusing the opened movie for MP4 seeks: `src` (opened by the caller,
-    /// e.g. after path confinement) identifies the file; on a hit it is simply closed and the
-    /// cached movie's descriptor serves the plan.
-    /// A moov larger than `max_moov` is refused before any work that grows with it.
-    pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request, max_moov: u64) -> Result<Plan> {
-        let seeks_mp4 = kind == Kind::Mp4 && rewrites(req);
-        if !seeks_mp4 {
-            return plan_for(kind, path, src, req);
+    /// [`plan`] through the cache: MP4 seeks reuse the opened movie (resident: its moov read
+    /// into memory and its seek indexes built) and its recent plans. `src` (opened by the
+    /// caller, e.g. after path confinement) identifies the file; on a hit it is simply closed
+    /// and the cached movie's source serves the plan. A moov larger than `opts.max_moov` is
+    /// refused before any work that grows with it.
+    pub fn plan(&self, path: &Path, src: Source, req: &Request, opts: &Options) -> Result<Plan> {
+        if opts.kind != Kind::Mp4 || untouched(opts.kind, req) {
+            return plan(src, req, opts);
         }
+        let max_moov = opts.max_moov;
         let key = (src.version.clone(), src.len, src.modified);
         // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
         // type their answers carry.
-        let content_type = kind.content_type(path);
+        let content_type = opts.content_type;
         let (cached, replaced) = {
             let mut entries = self.lock();
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
@@ -221,8 +140,8 @@ impl MovieCache {
             Some(m) => m,
             None => {
                 // Read, not mapped: a file truncated while served must not fault the server.
-                let mut m = crate::mp4::Movie::open_read(src, max_moov)?;
-                m.build_indexes()?;
+                let resident = Options { resident: true, lean: false, marks_dir: None, ..opts.clone() };
+                let m = crate::mp4::Movie::open_for(src, &resident)?;
                 self.sweep();
                 self.insert(key.clone(), path, Arc::new(m))
             }

@@ -12,3 +12,30 @@ pub mod seek;
 pub mod tags;
 
 pub use seek::plan;
+
+use crate::container::{Container, Description, Options};
+use crate::plan::Plan;
+use crate::request::Request;
+use crate::source::Source;
+use crate::Result;
+
+/// An FLV medium as a [`Container`]: nothing is read at open; each plan walks what it needs.
+pub struct FlvFile {
+    pub src: Source,
+}
+
+impl Container for FlvFile {
+    fn source(&self) -> &Source {
+        &self.src
+    }
+
+    fn describe(&self) -> Result<Description> {
+        let header = tags::Reader::new(&self.src, self.src.len).header()?;
+        let tracks = usize::from(header.has_audio) + usize::from(header.has_video);
+        Ok(Description { duration: seek::whole_duration(&self.src), tracks })
+    }
+
+    fn plan(&self, req: &Request, opts: &Options) -> Result<Plan> {
+        seek::plan(self.src.clone(), req, opts.content_type)
+    }
+}

@@ -362,7 +362,7 @@ const MAX_WHOLE_METADATA: u32 = 1 << 20;
 
 /// Best-effort duration of a whole file (for pacing): the first tag's `onMetaData`
 /// duration, else the last tag's timestamp. Never fails: a whole file is sent as it is.
-fn whole_duration(src: &Source) -> Option<f64> {
+pub(crate) fn whole_duration(src: &Source) -> Option<f64> {
     let mut reader = Reader::new(src, src.len);
     let first_tag = reader.header().ok()?.first_tag();
     let from_meta = reader

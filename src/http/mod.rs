@@ -1,7 +1,7 @@
 //! The HTTP core shared by every front end (CGI, inetd, the tokio server): one pure,
 //! synchronous function, [`respond`], turns a request into a [`Response`] — status, headers
 //! and a body that is nothing, a short text, or a slice of a [`Plan`]. It opens the media
-//! file (through [`path::open`] and [`crate::media::plan_for`]) and nothing else: no socket,
+//! file (through [`path::open`] and [`crate::media::plan`]) and nothing else: no socket,
 //! no sleeping, so async callers may run it inline (or in `spawn_blocking` for huge `moov`s).
 //!
 //! Sub-modules: [`query`] (start/end/exact), [`range`] (`Range`), [`conditional`] (ETag,
@@ -20,7 +20,7 @@ pub mod wire;
 use crate::config::{Config, ConfigError};
 use crate::media::Kind;
 use crate::plan::Plan;
-use crate::request::{BareUnit, Position, Request};
+use crate::request::{Position, Request};
 use path::Target;
 use range::RangeAnswer;
 use std::ops::Range;
@@ -230,16 +230,14 @@ fn respond_inner(
         Ok(r) => r,
         Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
     };
+    let opts = crate::media::Options {
+        max_moov: cfg.max_moov_bytes,
+        marks_dir: cfg.index_cache.clone(),
+        ..crate::media::Options::for_kind(opened.kind, &opened.real)
+    };
     let planned = match cache {
-        Some(c) => c.plan_for(opened.kind, &opened.real, opened.source, &request, cfg.max_moov_bytes),
-        None => crate::media::plan_limited(
-            opened.kind,
-            &opened.real,
-            opened.source,
-            &request,
-            cfg.max_moov_bytes,
-            cfg.index_cache.as_deref(),
-        ),
+        Some(c) => c.plan(&opened.real, opened.source, &request, &opts),
+        None => crate::media::plan(opened.source, &request, &opts),
     };
     let plan = match planned {
         Ok(p) => p,
@@ -262,11 +260,7 @@ fn respond_inner(
 /// The engine request for a query: a bare `start`/`end` number is bytes for FLV, seconds
 /// otherwise; images ignore positions; an MP4 `end` not after `start` is ignored (nginx).
 pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
-    let unit = match kind {
-        Kind::Flv => BareUnit::Bytes,
-        Kind::Mp4 => BareUnit::Seconds,
-        Kind::Image(_) => return Ok(Request::default()),
-    };
+    let Some(unit) = kind.format().bare_unit else { return Ok(Request::default()) };
     let parse = |t: &Option<String>| t.as_deref().map(|t| Position::parse(t, unit)).transpose();
     let (start, mut end) = (parse(&q.start)?, parse(&q.end)?);
     // An MP4 `end` at or before `start` is ignored, as nginx's mp4 module does (a player's

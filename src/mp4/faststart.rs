@@ -1,12 +1,15 @@
 //! Faststart (`loomiere index FILE.mp4`): moves `moov` in front of the media data so a
 //! player can start before the whole file has arrived. It is the plan for `start=0` — the
 //! same rewrite as a seek, which shifts every chunk offset and promotes `stco` to `co64`
-//! when needed — written atomically. A file already in faststart order is left untouched.
-//! A fragmented MP4 is defragmented instead (`crate::fmp4::defrag`), atomically too.
+//! when needed — returned as a plan ([`index`]) that the caller writes atomically (like
+//! `flv::index`). A file already in faststart order is left untouched. A fragmented MP4 is
+//! defragmented instead (`crate::fmp4::defrag`).
 
 use super::Movie;
-use crate::media::Source;
+use crate::container::Options;
+use crate::plan::Plan;
 use crate::request::{Position, Request};
+use crate::source::Source;
 use crate::Result;
 use std::path::Path;
 
@@ -32,22 +35,37 @@ pub fn is_faststart(movie: &Movie) -> bool {
     }
 }
 
-/// Rewrites `input` with `moov` first, into `output` (or in place when `None`; see
-/// [`crate::output::write`] for the kinds of output).
-pub fn faststart(input: &Path, output: Option<&Path>, progress: impl FnMut(u64)) -> Result<Faststart> {
-    let movie = Movie::open(Source::open(input)?)?;
+/// The faststart rewrite of a movie: a plan to write, atomically, over the file or to another.
+pub struct Rewrite {
+    /// The output: the plan for `start=0` (or the defragmented movie).
+    pub plan: Plan,
+    /// The file is already in faststart order: written only to another file.
+    pub already_faststart: bool,
+    /// The source was fragmented and the plan defragments it.
+    pub defragmented: bool,
+}
+
+/// The faststart rewrite of `src` (see the module comment); `opts` are the opening options.
+pub fn index(src: Source, opts: &Options, _progress: &mut dyn FnMut(u64)) -> Result<Rewrite> {
+    let movie = Movie::open_for(src, opts)?;
     if movie.fragmented {
         use crate::fmp4::{defrag, index};
         let index = index::build(&movie.src, &movie)?;
         let plan = defrag::plan(&movie, &index, &defrag::whole(&index), "video/mp4")?;
-        let n = crate::output::write(&plan, output.unwrap_or(input), progress)?;
-        return Ok(Faststart::Defragmented(n));
-    }
-    if is_faststart(&movie) && output.is_none() {
-        return Ok(Faststart::AlreadyFaststart);
+        return Ok(Rewrite { plan, already_faststart: false, defragmented: true });
     }
     let req = Request { start: Some(Position::Seconds(0.0)), ..Request::default() };
     let plan = movie.plan(&req, "video/mp4")?;
-    let n = crate::output::write(&plan, output.unwrap_or(input), progress)?;
-    Ok(Faststart::Rewritten(n))
+    Ok(Rewrite { plan, already_faststart: is_faststart(&movie), defragmented: false })
+}
+
+/// Rewrites `input` with `moov` first, into `output` (or in place when `None`; see
+/// [`crate::output::write`] for the kinds of output).
+pub fn faststart(input: &Path, output: Option<&Path>, progress: impl FnMut(u64)) -> Result<Faststart> {
+    let rewrite = index(Source::open(input)?, &Options::default(), &mut |_| {})?;
+    if rewrite.already_faststart && output.is_none() {
+        return Ok(Faststart::AlreadyFaststart);
+    }
+    let n = crate::output::write(&rewrite.plan, output.unwrap_or(input), progress)?;
+    Ok(if rewrite.defragmented { Faststart::Defragmented(n) } else { Faststart::Rewritten(n) })
 }

@@ -21,9 +21,9 @@ pub mod track;
 #[cfg(test)]
 mod tests;
 
-use crate::media::Source;
 use crate::plan::{Piece, Plan};
 use crate::request::{Position, Request};
+use crate::source::Source;
 use crate::{Error, Result};
 use boxes::{children, BoxHeader, TopLevel};
 use rewrite::TrackPlan;
@@ -107,14 +107,6 @@ impl Movie {
         Movie::open_with(src, true, MAX_MOOV)
     }
 
-    /// Like [`Movie::open`], but the moov is read into memory with `pread`: a long-lived
-    /// process (`serve`'s movie cache, which shares the bytes between all viewers of the
-    /// movie) must never fault on a file truncated or overwritten while it is served. A moov
-    /// larger than `max_moov` is refused before it is read (see [`Movie::check_moov_size`]).
-    pub fn open_read(src: Source, max_moov: u64) -> Result<Movie> {
-        Movie::open_with(src, false, max_moov)
-    }
-
     fn open_with(src: Source, map: bool, max_moov: u64) -> Result<Movie> {
         let head = boxes::read_head(&src, src.len);
         let (top, fault) = boxes::walk_top_in(&src, src.len, false, &head);
@@ -130,9 +122,7 @@ impl Movie {
             )));
         }
         let root = BoxHeader { offset: 0, ..moov };
-        if !map {
-            Movie::check_size(&root, max_moov)?;
-        }
+        Movie::check_size(&root, max_moov)?;
         // Bytes already in `head`, or read with one pread.
         let in_head = |h: &BoxHeader| {
             let from = usize::try_from(h.offset).ok()?;
@@ -514,33 +504,33 @@ fn offsets_inside(kept: &[u8], width: usize, start: u64, end: u64) -> bool {
     }
 }
 
-/// The plan for `req` over an MP4 source.
-pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
-    Movie::open(src)?.plan(req, content_type)
-}
-
-/// Like [`plan`] for a server's request: a moov larger than `max_moov` is refused before any
-/// work that grows with it, and with `marks_dir` the movie's seek marks come from (or are
-/// stored into) that directory.
-pub fn plan_limited(
-    src: Source,
-    req: &Request,
-    content_type: &'static str,
-    max_moov: u64,
-    marks_dir: Option<&std::path::Path>,
-) -> Result<Plan> {
-    let mut movie = Movie::open(src)?;
-    movie.check_moov_size(max_moov)?;
-    if let Some(dir) = marks_dir {
-        movie.use_marks_in(dir)?;
+impl Movie {
+    /// Opens `src` as [`crate::container::open`] does: mapped for one-shot processes, read
+    /// and indexed for a resident movie (`opts.resident`), with seek marks from
+    /// `opts.marks_dir`. A moov larger than `opts.max_moov` is refused before it is read.
+    pub fn open_for(src: Source, opts: &crate::container::Options) -> Result<Movie> {
+        let mut movie = Movie::open_with(src, !opts.resident, opts.max_moov)?;
+        movie.transient = opts.lean;
+        if opts.resident {
+            movie.build_indexes()?;
+        } else if let Some(dir) = &opts.marks_dir {
+            movie.use_marks_in(dir)?;
+        }
+        Ok(movie)
     }
-    movie.plan(req, content_type)
 }
 
-/// Like [`plan`], forgetting the moov's pages as soon as each phase is done with them and
-/// while the prefix is emitted (for one-shot processes that write the whole prefix).
-pub fn plan_lean(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
-    let mut movie = Movie::open(src)?;
-    movie.transient = true;
-    movie.plan(req, content_type)
+impl crate::container::Container for Movie {
+    fn source(&self) -> &Source {
+        &self.src
+    }
+
+    fn describe(&self) -> Result<crate::container::Description> {
+        let tracks = self.tracks()?;
+        Ok(crate::container::Description { duration: Some(self.duration(&tracks)?), tracks: tracks.len() })
+    }
+
+    fn plan(&self, req: &Request, opts: &crate::container::Options) -> Result<Plan> {
+        Movie::plan(self, req, opts.content_type)
+    }
 }
