@@ -45,15 +45,16 @@ pub const KNOWN_EXTENSIONS: &[&str] = &["mp4", "m4v", "m4a", "mov", "f4v", "flv"
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {}", crate::error::plain_io(source))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has unknown keys or wrong types.
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The file is not valid TOML or has unknown keys or wrong types; `at` is where
+    /// (`, line 3, column 7`, empty when the parser does not say).
+    #[error("config {path}{at}: {message}")]
+    Parse { path: PathBuf, at: String, message: String },
     /// A value is out of range or inconsistent.
     #[error("config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -221,8 +222,11 @@ impl Config {
 
     /// Parses and validates TOML text; `path` is used in messages and to resolve nothing.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_string() })?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            at: e.span().map(|s| line_column(text, s.start)).unwrap_or_default(),
+            message: e.message().trim_end().replace('\n', " "),
+        })?;
         Config::validate(raw, path)
     }
 
@@ -315,6 +319,18 @@ impl Config {
     }
 }
 
+/// `, line L, column C` (both from 1; the column counts characters) of byte `at` of `text`.
+fn line_column(text: &str, at: usize) -> String {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!(", line {line}, column {column}")
+}
+
 /// Writes one line, prefixed with `loomiere:` and a Unix timestamp, to `target`.
 pub fn log_to(target: &LogTarget, line: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -394,6 +410,18 @@ mod tests {
         ] {
             assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let text = format!("document_root = {:?}\nthrottle = 1.5\nburst_seconds = = 3\n", root());
+        let e = Config::parse(&text, Path::new("/etc/loomiere/stream.conf")).unwrap_err().to_string();
+        assert!(e.starts_with("config /etc/loomiere/stream.conf, line 3, column "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = Config::parse(&format!("document_root = {:?}\nthrotle = 1", root()), Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("line 2, column 1"), "{e}");
+        assert!(e.to_string().contains("throtle"), "{e}");
+        assert_eq!(line_column("a\nbé=x", 5), ", line 2, column 3");
     }
 
     #[test]

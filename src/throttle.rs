@@ -1,7 +1,9 @@
 //! The throttle: burst, then pace. A player cannot start before it has the header part (the
-//! new `moov`), so the whole header part plus `burst_seconds` of media go at full speed;
-//! after that the output is paced at the media's byte rate × `throttle`. Off when the factor
-//! is 0 or the output has no known duration (images).
+//! new `moov`, or a whole file's `moov` wherever it lies), so every byte of the answer that
+//! is not media plus `burst_seconds` of media go at full speed; after that the output is
+//! paced at the media's byte rate (media bytes / duration, the index not counted) ×
+//! `throttle`. A byte range paces from where it starts, with its own burst. Off when the
+//! factor is 0 or the output has no known duration (images).
 //!
 //! [`Pacer`] is pure arithmetic over (bytes sent, time elapsed) → "send up to N bytes now" or
 //! "wait this long", so the async server can drive it with its own timers; [`send_paced`] is
@@ -66,10 +68,14 @@ impl Pacer {
         if !(bps.is_finite() && bps > 0.0) {
             return None;
         }
-        // The part of the header that falls inside the range always bursts.
-        let header_in_range = info.header_len.min(range.end).saturating_sub(range.start);
+        // What falls inside the range outside the media (the header before it, a trailing
+        // moov after it) always bursts; so do `burst_seconds` of media from wherever the
+        // range starts.
+        let media = info.media_range(plan_len);
+        let overlap = |a: u64, b: u64| b.min(range.end).saturating_sub(a.max(range.start));
+        let free = overlap(0, media.start).saturating_add(overlap(media.end, plan_len));
         let media_burst = (bps * burst_seconds.max(0.0)).min(u64::MAX as f64 / 2.0) as u64;
-        Some(Pacer::new(header_in_range.saturating_add(media_burst), bps * factor))
+        Some(Pacer::new(free.saturating_add(media_burst), bps * factor))
     }
 
     /// The pacer for a plan under a configuration.
@@ -193,5 +199,21 @@ mod tests {
         // A range past the header bursts only media.
         let p = Pacer::for_output(2.0, 5.0, &info, 1100, &(500..1100)).unwrap();
         assert_eq!(p.burst, 500);
+    }
+
+    #[test]
+    fn a_trailing_index_is_not_media_and_bursts() {
+        // A whole MP4 with its moov at the end: 100 header bytes, 1000 media bytes over 10 s,
+        // a 400-byte moov after them.
+        let info = PlanInfo { duration: Some(10.0), header_len: 100, trailer_len: 400, ..PlanInfo::default() };
+        let p = Pacer::for_output(1.0, 2.0, &info, 1500, &(0..1500)).unwrap();
+        assert_eq!(p.rate, 100.0);
+        assert_eq!(p.burst, 100 + 400 + 200);
+        // The moov alone (what a player fetches first) goes at once.
+        let p = Pacer::for_output(1.0, 2.0, &info, 1500, &(1100..1500)).unwrap();
+        assert_eq!(p.burst, 400 + 200);
+        // A range in the middle of the media: its own burst of media only.
+        let p = Pacer::for_output(1.0, 2.0, &info, 1500, &(600..900)).unwrap();
+        assert_eq!(p.burst, 200);
     }
 }

@@ -100,7 +100,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         let cfg = shared.config.get();
         let resp = match &cfg {
             Ok(cfg) => answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await,
-            Err(e) => Response::error(500, Some(e.clone())),
+            Err(e) => Response::config_error_text(e.clone()),
         };
         let keep = parsed.keep_alive && !*stop.borrow();
         let mut bytes = 0u64;

@@ -77,9 +77,21 @@ pub struct Server {
 impl Server {
     /// Loads the configuration (a broken one is an error here) and binds `listen`.
     pub fn bind(listen: SocketAddr, settings: Settings, threads: Option<usize>) -> Result<Server> {
-        let config = ConfigCell::new(settings).map_err(Error::bad_request)?;
-        let listener =
-            std::net::TcpListener::bind(listen).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
+        let config = ConfigCell::new(settings).map_err(Error::Config)?;
+        let listener = std::net::TcpListener::bind(listen).map_err(|e| {
+            let fix = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    " (another program listens there: stop it, or pick another address with --listen)"
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    " (ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a higher port with --listen)"
+                }
+                std::io::ErrorKind::AddrNotAvailable => " (no interface of this machine has that address)",
+                _ => "",
+            };
+            let why = std::io::Error::new(e.kind(), format!("{}{fix}", crate::error::plain_io(&e)));
+            Error::io(format!("cannot listen on {listen}"), why)
+        })?;
         listener.set_nonblocking(true).map_err(|e| Error::io("cannot set the listener non-blocking", e))?;
         // Each stream holds a socket and its media file open.
         crate::bench::raise_nofile_to(1 << 18);

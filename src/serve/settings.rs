@@ -65,7 +65,11 @@ impl ConfigCell {
             match &st.current {
                 Ok(c) if st.loaded_once => c.log("configuration reloaded"),
                 Ok(_) => {}
-                Err(e) => log_to(&LogTarget::Stderr, &format!("configuration error, answering 500: {e}")),
+                // At start-up the error is returned (and printed once, by the caller).
+                Err(e) if st.loaded_once => {
+                    log_to(&LogTarget::Stderr, &format!("{e}; every request fails until the file is fixed"))
+                }
+                Err(_) => {}
             }
             st.loaded_once = true;
         }
