@@ -375,8 +375,18 @@ fn exercise(site: &mut Site) {
         assert_eq!(other.status, 200, "{}: another start must not match the ETag", site.name);
     }
 
-    // Bad parameters.
-    assert_eq!(curl(site, "bad", "/short.mp4?start=abc", &[]).status, 400, "{}", site.name);
+    // Bad parameters: 400 with the reason in a text/plain body, never a path of the server.
+    for (tag, query, why) in [
+        ("bad", "start=abc", "\"abc\" is not a time in seconds"),
+        ("bad-far", "start=999", "start 999 s is beyond the duration (60."),
+        ("bad-empty", "start=", "start is empty"),
+    ] {
+        let bad = curl(site, tag, &format!("/short.mp4?{query}"), &[]);
+        assert_eq!(bad.status, 400, "{} {query}", site.name);
+        let text = String::from_utf8_lossy(&bad.body);
+        assert!(text.starts_with("400 Bad Request\n") && text.contains(why), "{} {query}: {text:?}", site.name);
+        assert!(!text.contains(site.root.to_str().unwrap()), "{} {query}: {text:?}", site.name);
+    }
 
     traversal(site);
     if site.inetd {
