@@ -108,6 +108,7 @@ impl Site {
         let bin = run.join("cgi-bin").join("loomiere");
         link_or_copy(Path::new(env!("CARGO_BIN_EXE_loomiere")), &bin);
         let config = run.join("stream.conf");
+        std::fs::create_dir_all(run.join("index-cache")).unwrap();
         let site = Site {
             name,
             port: free_port(),
@@ -149,6 +150,7 @@ impl Site {
             .replace("@ROOT@", self.root.to_str().unwrap())
             .replace("@RUN@", self.run.to_str().unwrap())
             .replace("@CONFIG@", self.config.to_str().unwrap())
+            .replace("@CACHE@", self.run.join("index-cache").to_str().unwrap())
             .replace("@LOOMIERE@", self.bin.to_str().unwrap())
             .replace("@CGIBIN@", self.run.join("cgi-bin").to_str().unwrap())
             .replace("@USER@", user)
