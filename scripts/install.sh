@@ -5,7 +5,8 @@
 # dynamic loader and no self-relocation at each exec, which a CGI process per request pays
 # for (a plain `cargo build --release` makes a dynamic PIE binary whose CGI HEAD costs about
 # 1.7× a static C no-op, against 1.12–1.2× for this one; docs/cgi.md, "Static binary").
-# The build takes a few minutes (fat LTO); scripts/demo.sh uses a quicker profile.
+# The build takes about a minute from cold on 2 cores (fat LTO); scripts/demo.sh uses a
+# quicker profile for trying loomiere out.
 # Usage: scripts/install.sh [PREFIX]          installs PREFIX/bin/loomiere (default /usr/local)
 #        DESTDIR=/tmp/stage scripts/install.sh /usr   staged, for packaging
 #        LOOMIERE_NO_INSTALL=1                 do not install missing Debian packages

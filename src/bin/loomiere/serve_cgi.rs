@@ -31,7 +31,7 @@ pub fn run(args: Args) -> i32 {
     match result {
         Ok(Outcome::Answered) | Ok(Outcome::HungUp) => 0,
         Err(e) => {
-            eprintln!("loomiere: writing the answer failed: {e}");
+            eprintln!("loomiere: writing the answer failed: {}", loomiere::error::plain_io(&e));
             1
         }
     }
