@@ -68,7 +68,8 @@ impl Pacer {
             return None;
         }
         let bps = info.bytes_per_second(plan_len)?;
-        if !(bps.is_finite() && bps > 0.0) {
+        // A file that claims a vanishing duration is sent unpaced, not at 1 B/s.
+        if !(bps.is_finite() && bps > 0.0 && (bps * factor).is_finite()) {
             return None;
         }
         // The header inside the range bursts, and so do `burst_seconds` of media from
