@@ -225,7 +225,7 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
             at: e.span().map(|s| line_column(text, s.start)).unwrap_or_default(),
-            message: e.message().trim_end().replace('\n', " "),
+            message: e.message().trim_end().replace('\n', "; "),
         })?;
         Config::validate(raw, path)
     }
