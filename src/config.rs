@@ -55,9 +55,10 @@ pub enum ConfigError {
     /// (`, line 3, column 7`, empty when the parser does not say).
     #[error("config {path}{at}: {message}")]
     Parse { path: PathBuf, at: String, message: String },
-    /// A value is out of range or inconsistent.
-    #[error("config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// A value is out of range or inconsistent; `at` is the line of its key when known
+    /// (`, line 3, column 1`).
+    #[error("config {path}{at}: {message}")]
+    Invalid { path: PathBuf, at: String, message: String },
     /// No file and no fallback document root.
     #[error("no config file ({path} does not exist) and no document root given")]
     NoRoot { path: PathBuf },
@@ -212,6 +213,7 @@ impl Config {
         if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
+                at: String::new(),
                 message: format!("not a regular file of at most {MAX_FILE_BYTES} bytes"),
             });
         }
@@ -227,11 +229,17 @@ impl Config {
             at: e.span().map(|s| line_column(text, s.start)).unwrap_or_default(),
             message: e.message().trim_end().replace('\n', "; "),
         })?;
-        Config::validate(raw, path)
+        Config::validate(raw, path).map_err(|e| match e {
+            ConfigError::Invalid { path, at, message } if at.is_empty() => {
+                let at = key_line(text, &message).map(|l| format!(", line {l}, column 1")).unwrap_or_default();
+                ConfigError::Invalid { path, at, message }
+            }
+            e => e,
+        })
     }
 
     fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), at: String::new(), message };
         let root = raw.document_root.ok_or_else(|| invalid("document_root is required".into()))?;
         if !root.is_absolute() {
             return Err(invalid(format!("document_root {} must be an absolute path", root.display())));
@@ -317,6 +325,28 @@ impl Config {
     pub fn log(&self, line: &str) {
         log_to(&self.log, line);
     }
+}
+
+/// The line (from 1) of the key a validation message is about: the message's first word
+/// (`throttle -2 must be …`), found as `key =` at the start of a line (`[server]` for the
+/// server limits).
+fn key_line(text: &str, message: &str) -> Option<usize> {
+    let word = message.split([' ', ':']).next()?;
+    let key = match word {
+        "extension" => "extensions",
+        "server" => "[server]",
+        w => w,
+    };
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            match l.strip_prefix(key) {
+                Some(rest) if key.starts_with('[') => rest.trim().is_empty() || rest.trim_start().starts_with('#'),
+                Some(rest) => rest.trim_start().starts_with('='),
+                None => false,
+            }
+        })
+        .map(|i| i + 1)
 }
 
 /// `, line L, column C` (both from 1; the column counts characters) of byte `at` of `text`.
@@ -422,6 +452,13 @@ mod tests {
         assert!(e.to_string().contains("line 2, column 1"), "{e}");
         assert!(e.to_string().contains("throtle"), "{e}");
         assert_eq!(line_column("a\nbé=x", 5), ", line 2, column 3");
+        // A value out of range names the line of its key.
+        let text = format!("# stream.conf\ndocument_root = {:?}\n\n  throttle = -2\n", root());
+        let e = Config::parse(&text, Path::new("c")).unwrap_err().to_string();
+        assert!(e.starts_with("config c, line 4, column 1: throttle -2 must be"), "{e}");
+        let text = format!("document_root = {:?}\n[server]\nmax_connections = 0\n", root());
+        let e = Config::parse(&text, Path::new("c")).unwrap_err().to_string();
+        assert!(e.starts_with("config c, line 2, column 1: server:"), "{e}");
     }
 
     #[test]
