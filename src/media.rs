@@ -170,11 +170,9 @@ fn kind_of(path: &Path) -> Result<Kind> {
 /// Like [`open`], for a source that is already open.
 pub fn plan_for(kind: Kind, path: &Path, src: Source, req: &Request) -> Result<Plan> {
     match kind {
-        // Nothing to seek: the file as it is (byte-exact, cacheable, no moov work).
-        Kind::Mp4 if !rewrites(req) => {
-            let info = src.info(kind.content_type(path));
-            Plan::whole_file(src.file, src.len, info)
-        }
+        // Nothing to seek: the file as it is (byte-exact, cacheable, no moov work beyond
+        // reading the duration and where the media data lies, for the throttle).
+        Kind::Mp4 if !rewrites(req) => crate::mp4::whole::plan(src, kind.content_type(path)),
         Kind::Mp4 => crate::mp4::plan(src, req, kind.content_type(path)),
         Kind::Flv => crate::flv::plan(src, req, kind.content_type(path)),
         Kind::Image(t) => {
