@@ -6,15 +6,16 @@
 # ports.
 # The Rust toolchain itself is not installed here (rustup's installer is not a package):
 # cargo must already be on PATH; clippy and rustfmt are added through rustup when missing.
-# Usage: scripts/deps.sh demo|test
+# Usage: scripts/deps.sh demo|test|install   (install: what scripts/install.sh's static build links)
 set -euo pipefail
 
 what=${1:-test}
 case $what in
   demo) pkgs=(ffmpeg ca-certificates) ;;
+  install) pkgs=(libc6-dev binutils) ;;
   test) pkgs=(ffmpeg python3 util-linux yamdi flvmeta nginx lighttpd busybox ipsvd apache2 fcgiwrap xinetd mini-httpd curl
               chromium chromium-driver time iproute2 ca-certificates) ;;
-  *) echo "usage: $0 demo|test" >&2; exit 2 ;;
+  *) echo "usage: $0 demo|test|install" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -176,7 +176,12 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
             Ok(Some(h)) => h,
             Ok(None) => return Ok(Outcome::Answered),
             Err(status) => {
-                let resp = Response::error(status, None);
+                let why = match status {
+                    408 => "request head not received in time",
+                    431 => "request head too large",
+                    _ => "the connection closed inside the request head",
+                };
+                let resp = Response::error(status, Some(why.into()));
                 let head = resp.http_head(false, false, SystemTime::now());
                 return send(&resp, head.as_bytes(), None, output);
             }

@@ -45,18 +45,20 @@ const MAX_FILE_BYTES: u64 = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {}", crate::error::plain_io(source))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// The file is not valid TOML or has unknown keys or wrong types.
-    #[error("config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
-    /// A value is out of range or inconsistent.
-    #[error("config {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    /// The file is not valid TOML or has unknown keys or wrong types; `at` is where
+    /// (`, line 3, column 7`, empty when the parser does not say).
+    #[error("config {path}{at}: {message}")]
+    Parse { path: PathBuf, at: String, message: String },
+    /// A value is out of range or inconsistent; `at` is the line of its key when known
+    /// (`, line 3, column 1`).
+    #[error("config {path}{at}: {message}")]
+    Invalid { path: PathBuf, at: String, message: String },
     /// No file and no fallback document root.
     #[error("no config file ({path} does not exist) and no document root given")]
     NoRoot { path: PathBuf },
@@ -215,6 +217,7 @@ impl Config {
         if !meta.is_file() || meta.len() > MAX_FILE_BYTES {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
+                at: String::new(),
                 message: format!("not a regular file of at most {MAX_FILE_BYTES} bytes"),
             });
         }
@@ -225,13 +228,22 @@ impl Config {
 
     /// Parses and validates TOML text; `path` is used in messages and to resolve nothing.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_string() })?;
-        Config::validate(raw, path)
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            at: e.span().map(|s| line_column(text, s.start)).unwrap_or_default(),
+            message: e.message().trim_end().replace('\n', "; "),
+        })?;
+        Config::validate(raw, path).map_err(|e| match e {
+            ConfigError::Invalid { path, at, message } if at.is_empty() => {
+                let at = key_line(text, &message).map(|l| format!(", line {l}, column 1")).unwrap_or_default();
+                ConfigError::Invalid { path, at, message }
+            }
+            e => e,
+        })
     }
 
     fn validate(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), at: String::new(), message };
         let root = raw.document_root.ok_or_else(|| invalid("document_root is required".into()))?;
         if !root.is_absolute() {
             return Err(invalid(format!("document_root {} must be an absolute path", root.display())));
@@ -325,6 +337,40 @@ impl Config {
     }
 }
 
+/// The line (from 1) of the key a validation message is about: the message's first word
+/// (`throttle -2 must be …`), found as `key =` at the start of a line (`[server]` for the
+/// server limits).
+fn key_line(text: &str, message: &str) -> Option<usize> {
+    let word = message.split([' ', ':']).next()?;
+    let key = match word {
+        "extension" => "extensions",
+        "server" => "[server]",
+        w => w,
+    };
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            match l.strip_prefix(key) {
+                Some(rest) if key.starts_with('[') => rest.trim().is_empty() || rest.trim_start().starts_with('#'),
+                Some(rest) => rest.trim_start().starts_with('='),
+                None => false,
+            }
+        })
+        .map(|i| i + 1)
+}
+
+/// `, line L, column C` (both from 1; the column counts characters) of byte `at` of `text`.
+fn line_column(text: &str, at: usize) -> String {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!(", line {line}, column {column}")
+}
+
 /// Writes one line, prefixed with `loomiere:` and a Unix timestamp, to `target`.
 pub fn log_to(target: &LogTarget, line: &str) {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -407,6 +453,25 @@ mod tests {
         ] {
             assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let text = format!("document_root = {:?}\nthrottle = 1.5\nburst_seconds = = 3\n", root());
+        let e = Config::parse(&text, Path::new("/etc/loomiere/stream.conf")).unwrap_err().to_string();
+        assert!(e.starts_with("config /etc/loomiere/stream.conf, line 3, column "), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = Config::parse(&format!("document_root = {:?}\nthrotle = 1", root()), Path::new("c")).unwrap_err();
+        assert!(e.to_string().contains("line 2, column 1"), "{e}");
+        assert!(e.to_string().contains("throtle"), "{e}");
+        assert_eq!(line_column("a\nbé=x", 5), ", line 2, column 3");
+        // A value out of range names the line of its key.
+        let text = format!("# stream.conf\ndocument_root = {:?}\n\n  throttle = -2\n", root());
+        let e = Config::parse(&text, Path::new("c")).unwrap_err().to_string();
+        assert!(e.starts_with("config c, line 4, column 1: throttle -2 must be"), "{e}");
+        let text = format!("document_root = {:?}\n[server]\nmax_connections = 0\n", root());
+        let e = Config::parse(&text, Path::new("c")).unwrap_err().to_string();
+        assert!(e.starts_with("config c, line 2, column 1: server:"), "{e}");
     }
 
     #[test]

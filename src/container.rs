@@ -36,6 +36,10 @@ pub struct Format {
     /// What a bare number in `start`/`end` means for this format over HTTP; `None`: the
     /// format does not seek (positions are ignored).
     pub bare_unit: Option<BareUnit>,
+    /// Plans a request for the medium as it is (no position, no rewrite) without opening
+    /// it: the source byte for byte, with what the headers and throttle need. `None`: the
+    /// container plans such requests itself.
+    pub plan_as_is: Option<fn(Source, &Options) -> Result<Plan>>,
     /// Opens a source of this format.
     pub open: fn(Source, &Options) -> Result<Box<dyn Container>>,
     /// The inspection report of a source (tolerates damage: says where it is).
@@ -60,6 +64,7 @@ pub static FORMATS: &[Format] = &[
         ],
         kind: |_| Kind::Mp4,
         bare_unit: Some(BareUnit::Seconds),
+        plan_as_is: Some(|src, o| crate::mp4::whole::plan(src, o.content_type)),
         open: |src, o| Ok(Box::new(crate::mp4::Movie::open_for(src, o)?)),
         inspect: Some(|src, o| {
             let options = crate::mp4::inspect::Options { keyframes: o.keyframes };
@@ -72,6 +77,7 @@ pub static FORMATS: &[Format] = &[
         extensions: &[("flv", "video/x-flv")],
         kind: |_| Kind::Flv,
         bare_unit: Some(BareUnit::Bytes),
+        plan_as_is: None,
         open: |src, _| Ok(Box::new(crate::flv::FlvFile { src })),
         inspect: Some(|src, o| Ok(Inspection::Flv(crate::flv::inspect::inspect_with(&src, o.keyframes)?))),
         index: Some(|src, _, progress| crate::flv::index::build(src, progress).map(Indexed::Flv)),
@@ -87,6 +93,10 @@ pub static FORMATS: &[Format] = &[
         ],
         kind: Kind::Image,
         bare_unit: None,
+        plan_as_is: Some(|src, o| {
+            let info = src.info(o.content_type);
+            Plan::whole_file(src, info)
+        }),
         open: |src, _| Ok(Box::new(Image { src })),
         inspect: None,
         index: None,

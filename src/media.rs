@@ -14,12 +14,11 @@ pub use crate::source::{FileId, Source, Version};
 
 /// The planning entry: (source, request, options) → plan. Opens the source with its
 /// container (`opts.kind`) and plans the request; a medium asked for as it is (an image, an
-/// MP4 without a seek) becomes a whole-source plan without being opened. Caches are layers
+/// MP4 without a seek) is planned by its format's `plan_as_is`, without being opened. Caches are layers
 /// around this ([`MovieCache`] in memory for `serve`; `opts.marks_dir` on disk for the CGI).
 pub fn plan(src: Source, req: &Request, opts: &Options) -> Result<Plan> {
-    if untouched(opts.kind, req) {
-        let info = src.info(opts.content_type);
-        return Plan::whole_file(src, info);
+    if let Some(as_is) = opts.kind.format().plan_as_is.filter(|_| untouched(req)) {
+        return as_is(src, opts);
     }
     crate::container::open(src, opts)?.plan(req, opts)
 }
@@ -30,13 +29,10 @@ pub fn open(path: &Path, req: &Request) -> Result<Plan> {
     plan(Source::open(path)?, req, &opts)
 }
 
-/// Whether `req` asks for the medium as it is: nothing to seek, byte-exact and cacheable.
-fn untouched(kind: Kind, req: &Request) -> bool {
-    match kind {
-        Kind::Image(_) => true,
-        Kind::Mp4 => !(req.start.is_some() || req.end.is_some() || req.force_co64),
-        Kind::Flv => false,
-    }
+/// Whether `req` asks for the medium as it is: no position and no rewrite (byte-exact,
+/// cacheable).
+fn untouched(req: &Request) -> bool {
+    req.start.is_none() && req.end.is_none() && !req.force_co64
 }
 
 /// Opened MP4 movies shared between requests, so that the viewers of one file share one copy
@@ -109,7 +105,7 @@ impl MovieCache {
     /// and the cached movie's source serves the plan. A moov larger than `opts.max_moov` is
     /// refused before any work that grows with it.
     pub fn plan(&self, path: &Path, src: Source, req: &Request, opts: &Options) -> Result<Plan> {
-        if opts.kind != Kind::Mp4 || untouched(opts.kind, req) {
+        if opts.kind != Kind::Mp4 || untouched(req) {
             return plan(src, req, opts);
         }
         let max_moov = opts.max_moov;

@@ -87,8 +87,11 @@ pub struct PlanInfo {
     pub content_type: &'static str,
     /// Playing time of the output in seconds, when it is media.
     pub duration: Option<f64>,
-    /// Bytes before the first media byte (headers + new moov): a throttle always bursts them.
+    /// Bytes before the first media byte (headers + new moov, or a whole MP4's `ftyp`,
+    /// `moov` and `mdat` header): a throttle always bursts them.
     pub header_len: u64,
+    /// Bytes after the last media byte (a whole MP4's `moov` at the end): also burst.
+    pub trailer_len: u64,
     /// The source file's modification time, for `Last-Modified` and `ETag`.
     pub modified: Option<SystemTime>,
     /// The source file's length, for `ETag`.
@@ -96,10 +99,20 @@ pub struct PlanInfo {
 }
 
 impl PlanInfo {
-    /// Average media bytes per second of the output, when the duration is known.
+    /// Average media bytes per second of the output (header and trailer not counted), when
+    /// the duration is known.
     pub fn bytes_per_second(&self, total: u64) -> Option<f64> {
         let d = self.duration?;
-        (d > 0.0).then(|| total.saturating_sub(self.header_len) as f64 / d)
+        let media = self.media_range(total);
+        (d > 0.0).then(|| (media.end - media.start) as f64 / d)
+    }
+
+    /// The output bytes that are media (between the header and the trailer) of an output of
+    /// `total` bytes.
+    pub fn media_range(&self, total: u64) -> Range<u64> {
+        let start = self.header_len.min(total);
+        let end = total.saturating_sub(self.trailer_len).max(start);
+        start..end
     }
 }
 

@@ -33,8 +33,13 @@ impl Position {
     /// number means. Rejects negative, non-finite, over-long and malformed values.
     pub fn parse(text: &str, bare: BareUnit) -> Result<Position> {
         let t = text.trim();
-        if t.is_empty() || t.len() > MAX_POSITION_LEN {
-            return Err(Error::bad_request(format!("position {text:?} is empty or too long")));
+        if t.is_empty() {
+            return Err(Error::bad_request("the position is empty: give a time in seconds (e.g. 30.5)"));
+        }
+        if t.len() > MAX_POSITION_LEN {
+            return Err(Error::bad_request(format!(
+                "position {text:?} is too long (at most {MAX_POSITION_LEN} characters)"
+            )));
         }
         if let Some(num) = t.strip_suffix(['b', 'B']) {
             return parse_bytes(num, text).map(Position::Byte);

@@ -1,7 +1,9 @@
 //! The throttle: burst, then pace. A player cannot start before it has the header part (the
-//! new `moov`), so the whole header part plus `burst_seconds` of media go at full speed;
-//! after that the output is paced at the media's byte rate × `throttle`. Off when the factor
-//! is 0 or the output has no known duration (images).
+//! new `moov`, or a whole file's `moov` wherever it lies), so every byte of the answer that
+//! is not media plus `burst_seconds` of media go at full speed; after that the output is
+//! paced at the media's byte rate (media bytes / duration, the index not counted) ×
+//! `throttle`. A byte range paces from where it starts, with its own burst. Off when the
+//! factor is 0 or the output has no known duration (images).
 //!
 //! [`Pacer`] is pure arithmetic over (bytes sent, time elapsed) → "send up to N bytes now" or
 //! "wait this long", so the async server can drive it with its own timers; [`send_paced`] is
@@ -39,6 +41,9 @@ pub struct Pacer {
     pub rate: f64,
     /// Bytes worth waking up for (avoids many tiny writes at high rates).
     pub quantum: u64,
+    /// Once this many bytes are sent, the rest goes unpaced (a whole MP4's `moov` after its
+    /// media); `u64::MAX` when never.
+    pub unpaced_from: u64,
 }
 
 impl Pacer {
@@ -47,7 +52,7 @@ impl Pacer {
         let rate = if rate.is_finite() && rate > 0.0 { rate } else { 1.0 };
         // A tenth of a second's worth, between 4 KiB and 256 KiB.
         let quantum = (rate / 10.0).clamp(4096.0, 262_144.0) as u64;
-        Pacer { burst, rate, quantum }
+        Pacer { burst, rate, quantum, unpaced_from: u64::MAX }
     }
 
     /// The pacer for sending output bytes `range` of a plan described by `info` (total
@@ -63,13 +68,21 @@ impl Pacer {
             return None;
         }
         let bps = info.bytes_per_second(plan_len)?;
-        if !(bps.is_finite() && bps > 0.0) {
+        // A file that claims a vanishing duration is sent unpaced, not at 1 B/s.
+        if !(bps.is_finite() && bps > 0.0 && (bps * factor).is_finite()) {
             return None;
         }
-        // The part of the header that falls inside the range always bursts.
-        let header_in_range = info.header_len.min(range.end).saturating_sub(range.start);
+        // The header inside the range bursts, and so do `burst_seconds` of media from
+        // wherever the range starts; what follows the media (a whole file's trailing moov)
+        // goes unpaced once it is reached.
+        let media = info.media_range(plan_len);
+        let header = media.start.min(range.end).saturating_sub(range.start);
         let media_burst = (bps * burst_seconds.max(0.0)).min(u64::MAX as f64 / 2.0) as u64;
-        Some(Pacer::new(header_in_range.saturating_add(media_burst), bps * factor))
+        let mut pacer = Pacer::new(header.saturating_add(media_burst), bps * factor);
+        if range.end > media.end {
+            pacer.unpaced_from = media.end.saturating_sub(range.start);
+        }
+        Some(pacer)
     }
 
     /// The pacer for a plan under a configuration.
@@ -85,6 +98,9 @@ impl Pacer {
 
     /// What to do when `sent` bytes have gone out `elapsed` after the start.
     pub fn next(&self, sent: u64, elapsed: Duration) -> Pace {
+        if sent >= self.unpaced_from {
+            return Pace::Send(u64::MAX - sent);
+        }
         let allowed = self.allowed(elapsed);
         if allowed > sent {
             return Pace::Send(allowed - sent);
@@ -193,5 +209,25 @@ mod tests {
         // A range past the header bursts only media.
         let p = Pacer::for_output(2.0, 5.0, &info, 1100, &(500..1100)).unwrap();
         assert_eq!(p.burst, 500);
+    }
+
+    #[test]
+    fn a_trailing_index_is_not_media_and_bursts() {
+        // A whole MP4 with its moov at the end: 100 header bytes, 1000 media bytes over 10 s,
+        // a 400-byte moov after them.
+        let info = PlanInfo { duration: Some(10.0), header_len: 100, trailer_len: 400, ..PlanInfo::default() };
+        let p = Pacer::for_output(1.0, 2.0, &info, 1500, &(0..1500)).unwrap();
+        assert_eq!(p.rate, 100.0);
+        assert_eq!(p.burst, 100 + 200);
+        assert_eq!(p.unpaced_from, 1100);
+        assert!(matches!(p.next(300, Duration::ZERO), Pace::Wait(_)));
+        assert!(matches!(p.next(1100, Duration::ZERO), Pace::Send(n) if n >= 400));
+        // The moov alone (what a player fetches first) goes at once.
+        let p = Pacer::for_output(1.0, 2.0, &info, 1500, &(1100..1500)).unwrap();
+        assert_eq!(p.unpaced_from, 0);
+        assert!(matches!(p.next(0, Duration::ZERO), Pace::Send(n) if n >= 400));
+        // A range in the middle of the media: its own burst of media only.
+        let p = Pacer::for_output(1.0, 2.0, &info, 1500, &(600..900)).unwrap();
+        assert_eq!((p.burst, p.unpaced_from), (200, u64::MAX));
     }
 }

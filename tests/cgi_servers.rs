@@ -101,6 +101,7 @@ impl Site {
         let bin = run.join("cgi-bin").join("loomiere");
         link_or_copy(Path::new(env!("CARGO_BIN_EXE_loomiere")), &bin);
         let config = run.join("stream.conf");
+        std::fs::create_dir_all(run.join("index-cache")).unwrap();
         let site = Site {
             name,
             port: free_port(),
@@ -142,6 +143,7 @@ impl Site {
             .replace("@ROOT@", self.root.to_str().unwrap())
             .replace("@RUN@", self.run.to_str().unwrap())
             .replace("@CONFIG@", self.config.to_str().unwrap())
+            .replace("@CACHE@", self.run.join("index-cache").to_str().unwrap())
             .replace("@LOOMIERE@", self.bin.to_str().unwrap())
             .replace("@CGIBIN@", self.run.join("cgi-bin").to_str().unwrap())
             .replace("@USER@", user)
@@ -367,8 +369,18 @@ fn exercise(site: &mut Site) {
         assert_eq!(other.status, 200, "{}: another start must not match the ETag", site.name);
     }
 
-    // Bad parameters.
-    assert_eq!(curl(site, "bad", "/short.mp4?start=abc", &[]).status, 400, "{}", site.name);
+    // Bad parameters: 400 with the reason in a text/plain body, never a path of the server.
+    for (tag, query, why) in [
+        ("bad", "start=abc", "\"abc\" is not a time in seconds"),
+        ("bad-far", "start=999", "start 999 s is beyond the duration (60."),
+        ("bad-empty", "start=", "start is empty"),
+    ] {
+        let bad = curl(site, tag, &format!("/short.mp4?{query}"), &[]);
+        assert_eq!(bad.status, 400, "{} {query}", site.name);
+        let text = String::from_utf8_lossy(&bad.body);
+        assert!(text.starts_with("400 Bad Request\n") && text.contains(why), "{} {query}: {text:?}", site.name);
+        assert!(!text.contains(site.root.to_str().unwrap()), "{} {query}: {text:?}", site.name);
+    }
 
     traversal(site);
     if site.inetd {

@@ -62,6 +62,7 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     for req in requests() {
         let src = Source::nameless(Arc::clone(&file), data.len() as u64);
         if let Ok(plan) = media::plan(src, &req, &media::Options::for_kind(kind, Path::new(name))) {
+            pace(&plan);
             read_back(&plan);
         }
     }
@@ -111,6 +112,24 @@ fn marks_agree(file: &Arc<File>, data: &[u8]) {
             }
             (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{req:?}: errors differ with marks"),
             (a, b) => panic!("{req:?}: {:?} without marks, {:?} with", a.map(|p| p.len()), b.map(|p| p.len())),
+        }
+    }
+}
+
+/// The throttle's arithmetic over what a hostile file says of itself (duration, header and
+/// trailer lengths): for the whole output and a range across its middle, the pacer's rate is
+/// a finite positive number and it never asks to wait forever.
+fn pace(plan: &Plan) {
+    use loomiere::throttle::{Pace, Pacer};
+    use std::time::Duration;
+    let len = plan.len();
+    for range in [0..len, len / 3..len - len / 4] {
+        let Some(p) = Pacer::for_output(1.5, 10.0, &plan.info, len, &range) else { continue };
+        assert!(p.rate.is_finite() && p.rate > 0.0, "pacer rate {}", p.rate);
+        for (sent, secs) in [(0, 0.0), (p.burst, 0.0), (p.burst, 1.0), (range.end - range.start, 3600.0)] {
+            if let Pace::Wait(d) = p.next(sent, Duration::from_secs_f64(secs)) {
+                assert!(d <= Duration::from_secs(1_000_000_000), "wait {d:?}");
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ impl Container for FlvFile {
     fn describe(&self) -> Result<Description> {
         let header = tags::Reader::new(&self.src, self.src.len).header()?;
         let tracks = usize::from(header.has_audio) + usize::from(header.has_video);
-        Ok(Description { duration: seek::whole_duration(&self.src), tracks })
+        Ok(Description { duration: seek::whole_facts(&self.src).0, tracks })
     }
 
     fn plan(&self, req: &Request, opts: &Options) -> Result<Plan> {

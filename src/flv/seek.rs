@@ -243,7 +243,7 @@ fn source_end(reader: &mut Reader<'_>, head: &Head) -> Result<Option<f64>> {
 pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Plan> {
     if req.is_whole() {
         let mut info = src.info(content_type);
-        info.duration = whole_duration(&src);
+        (info.duration, info.header_len) = whole_facts(&src);
         return Plan::whole_file(src, info);
     }
     let file = src.clone();
@@ -360,20 +360,25 @@ pub fn plan(src: Source, req: &Request, content_type: &'static str) -> Result<Pl
 /// Largest first-tag `onMetaData` read for the duration of a whole file.
 const MAX_WHOLE_METADATA: u32 = 1 << 20;
 
-/// Best-effort duration of a whole file (for pacing): the first tag's `onMetaData`
-/// duration, else the last tag's timestamp. Never fails: a whole file is sent as it is.
-pub(crate) fn whole_duration(src: &Source) -> Option<f64> {
+/// Best-effort facts of a whole file (for pacing): its duration — the first tag's
+/// `onMetaData` duration, else the last tag's timestamp — and the length of its header part
+/// (the FLV header and a leading `onMetaData` tag, which a throttle sends at once). Never
+/// fails: a whole file is sent as it is.
+pub(crate) fn whole_facts(src: &Source) -> (Option<f64>, u64) {
     let mut reader = Reader::new(src, src.len);
-    let first_tag = reader.header().ok()?.first_tag();
-    let from_meta = reader
+    let Some(first_tag) = reader.header().ok().map(|h| h.first_tag()) else { return (None, 0) };
+    let meta_tag = reader
         .tag_at(first_tag)
         .ok()
         .flatten()
-        .filter(|t| t.size <= MAX_WHOLE_METADATA && is_on_metadata(&mut reader, t).unwrap_or(false))
+        .filter(|t| t.size <= MAX_WHOLE_METADATA && is_on_metadata(&mut reader, t).unwrap_or(false));
+    let header_len = meta_tag.as_ref().map_or(first_tag, |t| t.end()).min(src.len);
+    let from_meta = meta_tag
         .and_then(|t| read_metadata(&reader, &t).ok())
         .and_then(|m| m.get("duration").and_then(Value::as_f64))
         .filter(|d| d.is_finite() && *d > 0.0 && *d < 1e9);
-    from_meta.or_else(|| reader.last_tag(first_tag).ok().flatten().map(|t| t.seconds()))
+    let duration = from_meta.or_else(|| reader.last_tag(first_tag).ok().flatten().map(|t| t.seconds()));
+    (duration, header_len)
 }
 
 /// The start of the media when no start was asked for (or byte 0): everything after the

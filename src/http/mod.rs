@@ -20,7 +20,7 @@ pub mod wire;
 use crate::config::{Config, ConfigError};
 use crate::media::Kind;
 use crate::plan::Plan;
-use crate::request::{Position, Request};
+use crate::request::{BareUnit, Position, Request};
 use path::Target;
 use range::RangeAnswer;
 use std::ops::Range;
@@ -94,9 +94,14 @@ pub struct Response {
 }
 
 impl Response {
-    /// A short `text/plain` answer: the status line's words, and `detail` for the log.
-    pub fn error(status: u16, detail: Option<String>) -> Response {
-        let text = format!("{status} {}\n", reason(status));
+    /// A short `text/plain` answer: the status line, then the reason when there is one. The
+    /// reason is also the answer's log line, so it must never hold an internal path.
+    pub fn error(status: u16, why: Option<String>) -> Response {
+        let why = why.map(|w| one_line(&w));
+        let text = match &why {
+            Some(w) => format!("{status} {}\n{w}\n", reason(status)),
+            None => format!("{status} {}\n", reason(status)),
+        };
         Response {
             status,
             headers: vec![
@@ -104,13 +109,35 @@ impl Response {
                 ("Content-Length", text.len().to_string()),
             ],
             body: Body::Text(text),
-            log: detail,
+            log: why,
         }
     }
 
-    /// The 500 every front end answers when the configuration cannot be loaded.
+    /// An error about the file a request names: the body gives the reason, the log line the
+    /// URL path and the same reason.
+    pub fn refused(status: u16, url_path: &str, why: &str) -> Response {
+        let mut r = Response::error(status, Some(why.to_string()));
+        r.log = Some(format!("{url_path}: {}", one_line(why)));
+        r
+    }
+
+    /// An error whose full reason is for the operator only (it names files on the server):
+    /// the client reads `public`, the log gets `log`.
+    pub fn error_private(status: u16, public: &str, log: String) -> Response {
+        let mut r = Response::error(status, Some(public.to_string()));
+        r.log = Some(log);
+        r
+    }
+
+    /// The 500 every front end answers when the configuration cannot be loaded: the client
+    /// is told only that (the reason names the server's files), the log gets the reason.
     pub fn config_error(e: &ConfigError) -> Response {
-        Response::error(500, Some(e.to_string()))
+        Response::config_error_text(e.to_string())
+    }
+
+    /// [`Response::config_error`] for a reason already worded.
+    pub fn config_error_text(log: String) -> Response {
+        Response::error_private(500, "the server's configuration cannot be loaded; the reason is in its log", log)
     }
 
     /// The value of header `name` (case-insensitive), if present.
@@ -171,6 +198,11 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
+/// `text` on one line (a reason inside a body or a log line never starts a new one).
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
 /// The single entry point: answers `req` under `cfg`. Never panics, never blocks beyond
 /// opening the file and reading its index.
 pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
@@ -204,7 +236,7 @@ fn respond_inner(
     cache: Option<&crate::media::MovieCache>,
 ) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
-        let mut r = Response::error(405, Some(format!("method {:?} not allowed", req.method)));
+        let mut r = Response::error(405, Some(format!("method {:?} is not served (GET and HEAD are)", req.method)));
         r.headers.push(("Allow", "GET, HEAD".into()));
         return r;
     }
@@ -216,19 +248,20 @@ fn respond_inner(
         Ok(r) => r,
         Err(e) => return Response::error(e.status(), Some(e.reason())),
     };
+    let url = rel.url_path();
     if let Some(secret) = &cfg.secret {
         let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if let Err(e) = signed::verify(secret, &rel.url_path(), q.expires.as_deref(), q.sig.as_deref(), now_secs) {
-            return Response::error(403, Some(format!("{}: {e}", rel.url_path())));
+        if let Err(e) = signed::verify(secret, &url, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
+            return Response::refused(403, &url, &e.to_string());
         }
     }
     let opened = match path::open(cfg, &rel) {
         Ok(o) => o,
-        Err(e) => return Response::error(e.status(), Some(e.reason())),
+        Err(e) => return Response::refused(e.status(), &url, &e.reason()),
     };
     let request = match media_request(opened.kind, &q) {
         Ok(r) => r,
-        Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
+        Err(e) => return Response::refused(400, &url, &e.to_string()),
     };
     let opts = crate::media::Options {
         max_moov: cfg.max_moov_bytes,
@@ -241,17 +274,19 @@ fn respond_inner(
     };
     let plan = match planned {
         Ok(p) => p,
-        Err(e) => return Response::error(e.http_status(), Some(format!("{}: {e}", opened.real.display()))),
+        // Engine errors speak of the file's contents, never of its place on the server.
+        Err(e) => return Response::refused(e.http_status(), &url, &e.to_string()),
     };
-    if plan.info.header_len > cfg.max_moov_bytes {
-        return Response::error(
+    // A synthesised header (a rewritten moov) is bounded; a whole file sent as it is is not.
+    let synthesised = matches!(plan.pieces().first(), Some(crate::plan::Piece::Synth(_)));
+    if synthesised && plan.info.header_len > cfg.max_moov_bytes {
+        return Response::refused(
             500,
-            Some(format!(
-                "{}: header of {} bytes exceeds max_moov_bytes {}",
-                opened.real.display(),
-                plan.info.header_len,
-                cfg.max_moov_bytes
-            )),
+            &url,
+            &format!(
+                "the rewritten header of {} bytes is over max_moov_bytes {}",
+                plan.info.header_len, cfg.max_moov_bytes
+            ),
         );
     }
     answer_plan(plan, &request, req)
@@ -261,8 +296,18 @@ fn respond_inner(
 /// otherwise; images ignore positions; an MP4 `end` not after `start` is ignored (nginx).
 pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
     let Some(unit) = kind.format().bare_unit else { return Ok(Request::default()) };
-    let parse = |t: &Option<String>| t.as_deref().map(|t| Position::parse(t, unit)).transpose();
-    let (start, mut end) = (parse(&q.start)?, parse(&q.end)?);
+    let example = match unit {
+        BareUnit::Seconds => "30.5",
+        BareUnit::Bytes => "123456 (a byte offset) or 30.5s",
+    };
+    let parse = |key: &str, t: &Option<String>| match t.as_deref() {
+        None => Ok(None),
+        Some(t) if t.trim().is_empty() => Err(crate::Error::bad_request(format!(
+            "{key} is empty: give a position (e.g. {key}={example}) or leave {key} out"
+        ))),
+        Some(t) => Position::parse(t, unit).map(Some),
+    };
+    let (start, mut end) = (parse("start", &q.start)?, parse("end", &q.end)?);
     // An MP4 `end` at or before `start` is ignored, as nginx's mp4 module does (a player's
     // stale `end` still gets the movie from `start`); `cut --end` refuses it instead.
     if let (Kind::Mp4, Some(Position::Seconds(s)), Some(Position::Seconds(e))) = (kind, start, end) {
@@ -314,7 +359,8 @@ fn answer_plan(plan: Plan, request: &Request, req: &HttpRequest) -> Response {
             Response { status: 206, headers, body: Body::Plan { plan, range: r }, log: None }
         }
         RangeAnswer::Unsatisfiable => {
-            let mut r = Response::error(416, Some(format!("range {:?} of {len} bytes", req.range)));
+            let asked = req.range.as_deref().unwrap_or_default();
+            let mut r = Response::error(416, Some(format!("range {asked:?} starts past the answer's {len} bytes")));
             r.headers.push(("Content-Range", format!("bytes */{len}")));
             r
         }

@@ -41,9 +41,10 @@ pub enum Target {
 /// Why a path is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathError {
-    /// 403: the path tries something it may not (the reason is for the log).
+    /// 403: the path tries something it may not (the reason, told to the client and logged,
+    /// never holds a path on the server).
     Forbidden(String),
-    /// 404: nothing there.
+    /// 404: nothing there (the path on the server, for debugging; never told).
     NotFound(String),
     /// The path names a directory (403 unless a front end lists it).
     Directory(PathBuf),
@@ -58,12 +59,13 @@ impl PathError {
         }
     }
 
-    /// A line for the log.
+    /// The reason, for the answer's body and the log line (the front end adds the URL
+    /// path): no path on the server.
     pub fn reason(&self) -> String {
         match self {
-            PathError::Forbidden(r) => format!("forbidden: {r}"),
-            PathError::NotFound(r) => format!("not found: {r}"),
-            PathError::Directory(p) => format!("directory: {}", p.display()),
+            PathError::Forbidden(r) => r.clone(),
+            PathError::NotFound(_) => "no such file".into(),
+            PathError::Directory(_) => "is a directory".into(),
         }
     }
 }
@@ -201,7 +203,7 @@ fn relative_to_root(cfg: &Config, p: &Path) -> Result<String, PathError> {
 fn io_refusal(e: &std::io::Error, p: &Path) -> PathError {
     match e.kind() {
         std::io::ErrorKind::NotFound => PathError::NotFound(p.display().to_string()),
-        _ => forbidden(format!("{}: {e}", p.display())),
+        _ => forbidden(format!("cannot be opened: {}", crate::error::plain_io(e))),
     }
 }
 
@@ -268,7 +270,7 @@ fn open_checked(cfg: &Config, rel: &RelPath) -> Result<Opened, PathError> {
     let real = joined.canonicalize().map_err(|e| io_refusal(&e, &joined))?;
     let inside = real.starts_with(root);
     if !inside && !cfg.follow_symlinks {
-        return Err(forbidden(format!("{} resolves outside the document root", joined.display())));
+        return Err(forbidden("leads outside the document root (through a symlink)"));
     }
     let meta = std::fs::metadata(&real).map_err(|e| io_refusal(&e, &real))?;
     if meta.is_dir() {
@@ -295,7 +297,7 @@ fn open_checked(cfg: &Config, rel: &RelPath) -> Result<Opened, PathError> {
         return Err(PathError::Directory(real));
     }
     if !meta.is_file() {
-        return Err(forbidden(format!("{} is not a regular file", real.display())));
+        return Err(forbidden("is not a regular file"));
     }
     let source = Source::from_meta(file, &meta);
     Ok(Opened { real, kind, source })

@@ -17,7 +17,8 @@ pub const MAX_ITEM_BYTES: usize = 256;
 /// hence the unit of a bare number, is known).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Query {
-    /// `start=`: where to start (text, not parsed yet); empty counts as absent.
+    /// `start=`: where to start (text, not parsed yet); an empty value is kept, and refused
+    /// where positions are parsed, like any other malformed one.
     pub start: Option<String>,
     /// `end=`: where to end.
     pub end: Option<String>,
@@ -61,9 +62,7 @@ impl Query {
             if slot.is_some() {
                 return Err(Error::bad_request(format!("{key} given twice")));
             }
-            let value = decode_item(v)?;
-            // An empty `start=` is what some players send for "from the beginning".
-            *slot = (!value.is_empty()).then_some(value);
+            *slot = Some(decode_item(v)?);
         }
         Ok(q)
     }
@@ -104,7 +103,7 @@ mod tests {
         assert_eq!(q.end.as_deref(), Some("1:02"));
         assert!(q.exact);
         let q = Query::parse("start=&exact=0&sig=ab&expires=12").unwrap();
-        assert_eq!(q.start, None);
+        assert_eq!(q.start.as_deref(), Some(""));
         assert!(!q.exact);
         assert_eq!(q.sig.as_deref(), Some("ab"));
         assert_eq!(Query::parse("").unwrap(), Query::default());

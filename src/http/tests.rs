@@ -75,8 +75,62 @@ fn statuses_for_bad_requests() {
     assert_eq!(status(HttpRequest::get("/a.png", "start=1&start=2")), 400);
     let r405 = respond(&c, &HttpRequest { method: "PUT".into(), ..HttpRequest::get("/a.png", "") });
     assert_eq!(r405.header("Allow"), Some("GET, HEAD"));
-    assert!(matches!(&r405.body, Body::Text(t) if t == "405 Method Not Allowed\n"));
+    assert!(
+        matches!(&r405.body, Body::Text(t) if t == "405 Method Not Allowed\nmethod \"PUT\" is not served (GET and HEAD are)\n"),
+        "{:?}",
+        r405.body
+    );
     assert!(r405.log.is_some());
+}
+
+/// The text body of an answer.
+fn text(resp: &Response) -> String {
+    match &resp.body {
+        Body::Text(t) => t.clone(),
+        b => panic!("not a text body: {b:?}"),
+    }
+}
+
+#[test]
+fn error_bodies_say_why_without_server_paths() {
+    let r = root("why");
+    let c = cfg(&r);
+    let root_text = c.document_root.display().to_string();
+    std::fs::write(r.0.join("broken.mp4"), b"\0\0\0\x10ftypisom\0\0\0\0 not a movie").unwrap();
+    std::fs::write(r.0.join("clip.flv"), b"FLV\x01\x05\0\0\0\x09\0\0\0\0").unwrap();
+    std::fs::create_dir_all(r.0.join("dir.mp4")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", r.0.join("out.png")).unwrap();
+    for (path, query, status, why) in [
+        ("/a.png", "start=1&start=2", 400, "start given twice"),
+        ("/broken.mp4", "start=10", 500, "corrupt file at offset 16: box"),
+        ("/broken.mp4", "start=", 400, "start is empty: give a position (e.g. start=30.5) or leave start out"),
+        ("/clip.flv", "start=", 400, "start is empty: give a position (e.g. start=123456 (a byte offset) or 30.5s)"),
+        ("/broken.mp4", "end=abc", 400, "\"abc\" is not a time in seconds"),
+        ("/missing.mp4", "", 404, "no such file"),
+        ("/dir.mp4", "", 403, "is a directory"),
+        ("/out.png", "", 403, "leads outside the document root"),
+        ("/notes.txt", "", 403, "extension \"txt\" is not served"),
+    ] {
+        let resp = respond(&c, &HttpRequest::get(path, query));
+        let body = text(&resp);
+        assert_eq!(resp.status, status, "{path}?{query}: {body}");
+        assert_eq!(resp.header("Content-Type"), Some("text/plain; charset=utf-8"));
+        let first = format!("{status} {}\n", reason(status));
+        assert!(body.starts_with(&first) && body.ends_with('\n'), "{path}?{query}: {body:?}");
+        assert!(body.contains(why), "{path}?{query}: {body:?} lacks {why:?}");
+        assert_eq!(body.lines().count(), 2, "{body:?}");
+        assert!(!body.contains(&root_text) && !body.contains("/etc/"), "{path}?{query} names a server path: {body:?}");
+        // The log line carries the same words, and the URL path.
+        let log = resp.log.as_deref().unwrap();
+        assert!(log.contains(body.lines().nth(1).unwrap()), "log {log:?} vs body {body:?}");
+        assert!(!log.contains(&root_text), "{log}");
+    }
+    // An empty position on an image is ignored, as every position is.
+    assert_eq!(respond(&c, &HttpRequest::get("/a.png", "start=")).status, 200);
+    // A broken configuration is a 500 that names nothing of the server's.
+    let e = crate::config::Config::parse("document_root = =", std::path::Path::new("/etc/x.conf")).unwrap_err();
+    let resp = Response::config_error(&e);
+    assert!(!text(&resp).contains("/etc/x.conf") && resp.log.as_deref().unwrap().contains("/etc/x.conf, line 1"));
 }
 
 #[test]

@@ -17,6 +17,7 @@ pub mod rewrite;
 pub mod seek;
 pub mod tables;
 pub mod track;
+pub mod whole;
 
 #[cfg(test)]
 mod tests;

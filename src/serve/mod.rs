@@ -93,14 +93,23 @@ pub struct Server {
 impl Server {
     /// Loads the configuration (a broken one is an error here) and binds `listen`.
     pub fn bind(listen: SocketAddr, settings: Settings, threads: Option<usize>) -> Result<Server> {
-        let config = ConfigCell::new(settings).map_err(|e| {
-            Error::io(
-                "not starting: the configuration is invalid",
-                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            )
-        })?;
+        let config = ConfigCell::new(settings)
+            .map_err(|e| Error::Config(format!("not starting: the configuration is invalid: {e}")))?;
         let backlog = effective_backlog(config.get().server.listen_backlog);
-        let listener = listen_on(listen, backlog).map_err(|e| Error::io(format!("cannot listen on {listen}"), e))?;
+        let listener = listen_on(listen, backlog).map_err(|e| {
+            let fix = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    " (another program listens there: stop it, or pick another address with --listen)"
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    " (ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a higher port with --listen)"
+                }
+                std::io::ErrorKind::AddrNotAvailable => " (no interface of this machine has that address)",
+                _ => "",
+            };
+            let why = std::io::Error::new(e.kind(), format!("{}{fix}", crate::error::plain_io(&e)));
+            Error::io(format!("cannot listen on {listen}"), why)
+        })?;
         // Each stream holds a socket and its media file open.
         crate::bench::raise_nofile_to(1 << 18);
         let shared = Arc::new(Shared {

@@ -95,11 +95,15 @@ fn cli(args: entry::Argv) -> i32 {
     }
 }
 
-/// The error and its causes on one line, skipping causes the message already includes.
+/// The error and its causes on one line, skipping causes the message already includes (an
+/// I/O cause is compared without std's ` (os error N)` tail, which the library drops).
 fn describe(e: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in e.chain() {
-        let text = cause.to_string();
+        let text = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => loomiere::error::plain_io(io),
+            None => cause.to_string(),
+        };
         if !msg.contains(&text) {
             if !msg.is_empty() {
                 msg.push_str(": ");

@@ -26,6 +26,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if let Some(dir) = a.dir.as_ref().filter(|d| !d.is_dir()) {
+        bail!(
+            "{} is not a directory: give the directory to serve (or run `loomiere demo DIR` to make one with sample media)",
+            dir.display()
+        );
+    }
     let settings = match (ConfigSource::from_flag_or_env(a.config), a.dir) {
         (ConfigSource::Explicit(path), root) => Settings::File { path, root },
         (ConfigSource::Default, Some(dir)) => Settings::Dir(dir),

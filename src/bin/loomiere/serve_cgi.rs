@@ -38,7 +38,7 @@ pub fn run(args: Args) -> i32 {
             1
         }
         Err(e) => {
-            eprintln!("loomiere: writing the answer failed: {e}");
+            eprintln!("loomiere: writing the answer failed: {}", loomiere::error::plain_io(&e));
             1
         }
     }
