@@ -20,7 +20,21 @@ pub fn plan(src: Source, req: &Request, opts: &Options) -> Result<Plan> {
     if let Some(as_is) = opts.kind.format().plan_as_is.filter(|_| untouched(req)) {
         return as_is(src, opts);
     }
-    crate::container::open(src, opts)?.plan(req, opts)
+    within_limit(crate::container::open(src, opts)?.plan(req, opts)?, opts)
+}
+
+/// The one place `max_moov` bounds a plan's output: a synthesised header (a rewritten moov)
+/// over the limit is refused (the source's moov was checked against it at opening); a
+/// whole file sent as it is is not bounded.
+fn within_limit(plan: Plan, opts: &Options) -> Result<Plan> {
+    let synthesised = matches!(plan.pieces().first(), Some(crate::plan::Piece::Synth(_)));
+    if synthesised && plan.info.header_len > opts.max_moov {
+        return Err(crate::Error::OverLimit(format!(
+            "the rewritten header of {} bytes is over max_moov_bytes {}",
+            plan.info.header_len, opts.max_moov
+        )));
+    }
+    Ok(plan)
 }
 
 /// [`plan`] for the file at `path`, with the default options of its extension.
@@ -123,7 +137,7 @@ impl MovieCache {
                     if let Some((_, plan)) =
                         e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)
                     {
-                        return Ok(plan.clone());
+                        return within_limit(plan.clone(), opts);
                     }
                     (Some(e.movie.clone()), Vec::new())
                 }
@@ -142,7 +156,7 @@ impl MovieCache {
                 self.insert(key.clone(), path, Arc::new(m))
             }
         };
-        let plan = movie.plan(req, content_type)?;
+        let plan = within_limit(movie.plan(req, content_type)?, opts)?;
         let mut entries = self.lock();
         if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
             if e.plans.len() >= PLANS_PER_MOVIE {

@@ -363,7 +363,7 @@ mod tests {
                     assert_eq!(out.len() as u64, idx.plan.len());
                 }
                 let _ = check(&source(&bad));
-                let _ = super::super::inspect::inspect(&source(&bad)).map(|r| r.render());
+                let _ = super::super::inspect::inspect(&source(&bad));
                 bad[i] ^= mask;
             }
         }

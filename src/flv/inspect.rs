@@ -8,7 +8,6 @@ use super::scan::{scan, Scan};
 use super::tags::{audio_codec_name, video_codec_name, Header, Reader};
 use crate::media::Source;
 use crate::Result;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde::Serialize;
 
 /// Tag counts by type.
@@ -165,126 +164,6 @@ fn report(s: &Scan) -> Report {
     }
 }
 
-fn table(title: &str) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    t.set_header(vec![title.to_string(), String::new()]);
-    t
-}
-
-fn opt<T: std::fmt::Display>(v: Option<T>, unit: &str) -> String {
-    v.map(|x| format!("{x}{unit}")).unwrap_or_else(|| "-".into())
-}
-
-impl Report {
-    /// The report as text tables.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let mut t = table("FLV");
-        t.add_row(vec!["size".to_string(), format!("{} bytes", self.size)]);
-        if let Some(h) = &self.header {
-            t.add_row(vec!["version".to_string(), h.version.to_string()]);
-            t.add_row(vec![
-                "header flags".to_string(),
-                format!("0x{:02x} (audio: {}, video: {})", h.flags, h.has_audio, h.has_video),
-            ]);
-            t.add_row(vec!["header size".to_string(), h.data_offset.to_string()]);
-        }
-        t.add_row(vec!["duration".to_string(), format!("{:.3} s", self.duration)]);
-        t.add_row(vec![
-            "tags".to_string(),
-            format!(
-                "{} (video {}, audio {}, script {})",
-                self.tags.total, self.tags.video, self.tags.audio, self.tags.script
-            ),
-        ]);
-        let k = &self.keyframes;
-        t.add_row(vec!["keyframes".to_string(), k.count.to_string()]);
-        t.add_row(vec![
-            "keyframe spacing".to_string(),
-            format!(
-                "min {} avg {} max {}",
-                opt(k.min_spacing.map(|x| format!("{x:.3}")), " s"),
-                opt(k.avg_spacing.map(|x| format!("{x:.3}")), " s"),
-                opt(k.max_spacing.map(|x| format!("{x:.3}")), " s")
-            ),
-        ]);
-        if let Some(v) = &self.video {
-            let size = match (v.width, v.height) {
-                (Some(w), Some(h)) => format!(", {w}x{h}"),
-                _ => String::new(),
-            };
-            t.add_row(vec![
-                "video".to_string(),
-                format!(
-                    "{} (id {}){size}, {} frames, {} bytes{}",
-                    v.codec,
-                    opt(v.codec_id, ""),
-                    v.frames,
-                    v.bytes,
-                    if v.has_config { ", sequence header" } else { "" }
-                ),
-            ]);
-        }
-        if let Some(a) = &self.audio {
-            t.add_row(vec![
-                "audio".to_string(),
-                format!(
-                    "{} (id {}), {} Hz {}-bit {}, {} frames, {} bytes{}",
-                    a.codec,
-                    opt(a.codec_id, ""),
-                    a.sample_rate,
-                    a.sample_bits,
-                    if a.stereo { "stereo" } else { "mono" },
-                    a.frames,
-                    a.bytes,
-                    if a.has_config { ", sequence header" } else { "" }
-                ),
-            ]);
-        }
-        if self.previous_size_mismatches > 0 {
-            t.add_row(vec!["bad PreviousTagSize".to_string(), self.previous_size_mismatches.to_string()]);
-        }
-        if let Some(f) = &self.fault {
-            t.add_row(vec!["FAULT".to_string(), f.clone()]);
-        }
-        out.push_str(&t.to_string());
-        out.push('\n');
-
-        let mut m = table("onMetaData");
-        match (&self.metadata, &self.metadata_error) {
-            (Some(v), _) => match v.pairs() {
-                Some(pairs) => {
-                    for (k, v) in pairs {
-                        m.add_row(vec![k.clone(), v.to_string()]);
-                    }
-                }
-                None => {
-                    m.add_row(vec!["(value)".to_string(), v.to_string()]);
-                }
-            },
-            (None, Some(e)) => {
-                m.add_row(vec!["(unreadable)".to_string(), e.clone()]);
-            }
-            (None, None) => {
-                m.add_row(vec!["(none)".to_string(), String::new()]);
-            }
-        }
-        out.push_str(&m.to_string());
-        out.push('\n');
-        if let Some(list) = &self.keyframe_list {
-            let mut k = Table::new();
-            k.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["keyframe", "time (s)", "offset"]);
-            for (i, e) in list.iter().enumerate() {
-                k.add_row(vec![i.to_string(), format!("{:.3}", e.time), e.offset.to_string()]);
-            }
-            out.push_str(&k.to_string());
-            out.push('\n');
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::tags::tests::{file_with, tiny};
@@ -297,11 +176,11 @@ mod tests {
         let r = inspect(&src).unwrap();
         assert_eq!(r.tags.total, 4);
         assert_eq!(r.keyframes.count, 1);
-        assert!(r.render().contains("H.264/AVC"));
+        assert!(r.video.as_ref().is_some_and(|v| v.codec.contains("H.264/AVC")));
         assert!(serde_json::to_string(&r).unwrap().contains("\"video\""));
         let src = file_with(&bytes[..60]);
         let r = inspect(&src).unwrap();
         assert_eq!(r.fault_offset, Some(58));
-        assert!(r.render().contains("FAULT"));
+        assert!(r.fault.is_some());
     }
 }

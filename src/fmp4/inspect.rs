@@ -7,7 +7,6 @@
 use super::index::{FragmentIndex, MfraSummary, SidxSummary};
 use super::seek::reference;
 use crate::mp4::inspect::{Keyframes, TrackRow};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
 /// One fragment, as listed.
@@ -106,75 +105,5 @@ pub fn fill_tracks(index: &FragmentIndex, rows: &mut [TrackRow]) {
         } else {
             row.sync_samples = samples;
         }
-    }
-}
-
-impl Fragments {
-    /// The fragments as text tables.
-    pub fn render(&self) -> String {
-        let secs = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3} s"));
-        let mut s = Table::new();
-        s.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["fragments", ""]);
-        s.add_row(vec!["count".to_string(), self.count.to_string()]);
-        s.add_row(vec!["samples".to_string(), self.samples.to_string()]);
-        s.add_row(vec![
-            "duration min / max".to_string(),
-            format!("{} / {}", secs(self.min_duration), secs(self.max_duration)),
-        ]);
-        for x in &self.sidx {
-            s.add_row(vec![
-                "sidx".to_string(),
-                format!("at {}: {} references, {}", x.offset, x.references, agrees(x.agrees)),
-            ]);
-        }
-        if let Some(at) = self.cut_short_at {
-            s.add_row(vec![
-                "cut short".to_string(),
-                format!("at {at}: the last fragment is incomplete and left out (still being written?)"),
-            ]);
-        }
-        if let Some(m) = &self.mfra {
-            s.add_row(vec![
-                "mfra".to_string(),
-                format!("at {}: {} entries, {}", m.offset, m.entries, agrees(m.agrees)),
-            ]);
-        }
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-            "fragment",
-            "moof offset",
-            "moof",
-            "mdat",
-            "start (s)",
-            "duration (s)",
-            "samples",
-            "keyframe",
-        ]);
-        for (i, f) in self.list.iter().enumerate() {
-            let key = match (f.starts_with_keyframe, f.keyframe_time) {
-                (true, Some(k)) => format!("first, {k:.3} s"),
-                (false, Some(k)) => format!("inside, {k:.3} s"),
-                _ => "none".into(),
-            };
-            t.add_row(vec![
-                i.to_string(),
-                f.moof_offset.to_string(),
-                f.moof_size.to_string(),
-                f.mdat_size.to_string(),
-                format!("{:.3}", f.start),
-                format!("{:.3}", f.duration),
-                f.samples.to_string(),
-                key,
-            ]);
-        }
-        format!("{s}\n{t}\n")
-    }
-}
-
-fn agrees(ok: bool) -> &'static str {
-    if ok {
-        "agrees with the fragments"
-    } else {
-        "DISAGREES with the fragments (ignored: the fragments are read instead)"
     }
 }

@@ -277,18 +277,6 @@ fn respond_inner(
         // Engine errors speak of the file's contents, never of its place on the server.
         Err(e) => return Response::refused(e.http_status(), &url, &e.to_string()),
     };
-    // A synthesised header (a rewritten moov) is bounded; a whole file sent as it is is not.
-    let synthesised = matches!(plan.pieces().first(), Some(crate::plan::Piece::Synth(_)));
-    if synthesised && plan.info.header_len > cfg.max_moov_bytes {
-        return Response::refused(
-            500,
-            &url,
-            &format!(
-                "the rewritten header of {} bytes is over max_moov_bytes {}",
-                plan.info.header_len, cfg.max_moov_bytes
-            ),
-        );
-    }
     answer_plan(plan, &request, req)
 }
 

@@ -13,7 +13,6 @@ use super::tables::stsc_span;
 use super::track::Track;
 use super::Movie;
 use crate::media::Source;
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::Serialize;
 
 /// One box of the tree.
@@ -486,119 +485,5 @@ fn tree(report: &mut Report, moov: &[u8], parent: &BoxHeader, depth: u32, base: 
                 return;
             }
         }
-    }
-}
-
-impl Report {
-    /// The report as text tables for people.
-    pub fn render(&self) -> String {
-        let mut file = Table::new();
-        file.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["file", ""]);
-        file.add_row(vec!["size".to_string(), format!("{} bytes", self.file_size)]);
-        if let Some(b) = &self.brands {
-            file.add_row(vec![
-                "brands".to_string(),
-                format!("{} (minor {}), compatible: {}", b.major, b.minor_version, b.compatible.join(" ")),
-            ]);
-        }
-        if let Some(m) = &self.moov {
-            file.add_row(vec!["moov".to_string(), format!("{} ({} bytes at {})", m.position, m.size, m.offset)]);
-        }
-        if let Some(d) = self.duration {
-            file.add_row(vec!["duration".to_string(), format!("{d:.3} s")]);
-        }
-        if let Some(b) = self.bitrate {
-            file.add_row(vec!["bitrate".to_string(), format!("{} kb/s", b / 1000)]);
-        }
-        let mut boxes = Table::new();
-        boxes.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["box", "offset", "size"]);
-        for b in &self.boxes {
-            boxes.add_row(vec![
-                format!("{}{}", "  ".repeat(b.depth as usize), b.kind),
-                b.offset.to_string(),
-                b.size.to_string(),
-            ]);
-        }
-        let mut tracks = Table::new();
-        tracks.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-            "id",
-            "kind",
-            "codec",
-            "profile",
-            "format",
-            "duration",
-            "samples",
-            "keyframes (spacing min/avg/max)",
-            "bitrate",
-        ]);
-        let secs = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
-        for t in &self.tracks {
-            let mut format = Vec::new();
-            if let (Some(w), Some(h)) = (t.width, t.height) {
-                format.push(format!("{w}x{h}"));
-            }
-            if let Some(f) = t.frame_rate {
-                format.push(format!("{} fps", (f * 1000.0).round() / 1000.0));
-            }
-            if let Some(r) = t.sample_rate {
-                format.push(format!("{r} Hz"));
-            }
-            if let Some(c) = t.channels {
-                format.push(format!("{c} ch"));
-            }
-            let profile = match (&t.profile, t.level) {
-                (Some(p), Some(l)) => format!("{p} @ {l}"),
-                (Some(p), None) => p.clone(),
-                _ => "-".into(),
-            };
-            let keyframes = match &t.keyframes {
-                Some(k) if !t.all_sync => {
-                    format!(
-                        "{} ({} / {} / {} s)",
-                        k.count,
-                        secs(k.min_spacing),
-                        secs(k.avg_spacing),
-                        secs(k.max_spacing)
-                    )
-                }
-                Some(_) | None => "all".into(),
-            };
-            tracks.add_row(vec![
-                t.id.to_string(),
-                t.kind.clone(),
-                t.codec_string.clone(),
-                profile,
-                format.join(", "),
-                format!("{:.3} s", t.duration),
-                t.samples.to_string(),
-                keyframes,
-                format!("{} kb/s", t.bitrate / 1000),
-            ]);
-        }
-        let mut s = format!("{file}\n{boxes}\n{tracks}\n");
-        if let Some(f) = &self.fragments {
-            s.push_str(&f.render());
-        }
-        for t in &self.tracks {
-            let Some(list) = &t.keyframe_list else { continue };
-            let mut k = Table::new();
-            k.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-                format!("track {} keyframe", t.id),
-                "time (s)".into(),
-                "offset".into(),
-                "size".into(),
-            ]);
-            for (i, e) in list.iter().enumerate() {
-                k.add_row(vec![i.to_string(), format!("{:.3}", e.time), e.offset.to_string(), e.size.to_string()]);
-            }
-            s.push_str(&format!("{k}\n"));
-        }
-        if let Some(h) = &self.hint {
-            s.push_str(&format!("hint: {h}\n"));
-        }
-        if let Some(e) = &self.error {
-            s.push_str(&format!("error: {e}\n"));
-        }
-        s
     }
 }

@@ -289,6 +289,8 @@ fn movie_cache_remembers_recent_plans_per_request() {
 
 #[test]
 fn max_moov_bytes_refuses_a_larger_moov_before_planning() {
+    // One request without and one through the cache (the CGI's and serve's paths): both
+    // refuse a moov over the limit with an error a server answers 500 and logs.
     let dir = std::env::temp_dir().join(format!("loomiere-mp4-{}-limit", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("movie.mp4");
@@ -296,15 +298,17 @@ fn max_moov_bytes_refuses_a_larger_moov_before_planning() {
     let moov = Movie::open(Source::open(&path).unwrap()).unwrap().root.size;
     assert!(moov > 1024, "the synthetic moov ({moov} bytes) must exceed the configuration's floor");
     let cache = crate::media::MovieCache::new(2);
-    let req = crate::http::HttpRequest::get("/movie.mp4", "start=1");
-    for (limit, status) in [(moov, 200), (moov - 1, 500)] {
-        let text = format!("document_root = {:?}\nmax_moov_bytes = {limit}\nlog = \"off\"\n", dir);
-        let cfg = crate::config::Config::parse(&text, std::path::Path::new("test.conf")).unwrap();
-        let once = crate::http::respond(&cfg, &req);
-        let cached = crate::http::respond_cached(&cfg, &req, &cache);
-        assert_eq!((once.status, cached.status), (status, status), "limit {limit}, moov {moov}");
-        if status == 500 {
-            assert!(once.log.as_deref().unwrap_or("").contains("max_moov_bytes"), "{:?}", once.log);
+    let req = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+    for (limit, ok) in [(moov, true), (moov - 1, false)] {
+        let opts = crate::media::Options { max_moov: limit, ..crate::media::Options::for_path(&path).unwrap() };
+        let once = crate::media::plan(Source::open(&path).unwrap(), &req, &opts);
+        let cached = cache.plan(&path, Source::open(&path).unwrap(), &req, &opts);
+        assert_eq!((once.is_ok(), cached.is_ok()), (ok, ok), "limit {limit}, moov {moov}");
+        if !ok {
+            for e in [once.unwrap_err(), cached.unwrap_err()] {
+                assert_eq!(e.http_status(), 500);
+                assert!(e.to_string().contains("max_moov_bytes"), "{e}");
+            }
         }
     }
     let _ = std::fs::remove_dir_all(dir);

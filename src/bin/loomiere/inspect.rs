@@ -1,5 +1,6 @@
 //! `loomiere inspect FILE [--json] [--keyframes]`: prints what the library's inspectors report.
 
+use crate::render::Render;
 use anyhow::{bail, Context, Result};
 use loomiere::container::{self, Inspection};
 use loomiere::{Kind, Source};

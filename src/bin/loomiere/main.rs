@@ -14,6 +14,7 @@ mod demo;
 mod entry;
 mod index;
 mod inspect;
+mod render;
 mod serve;
 mod serve_cgi;
 
