@@ -88,10 +88,10 @@ fn write(kind: Kind, args: &Args) -> Result<()> {
     }
     match &indexed {
         Indexed::Flv(idx) => {
-            eprintln!("{}: {} keyframes, {:.3} s, {} bytes", dest.display(), idx.keyframes, idx.duration, n)
+            eprintln!("{}: {} keyframes, {:.3} s, {} bytes", dest.display(), idx.keyframes, idx.duration, n);
         }
         Indexed::Mp4(r) if r.defragmented => {
-            eprintln!("{}: defragmented into a progressive MP4 (moov first), {n} bytes", dest.display())
+            eprintln!("{}: defragmented into a progressive MP4 (moov first), {n} bytes", dest.display());
         }
         Indexed::Mp4(_) => eprintln!("{}: moov moved before mdat, {n} bytes", dest.display()),
     }

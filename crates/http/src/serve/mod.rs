@@ -111,7 +111,7 @@ impl Server {
             Error::io(format!("cannot listen on {listen}"), why)
         })?;
         // Each stream holds a socket and its media file open.
-        crate::bench::raise_nofile_to(1 << 18);
+        raise_nofile_to(1 << 18);
         let shared = Arc::new(Shared {
             config,
             log: access_log::AccessLog::default(),
@@ -257,4 +257,22 @@ async fn sweep_movies(movies: Arc<crate::media::MovieCache>) {
         let m = movies.clone();
         let _ = tokio::task::spawn_blocking(move || m.sweep()).await;
     }
+}
+
+/// Raises the open-file limits to `want` where the process may (root may raise the hard
+/// limit, up to the kernel's `nr_open`), else the soft limit to the hard one; returns the
+/// soft limit now in force. `serve` uses it for sockets plus the media files they stream.
+pub fn raise_nofile_to(want: u64) -> u64 {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some_and(|c| c < want) {
+        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(want) });
+    }
+    let lim = getrlimit(Resource::Nofile);
+    if let Some(max) = lim.maximum {
+        if lim.current.is_some_and(|c| c < max) {
+            let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(max), maximum: Some(max) });
+        }
+    }
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }

@@ -3,7 +3,7 @@
 //! before anything is resolved or connected, because this load generator must never be
 //! pointed at someone else's machine.
 
-use crate::{Error, Result};
+use loomiere_engine::{Error, Result};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// One URL to load, already resolved to a loopback socket address.

@@ -18,7 +18,7 @@ pub mod stats;
 pub mod target;
 mod viewer;
 
-use crate::{Error, Result};
+use loomiere_engine::{Error, Result};
 pub use stats::{Live, Report, Snapshot};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -295,18 +295,6 @@ impl Bench {
 /// The default runtime: see docs/bench.md for the measurements behind it.
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
-}
-
-/// Raises the open-file limits to `want` where the process may (root may raise the hard
-/// limit, up to the kernel's `nr_open`), else the soft limit to the hard one; returns the
-/// soft limit now in force. `serve` uses it for sockets plus the media files they stream.
-pub fn raise_nofile_to(want: u64) -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let lim = getrlimit(Resource::Nofile);
-    if lim.current.is_some_and(|c| c < want) {
-        let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(want), maximum: Some(want) });
-    }
-    raise_nofile()
 }
 
 /// Raises the soft open-file limit to the hard limit; returns the soft limit now in force.

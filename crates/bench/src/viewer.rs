@@ -56,7 +56,7 @@ async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<
                     .iter()
                     .any(|no| e.raw_os_error() == Some(no.raw_os_error())) =>
             {
-                *copy = true
+                *copy = true;
             }
             Err(e) => return Err(e),
         }
