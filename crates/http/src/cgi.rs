@@ -14,9 +14,10 @@
 //! The document root is the configuration's; without a configuration file, `DOCUMENT_ROOT`.
 
 use crate::config::{log_to, Config, ConfigSource, LogTarget};
+use crate::http::exchange::{self, HeadFailure, HeadState};
 use crate::http::path::Target;
 use crate::http::{self, wire, Body, HttpRequest, Response};
-use crate::throttle::{self, Pacer};
+use crate::throttle;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
@@ -90,9 +91,7 @@ fn answer(
                 cfg.log = LogTarget::Off;
             }
             let resp = if one_shot { respond_once(&cfg, req) } else { http::respond(&cfg, req) };
-            if let Some(line) = &resp.log {
-                cfg.log(&format!("{} {} {line}", resp.status, req.method));
-            }
+            exchange::log_answer(&cfg, &resp, &req.method);
             (resp, Some(cfg))
         }
         Err(e) => {
@@ -124,7 +123,7 @@ fn send(resp: &Response, head: &[u8], cfg: Option<&Config>, out: BorrowedFd<'_>)
             Body::Empty => Ok(()),
             Body::Text(t) => write_all(out, t.as_bytes()),
             Body::Plan { plan, range } => {
-                let pacer = cfg.and_then(|c| Pacer::for_plan(c, plan, range));
+                let pacer = cfg.and_then(|c| crate::throttle::pacer_for(c, plan, range));
                 throttle::send_paced(plan, range.clone(), out, pacer.as_ref()).map(|_| ())
             }
         }
@@ -175,13 +174,8 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
         let head = match read_head(input, &mut buf, limits.max_header_bytes, limits.header_timeout_secs) {
             Ok(Some(h)) => h,
             Ok(None) => return Ok(Outcome::Answered),
-            Err(status) => {
-                let why = match status {
-                    408 => "request head not received in time",
-                    431 => "request head too large",
-                    _ => "the connection closed inside the request head",
-                };
-                let resp = Response::error(status, Some(why.into()));
+            Err(failure) => {
+                let resp = failure.response();
                 let head = resp.http_head(false, false, SystemTime::now());
                 return send(&resp, head.as_bytes(), None, output);
             }
@@ -189,7 +183,7 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
         let (resp, keep_alive, http10, cfg) = match wire::parse(&head) {
             Ok(w) => {
                 let (resp, cfg) = answer(source, None, &w.request, stderr_ok, false);
-                (resp, w.keep_alive, w.http10, cfg)
+                (resp, exchange::keep_alive(&w, false), w.http10, cfg)
             }
             Err(e) => {
                 if stderr_ok {
@@ -218,27 +212,29 @@ fn same_file(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> bool {
 }
 
 /// Reads until a complete head is in `buf`, returns it and keeps what follows in `buf`.
-/// `Ok(None)`: the client closed the connection before sending anything. `Err(status)`:
-/// 408 (too slow) or 431 (too big).
-fn read_head(input: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, timeout_secs: u64) -> Result<Option<Vec<u8>>, u16> {
+/// `Ok(None)`: the client closed the connection before sending anything.
+fn read_head(
+    input: BorrowedFd<'_>,
+    buf: &mut Vec<u8>,
+    max: usize,
+    timeout_secs: u64,
+) -> Result<Option<Vec<u8>>, HeadFailure> {
     use rustix::event::{poll, PollFd, PollFlags, Timespec};
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(n) = wire::head_len(buf) {
-            if n > max {
-                return Err(431);
+        match exchange::head_state(buf, max) {
+            HeadState::Complete(n) => {
+                let rest = buf.split_off(n);
+                let head = std::mem::replace(buf, rest);
+                return Ok(Some(head));
             }
-            let rest = buf.split_off(n);
-            let head = std::mem::replace(buf, rest);
-            return Ok(Some(head));
-        }
-        if buf.len() > max {
-            return Err(431);
+            HeadState::TooLarge => return Err(HeadFailure::TooLarge),
+            HeadState::Incomplete => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return if buf.is_empty() { Ok(None) } else { Err(408) };
+            return if buf.is_empty() { Ok(None) } else { Err(HeadFailure::TimedOut) };
         }
         let ts = Timespec { tv_sec: left.as_secs() as i64, tv_nsec: i64::from(left.subsec_nanos()) };
         let mut fds = [PollFd::from_borrowed_fd(input, PollFlags::IN)];
@@ -249,7 +245,7 @@ fn read_head(input: BorrowedFd<'_>, buf: &mut Vec<u8>, max: usize, timeout_secs:
             Err(_) => return Ok(None),
         }
         match rustix::io::read(input, &mut chunk) {
-            Ok(0) => return if buf.is_empty() { Ok(None) } else { Err(400) },
+            Ok(0) => return if buf.is_empty() { Ok(None) } else { Err(HeadFailure::Truncated) },
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
             Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => continue,
             Err(_) => return Ok(None),
@@ -333,7 +329,7 @@ mod tests {
         let h = read_head(r.as_fd(), &mut buf, 1024, 5).unwrap().unwrap();
         assert_eq!(h, b"GET /b HTTP/1.0\r\n\r\n");
         write_all(w.as_fd(), &[b'a'; 600]).unwrap();
-        assert_eq!(read_head(r.as_fd(), &mut buf, 512, 5), Err(431));
+        assert_eq!(read_head(r.as_fd(), &mut buf, 512, 5).map_err(HeadFailure::status), Err(431));
         buf.clear();
         drop(w);
         assert_eq!(read_head(r.as_fd(), &mut buf, 512, 5), Ok(None));
@@ -344,7 +340,7 @@ mod tests {
         let (r, w) = rustix::pipe::pipe().unwrap();
         write_all(w.as_fd(), b"GET / HTTP/1.0\r\n").unwrap();
         let mut buf = Vec::new();
-        assert_eq!(read_head(r.as_fd(), &mut buf, 1024, 1), Err(408));
+        assert_eq!(read_head(r.as_fd(), &mut buf, 1024, 1).map_err(HeadFailure::status), Err(408));
         // An idle connection with nothing sent just closes.
         let (r2, _w2) = rustix::pipe::pipe().unwrap();
         assert_eq!(read_head(r2.as_fd(), &mut Vec::new(), 1024, 1), Ok(None));

@@ -4,12 +4,18 @@
 //! file (through [`path::open`] and [`crate::media::plan`]) and nothing else: no socket,
 //! no sleeping, so async callers may run it inline (or in `spawn_blocking` for huge `moov`s).
 //!
+//! Routing is here too: a directory (with `listing` on: [`listing`]) or a media file; the
+//! parts of an exchange around [`respond`] that every driver shares — reading a head within
+//! its limits, the refusals, keep-alive, the log line — are in [`exchange`].
+//!
 //! Sub-modules: [`query`] (start/end/exact), [`range`] (`Range`), [`conditional`] (ETag,
 //! dates, 304), [`path`] (confinement), [`signed`] (signed URLs), [`wire`] (parsing a raw
 //! HTTP/1.x request head), [`percent`] (decoding). Heads are serialised here for CGI
 //! ([`Response::cgi_head`]) and raw HTTP ([`Response::http_head`]).
 
 pub mod conditional;
+pub mod exchange;
+pub mod listing;
 pub mod path;
 pub mod percent;
 pub mod query;
@@ -239,6 +245,16 @@ fn respond_inner(
         let mut r = Response::error(405, Some(format!("method {:?} is not served (GET and HEAD are)", req.method)));
         r.headers.push(("Allow", "GET, HEAD".into()));
         return r;
+    }
+    // A directory, when listings are on: its own signature check comes before anything is
+    // read from it (see `listing`).
+    if cfg.listing {
+        if let Some(dir) = listing::resolve(cfg, &req.target) {
+            return match listing::authorize(cfg, &dir, &req.query, now) {
+                Ok(signed_until) => listing::page(cfg, &dir, req.method == "HEAD", signed_until),
+                Err(refusal) => *refusal,
+            };
+        }
     }
     let q = match query::Query::parse(&req.query) {
         Ok(q) => q,

@@ -6,10 +6,10 @@
 
 use super::access_log::{sanitise, Entry};
 use super::idle::Idle;
-use super::{listing, send, Shared};
+use super::{send, Shared};
 use crate::config::{Config, ServerLimits};
+use crate::http::exchange::{self, HeadFailure, HeadState};
 use crate::http::{self, wire, Body, Response};
-use crate::throttle::Pacer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,10 +22,8 @@ enum HeadRead {
     Head(usize),
     /// The client closed, or went quiet between requests, or the server is stopping.
     Done,
-    /// A partial head was not completed in time (slowloris): 408.
-    TimedOut,
-    /// More than `max_header_bytes` without the blank line: 431.
-    TooLarge,
+    /// A head that cannot be had: too slow (slowloris, 408) or too large (431).
+    Failed(HeadFailure),
 }
 
 /// Reads until a complete head is at the front of `buf`. While nothing of the request has
@@ -42,14 +40,10 @@ async fn read_head(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(limits.header_timeout_secs);
     let mut idle: Option<Idle<'_>> = None;
     loop {
-        if let Some(n) = wire::head_len(buf) {
-            if n > limits.max_header_bytes {
-                return HeadRead::TooLarge;
-            }
-            return HeadRead::Head(n);
-        }
-        if buf.len() >= limits.max_header_bytes {
-            return HeadRead::TooLarge;
+        match exchange::head_state(buf, limits.max_header_bytes) {
+            HeadState::Complete(n) => return HeadRead::Head(n),
+            HeadState::TooLarge => return HeadRead::Failed(HeadFailure::TooLarge),
+            HeadState::Incomplete => {}
         }
         if *stop.borrow() && buf.is_empty() {
             return HeadRead::Done;
@@ -84,7 +78,7 @@ async fn read_head(
         tokio::select! {
             r = tokio::time::timeout_at(deadline, chunk.read_buf(buf)) => match r {
                 Err(_) if buf.is_empty() => return HeadRead::Done,
-                Err(_) => return HeadRead::TimedOut,
+                Err(_) => return HeadRead::Failed(HeadFailure::TimedOut),
                 Ok(Ok(0)) | Ok(Err(_)) => return HeadRead::Done,
                 Ok(Ok(_)) => {
                     // The request has begun: no longer idle. Chosen to be closed just as it
@@ -111,12 +105,8 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         let n = match read_head(&mut stream, &mut buf, &limits, &shared, answered, &mut stop).await {
             HeadRead::Head(n) => n,
             HeadRead::Done => return,
-            HeadRead::TimedOut => {
-                refuse(&mut stream, &shared, peer, 408, "request head not received in time").await;
-                return;
-            }
-            HeadRead::TooLarge => {
-                refuse(&mut stream, &shared, peer, 431, "request head too large").await;
+            HeadRead::Failed(failure) => {
+                refuse(&mut stream, &shared, peer, failure.status(), failure.why()).await;
                 return;
             }
         };
@@ -138,7 +128,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         drop(head);
         let cfg = shared.config.get();
         let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
-        let keep = parsed.keep_alive && !*stop.borrow();
+        let keep = exchange::keep_alive(&parsed, *stop.borrow());
         let mut bytes = 0u64;
         let mut cut_short = None;
         let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await;
@@ -154,9 +144,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
                 cut_short: cut_short.is_some(),
             },
         );
-        if let Some(detail) = &resp.log {
-            cfg.log(&format!("{} {} {detail}", resp.status, parsed.request.method));
-        }
+        exchange::log_answer(&cfg, &resp, &parsed.request.method);
         if let Some(e) = &cut_short {
             crate::config::log_to(
                 &cfg.log,
@@ -177,19 +165,9 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     }
 }
 
-/// The listing page for directories (when on; signed like any URL when a `secret` is set),
-/// else the shared core, run off the async threads because it opens the file and reads the
-/// media index.
+/// The shared core, run off the async threads because it opens the file (or lists a
+/// directory) and reads the media index.
 async fn answer(cfg: Arc<Config>, req: http::HttpRequest, movies: Arc<crate::media::MovieCache>) -> Response {
-    let head_only = req.method == "HEAD";
-    if cfg.listing && (req.method == "GET" || head_only) {
-        if let Some(dir) = listing::resolve(&cfg, &req.target) {
-            return match listing::authorize(&cfg, &dir, &req.query, SystemTime::now()) {
-                Ok(signed_until) => listing::page(&cfg, &dir, head_only, signed_until),
-                Err(refusal) => *refusal,
-            };
-        }
-    }
     match tokio::task::spawn_blocking(move || http::respond_cached(&cfg, &req, &movies)).await {
         Ok(r) => r,
         Err(e) => Response::error(500, Some(format!("request handler failed: {e}"))),
@@ -224,7 +202,7 @@ async fn write_response(
             if send::write_all(stream, head.as_bytes()).await.is_err() {
                 return false;
             }
-            let pacer = cfg.and_then(|c| Pacer::for_plan(c, plan, range));
+            let pacer = cfg.and_then(|c| crate::throttle::pacer_for(c, plan, range));
             match send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await {
                 Ok(()) => true,
                 Err(e) => {

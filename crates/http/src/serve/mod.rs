@@ -1,12 +1,12 @@
 //! `loomiere serve`: the standalone HTTP/1.1 server on tokio. It owns sockets, timing and
 //! signals; every answer comes from the shared HTTP core ([`crate::http::respond`]) as for
-//! CGI, and bodies go zero-copy with `sendfile` on the non-blocking socket.
+//! CGI (directory listings included), and bodies go zero-copy with `sendfile` on the non-blocking socket.
 //!
 //! - [`settings`]: which configuration, re-read on change or SIGHUP;
-//! - `conn`: one connection (head limits, keep-alive, pipelining, access log);
+//! - `conn`: the async driver of one connection (reading heads within the limits of
+//!   [`crate::http::exchange`], keep-alive, pipelining, access log);
 //! - `idle`: which connections may be closed to admit new ones when full;
 //! - `send`: plan bodies on a non-blocking socket, throttled;
-//! - [`listing`]: the directory page with a player;
 //! - [`access_log`]: common log format lines.
 //!
 //! Limits come from the configuration's `[server]` table: `listen_backlog` (the kernel's
@@ -17,13 +17,12 @@
 //! [`GRACE`] to finish.
 //!
 //! Memory per stream: the task, the socket and a cursor; synthesised bytes are pulled into a
-//! per-thread scratch buffer. Plans are built per request: the MP4 engine does not (yet)
-//! expose a parsed movie that viewers of one file could share.
+//! per-thread scratch buffer. The viewers of one MP4 share its opened movie and recent
+//! plans ([`crate::media::MovieCache`]).
 
 pub mod access_log;
 mod conn;
 mod idle;
-pub mod listing;
 mod send;
 pub mod settings;
 

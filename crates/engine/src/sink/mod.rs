@@ -3,9 +3,17 @@
 //! pieces are pulled into a small caller-owned scratch buffer, so memory per stream is that
 //! buffer and a cursor, whatever the size of the `moov`.
 //!
+//! The sinks: [`send_range`] (blocking: a pipe, a socket, a file descriptor), [`pace`]
+//! (the same, burst then paced), [`file`] (an output path, atomically), and [`write_step`]
+//! for drivers with their own loop (the async server).
+//!
 //! The unit of work is [`write_step`]: at most one write of at most `max` bytes, which suits
 //! blocking callers (loop until done), throttled callers (a budget per step) and non-blocking
 //! callers (stop on `WouldBlock`, resume later) alike. This module never decides what to send.
+
+#[allow(unsafe_code)] // signal-safe clean-up of a temporary file
+pub mod file;
+pub mod pace;
 
 use crate::plan::{Piece, Plan};
 use crate::source::Source;

@@ -1,4 +1,4 @@
-//! The directory page of `serve`: a listing of the sub-directories and served files with an
+//! The directory page (routed by the core, so `serve`, inetd and CGI alike): a listing of the sub-directories and served files with an
 //! HTML5 `<video>` player and a start-time box — clicking an MP4 plays
 //! `file.mp4?start=S` in the page. Only when the configuration's `listing` is on. The
 //! directory is found with the same confinement rules as files ([`path::normalize`] on a
