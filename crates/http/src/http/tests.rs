@@ -218,6 +218,28 @@ fn signed_urls() {
 }
 
 #[test]
+fn listings_are_routed_by_the_core_and_signed() {
+    // The core lists directories for every driver (CGI and inetd as `serve`), and with a
+    // secret an unsigned listing is refused before the directory is read.
+    let r = root("listing");
+    let mut c = cfg(&r);
+    c.listing = true;
+    let now = SystemTime::now();
+    let page = respond_full(&c, &HttpRequest::get("/", ""), now);
+    assert_eq!(page.status, 200);
+    assert!(String::from_utf8_lossy(&body(&page)).contains("a.png"));
+    let secret = "0123456789abcdef0123";
+    c.secret = Some(secret.into());
+    assert_eq!(respond_full(&c, &HttpRequest::get("/", ""), now).status, 403);
+    assert_eq!(respond_full(&c, &HttpRequest::get("/sub/", ""), now).status, 403);
+    let t = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let q = signed::query(secret, "/", t + 60);
+    assert_eq!(respond_full(&c, &HttpRequest::get("/", &q), now).status, 200);
+    c.listing = false;
+    assert_eq!(respond_full(&c, &HttpRequest::get("/", &q), now).status, 403);
+}
+
+#[test]
 fn symlinks_out_of_the_root() {
     let r = root("symlink");
     let outside = r.0.with_extension("outside");
