@@ -211,27 +211,8 @@ fn check_source(plan: &Plan) -> io::Result<()> {
 
 /// Sends output bytes `range` of `plan` to a blocking descriptor, calling `progress` with the
 /// running byte count after each step. Retries `Interrupted`.
-pub fn send_range(
-    plan: &Plan,
-    range: Range<u64>,
-    out: BorrowedFd<'_>,
-    mut progress: impl FnMut(u64),
-) -> io::Result<u64> {
-    let mut cur = Cursor::new(range);
-    let mut scratch = vec![0u8; SCRATCH];
-    let mut method = CopyMethod::for_output(out);
-    let mut sent = 0u64;
-    while !cur.is_done() {
-        match write_step(plan, &mut cur, out, u64::MAX, &mut scratch, &mut method) {
-            Ok(n) => {
-                sent += n;
-                progress(sent);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(sent)
+pub fn send_range(plan: &Plan, range: Range<u64>, out: BorrowedFd<'_>, progress: impl FnMut(u64)) -> io::Result<u64> {
+    pace::send(plan, range, out, None, progress)
 }
 
 /// Sends the whole plan to a blocking descriptor.

@@ -105,22 +105,40 @@ impl Pacer {
 /// for an error or hang-up (a pipe whose reader went away), so a departed client ends the
 /// stream within a fraction of a second instead of after the next write.
 pub fn send_paced(plan: &Plan, range: Range<u64>, out: BorrowedFd<'_>, pacer: Option<&Pacer>) -> io::Result<u64> {
-    let Some(pacer) = pacer else {
-        return super::send_range(plan, range, out, |_| {});
-    };
+    send(plan, range, out, pacer, |_| {})
+}
+
+/// The one blocking send loop (`send_range`, `send_paced`): write steps of at most what
+/// `pacer` allows, sleeping (hang-up aware) when it says wait; `progress` gets the running
+/// byte count after each step. Retries `Interrupted`.
+pub(super) fn send(
+    plan: &Plan,
+    range: Range<u64>,
+    out: BorrowedFd<'_>,
+    pacer: Option<&Pacer>,
+    mut progress: impl FnMut(u64),
+) -> io::Result<u64> {
     let mut cur = Cursor::new(range);
     let mut scratch = vec![0u8; super::SCRATCH];
     let mut method = CopyMethod::for_output(out);
     let began = Instant::now();
     let mut sent = 0u64;
     while !cur.is_done() {
-        match pacer.next(sent, began.elapsed()) {
-            Pace::Send(budget) => match super::write_step(plan, &mut cur, out, budget, &mut scratch, &mut method) {
-                Ok(n) => sent += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            },
-            Pace::Wait(d) => wait_unless_hung_up(out, d.min(MAX_WAIT))?,
+        let budget = match pacer.map(|p| p.next(sent, began.elapsed())) {
+            None => u64::MAX,
+            Some(Pace::Send(budget)) => budget,
+            Some(Pace::Wait(d)) => {
+                wait_unless_hung_up(out, d.min(MAX_WAIT))?;
+                continue;
+            }
+        };
+        match super::write_step(plan, &mut cur, out, budget, &mut scratch, &mut method) {
+            Ok(n) => {
+                sent += n;
+                progress(sent);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(sent)
