@@ -241,6 +241,25 @@ fn start_snaps_to_sync_sample_by_presentation_time() {
 }
 
 #[test]
+fn a_source_without_a_local_file_plans_and_sends_the_same_bytes() {
+    // What a remote object (no descriptor: the moov is read, never mapped; sinks read into
+    // their scratch buffer) gets must equal what the local file gets.
+    for co64 in [false, true] {
+        let bytes = build(&spec(co64));
+        let path = temp_file(&format!("remote-{co64}"), &bytes);
+        let opts = crate::media::Options::for_path(&path).unwrap();
+        for s in [0.0, 0.5, 1.5] {
+            let req = Request { start: Some(Position::Seconds(s)), ..Request::default() };
+            let local = crate::media::plan(Source::open(&path).unwrap(), &req, &opts).unwrap();
+            let remote = crate::media::plan(Source::in_memory(bytes.clone()), &req, &opts).unwrap();
+            assert!(remote.source().as_local_file().is_none());
+            assert_eq!(read_range(&remote, 0..remote.len()).unwrap(), read_range(&local, 0..local.len()).unwrap());
+        }
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+#[test]
 fn movie_cache_reuses_and_notices_replacement() {
     let cache = crate::media::MovieCache::new(2);
     let path = temp_file("cache", &build(&spec(false)));
