@@ -1,0 +1,1 @@
+//! Unit tests of the packager on the small movies of the fuzz corpus.
