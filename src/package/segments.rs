@@ -341,6 +341,10 @@ impl SegmentIndex {
             Some(s) if s > 0.0 => Some(ticks(s, rts).ok_or_else(|| Error::bad_request("start is out of range"))?),
             _ => None,
         };
+        let longest = chosen.iter().map(|&(i, _)| tracks[i].seconds()).fold(0.0, f64::max);
+        if let Some(s) = clip.start.filter(|&s| s > 0.0 && s >= longest) {
+            return Err(Error::bad_request(format!("start {s} s is beyond the duration ({longest:.3} s)")));
+        }
         let end_secs = clip.end.filter(|e| e.is_finite());
         if let (Some(e), s) = (end_secs, clip.start.unwrap_or(0.0)) {
             if e <= s {

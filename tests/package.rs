@@ -1,0 +1,282 @@
+//! HLS and DASH end to end: `loomiere serve` on a free loopback port (killed by PID on drop),
+//! its playlists, MPD and segments judged by ffmpeg/ffprobe and by parsing the fragments'
+//! `tfdt`/`trun` independently of loomiere's code. No timed assertions.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `loomiere serve` over the test media; killed on drop.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Serve {
+    fn start(name: &str) -> Serve {
+        let log = common::scratch(&format!("package-{name}")).join("stderr.log");
+        let mut child = common::loomiere()
+            .arg("serve")
+            .arg(common::media_dir())
+            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start loomiere serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
+        if addr.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        Serve { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// One request on its own connection: status, headers (lower-case names), body.
+    fn request(&self, method: &str, path: &str, headers: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n").unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        let end = all.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+        let head = String::from_utf8_lossy(&all[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        let hs = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        (status, hs, all[end + 4..].to_vec())
+    }
+
+    fn get(&self, path: &str) -> Vec<u8> {
+        let (status, _, body) = self.request("GET", path, "");
+        assert_eq!(status, 200, "GET {path}");
+        body
+    }
+
+    fn text(&self, path: &str) -> String {
+        String::from_utf8(self.get(path)).unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn header<'a>(hs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    hs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+}
+
+/// What `ffmpeg -v error -i URL -map 0 -f null -` prints (empty: a clean decode).
+fn ffmpeg_errors(url: &str) -> String {
+    common::require_tool("ffmpeg");
+    let out = common::run(
+        Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-i", url, "-map", "0", "-f", "null", "-"]),
+    );
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!("\nffmpeg exited with {}", out.status));
+    }
+    s
+}
+
+/// ffprobe's format duration of a URL or file.
+fn probe_duration(what: &str) -> f64 {
+    common::require_tool("ffprobe");
+    common::duration(Path::new(what))
+}
+
+/// ffprobe's duration of the first video stream of a file.
+fn video_stream_duration(path: &Path) -> f64 {
+    let out = common::run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=duration", "-of", "csv=p=0"])
+            .arg(path),
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+fn be32(d: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(d[at..at + 4].try_into().unwrap())
+}
+
+/// The `tfdt` and the sum of the `trun` sample durations of a media segment (parsed here,
+/// not by loomiere).
+fn fragment_times(seg: &[u8]) -> (u64, u64) {
+    let boxes = common::mp4_boxes(seg);
+    let tfdt = boxes.iter().find(|b| &b.kind == b"tfdt").expect("tfdt");
+    let body = &seg[tfdt.offset + tfdt.header..tfdt.offset + tfdt.size];
+    let decode =
+        if body[0] == 1 { u64::from_be_bytes(body[4..12].try_into().unwrap()) } else { u64::from(be32(body, 4)) };
+    let trun = boxes.iter().find(|b| &b.kind == b"trun").expect("trun");
+    let body = &seg[trun.offset + trun.header..trun.offset + trun.size];
+    let flags = be32(body, 0) & 0xff_ffff;
+    let count = be32(body, 4) as usize;
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        at += 4;
+    }
+    if flags & 0x4 != 0 {
+        at += 4;
+    }
+    assert!(flags & 0x100 != 0, "trun without sample durations");
+    let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|&&f| flags & f != 0).count() * 4;
+    let total = (0..count).map(|i| u64::from(be32(body, at + i * per))).sum();
+    (decode, total)
+}
+
+/// The media playlists a multivariant playlist names (URIs, relative to the movie).
+fn media_playlists(master: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next_is_uri = false;
+    for line in master.lines() {
+        if next_is_uri {
+            out.push(line.to_string());
+            next_is_uri = false;
+        } else if line.starts_with("#EXT-X-STREAM-INF") {
+            next_is_uri = true;
+        } else if line.starts_with("#EXT-X-MEDIA:") {
+            if let Some(u) = line.split("URI=\"").nth(1) {
+                out.push(u.split('"').next().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Segment URIs and EXTINF durations of a media playlist.
+fn segments(playlist: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    let mut dur = None;
+    for line in playlist.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            dur = Some(d.trim_end_matches(',').parse::<f64>().unwrap());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            out.push((line.to_string(), dur.take().expect("EXTINF before a segment")));
+        }
+    }
+    out
+}
+
+#[test]
+fn hls_and_dash_decode_cleanly_with_the_source_duration() {
+    let serve = Serve::start("decode");
+    let src = common::media("short.mp4");
+    let want = common::duration(&src);
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let url = serve.url(&format!("/short.mp4/{manifest}"));
+        assert_eq!(ffmpeg_errors(&url), "", "{manifest}");
+        let got = probe_duration(&url);
+        assert!((got - want).abs() < 0.05, "{manifest}: duration {got}, source {want}");
+    }
+}
+
+#[test]
+fn a_clip_has_the_clips_duration_and_carries_its_query() {
+    let serve = Serve::start("clip");
+    let want = probe_duration(&serve.url("/short.mp4?start=10&end=40"));
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let url = serve.url(&format!("/short.mp4/{manifest}?start=10&end=40"));
+        assert_eq!(ffmpeg_errors(&url), "", "{manifest}");
+        let got = probe_duration(&url);
+        assert!((got - want).abs() < 0.1, "{manifest}: clip duration {got}, progressive clip {want}");
+    }
+    let master = serve.text("/short.mp4/master.m3u8?start=10&end=40");
+    for uri in media_playlists(&master) {
+        assert!(uri.ends_with("?start=10&end=40"), "{uri}");
+        let playlist = serve.text(&format!("/short.mp4/{uri}"));
+        assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4?start=10&end=40\""), "{playlist}");
+        for (seg, _) in segments(&playlist) {
+            assert!(seg.ends_with("?start=10&end=40"), "{seg}");
+        }
+    }
+}
+
+#[test]
+fn every_segments_tfdt_continues_the_previous_one() {
+    let serve = Serve::start("tfdt");
+    for query in ["", "?start=10&end=40"] {
+        let master = serve.text(&format!("/short.mp4/master.m3u8{query}"));
+        let playlists = media_playlists(&master);
+        assert_eq!(playlists.len(), 2, "{master}");
+        for uri in playlists {
+            let dir = uri.split('/').next().unwrap();
+            let playlist = serve.text(&format!("/short.mp4/{uri}"));
+            let mut expect: Option<u64> = None;
+            for (seg, _) in segments(&playlist) {
+                let body = serve.get(&format!("/short.mp4/{dir}/{seg}"));
+                let (tfdt, dur) = fragment_times(&body);
+                if let Some(e) = expect {
+                    assert_eq!(tfdt, e, "{dir}/{seg}{query}: tfdt does not continue the previous segment");
+                }
+                expect = Some(tfdt + dur);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_two_hour_files_last_segment_ends_at_the_movies_end() {
+    let serve = Serve::start("long");
+    let src = common::media("long.mp4");
+    let want = video_stream_duration(&src);
+    let playlist = serve.text("/long.mp4/v1/index.m3u8");
+    let segs = segments(&playlist);
+    let sum: f64 = segs.iter().map(|(_, d)| d).sum();
+    assert!((sum - want).abs() < 0.001 * segs.len() as f64, "EXTINF sum {sum}, video {want}");
+    // Timescale from the MPD, first and last tfdt from the segments.
+    let mpd = serve.text("/long.mp4/manifest.mpd");
+    let ts: f64 = mpd.split("timescale=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+    let (first, _) = fragment_times(&serve.get(&format!("/long.mp4/v1/{}", segs[0].0)));
+    let (last, dur) = fragment_times(&serve.get(&format!("/long.mp4/v1/{}", segs.last().unwrap().0)));
+    let end = (last + dur - first) as f64 / ts;
+    assert!((end - want).abs() < 0.001, "last segment ends at {end} s, video lasts {want} s");
+}
+
+#[test]
+fn players_can_load_it_cors_ranges_types_and_refusals() {
+    let serve = Serve::start("http");
+    let (status, hs, _) = serve.request("GET", "/short.mp4/master.m3u8", "Origin: http://player.example\r\n");
+    assert_eq!(status, 200);
+    assert_eq!(header(&hs, "content-type"), Some("application/vnd.apple.mpegurl"));
+    assert_eq!(header(&hs, "access-control-allow-origin"), Some("*"));
+    assert!(header(&hs, "access-control-expose-headers").unwrap().contains("Content-Range"));
+    let (_, hs, _) = serve.request("GET", "/short.mp4/manifest.mpd", "");
+    assert_eq!(header(&hs, "content-type"), Some("application/dash+xml"));
+    let whole = serve.get("/short.mp4/v1/2.m4s");
+    let (status, hs, part) = serve.request("GET", "/short.mp4/v1/2.m4s", "Range: bytes=100-1099\r\n");
+    assert_eq!(status, 206);
+    assert_eq!(header(&hs, "content-type"), Some("video/mp4"));
+    assert_eq!(part, whole[100..1100]);
+    let (status, hs, _) = serve.request("OPTIONS", "/short.mp4/v1/2.m4s", "Access-Control-Request-Headers: range\r\n");
+    assert_eq!(status, 204);
+    assert!(header(&hs, "access-control-allow-headers").unwrap().contains("Range"));
+    for (path, want) in [
+        ("/short.mp4/v1/999.m4s", 404),
+        ("/short.mp4/a1/1.m4s", 404),
+        ("/short.mp4/v9/index.m3u8", 404),
+        ("/short.mp4/v1/0.m4s", 403),
+        ("/short.mp4/nothing.m3u8", 403),
+        ("/missing.mp4/master.m3u8", 404),
+        ("/short.flv/master.m3u8", 403),
+        ("/short.mp4/master.m3u8?start=70", 400),
+    ] {
+        let (status, _, _) = serve.request("GET", path, "");
+        assert_eq!(status, want, "{path}");
+    }
+}
