@@ -69,6 +69,53 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     if kind == Kind::Mp4 {
         let _ = loomiere::mp4::inspect_with(src, loomiere::mp4::inspect::Options { keyframes: true });
         marks_agree(&file, data);
+        package_all(&file, data);
+    }
+}
+
+/// HLS/DASH packaging of the input: the segment index for a few clips and segment
+/// durations, every playlist, the MPD, every init segment and (up to a bound) every media
+/// segment planned and read back; the index survives its byte form, and the input's bytes
+/// read as an index file never panic.
+fn package_all(file: &Arc<File>, data: &[u8]) {
+    use loomiere::mp4::Movie;
+    use loomiere::package::{self, Clip, Media, Options, Package, PackageRequest, SegmentIndex};
+    let Ok(movie) = Movie::open(Source::nameless(Arc::clone(file), data.len() as u64)) else { return };
+    let clips = [
+        (Clip::default(), 6.0),
+        (Clip { start: Some(0.5), end: Some(1.5) }, 1.0),
+        (Clip { start: Some(0.2), end: None }, 1.0),
+    ];
+    for (clip, target) in clips {
+        let options = Options { target };
+        let Ok(pkg) = Package::build(&movie, clip, &options) else { continue };
+        if let Ok(tracks) = movie.tracks() {
+            let key = movie.key();
+            let bytes = pkg.index.encode(&key);
+            let back = SegmentIndex::decode(&bytes, &key, clip, &options, &tracks);
+            let same = back.is_some_and(|b| {
+                (&b.tracks, &b.cells, b.count) == (&pkg.index.tracks, &pkg.index.cells, pkg.index.count)
+            });
+            assert!(same, "segment index does not survive its byte form");
+            let _ = SegmentIndex::decode(data, &key, clip, &options, &tracks);
+        }
+        let mut requests = vec![PackageRequest::Master, PackageRequest::Mpd];
+        for t in &pkg.index.tracks {
+            let (media, id) = (t.media, t.id);
+            requests.push(PackageRequest::Playlist { media, id });
+            requests.push(PackageRequest::Init { media, id });
+            if media == Media::Video {
+                requests.push(PackageRequest::IFrames { id });
+            }
+            for number in 1..=pkg.index.count.min(40) as u32 {
+                requests.push(PackageRequest::Segment { media, id, number });
+            }
+        }
+        for r in requests {
+            if let Ok(plan) = package::answer_with(&movie, &pkg, &r, "?start=1&sig=x") {
+                read_back(&plan);
+            }
+        }
     }
 }
 
