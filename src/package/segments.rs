@@ -584,9 +584,12 @@ impl SegmentIndex {
         self.cells_of(k).map(|c| c.duration).sum::<u64>() as f64 / f64::from(ts)
     }
 
-    /// Presentation duration of the output: the longest track's.
+    /// Duration of the output: the reference track's (the first video track, else the first
+    /// track), whose keyframes cut the segments. Audio usually runs a little longer by its
+    /// sample durations, which its edit list hides in the source.
     pub fn duration(&self) -> f64 {
-        (0..self.tracks.len()).map(|k| self.seconds(k)).fold(0.0, f64::max)
+        let k = self.tracks.iter().position(|t| t.media == Media::Video).unwrap_or(0);
+        self.seconds(k)
     }
 }
 
