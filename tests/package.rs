@@ -280,3 +280,49 @@ fn players_can_load_it_cors_ranges_types_and_refusals() {
         assert_eq!(status, want, "{path}");
     }
 }
+
+/// Runs the binary as a CGI program for `path_info` below the movie `script` (as a web
+/// server does with `cgi.assign` by extension) and returns the body.
+fn cgi(conf: &Path, script: &str, path_info: &str) -> Vec<u8> {
+    let out = common::run(
+        common::loomiere()
+            .env_clear()
+            .env("GATEWAY_INTERFACE", "CGI/1.1")
+            .env("REQUEST_METHOD", "GET")
+            .env("SCRIPT_NAME", script)
+            .env("PATH_INFO", path_info)
+            .env("QUERY_STRING", "")
+            .env("LOOMIERE_CONFIG", conf),
+    );
+    assert!(out.status.success(), "CGI {script}{path_info}: {}", String::from_utf8_lossy(&out.stderr));
+    let end = out.stdout.windows(4).position(|w| w == b"\r\n\r\n").expect("CGI head");
+    let head = String::from_utf8_lossy(&out.stdout[..end]);
+    assert!(head.starts_with("Status: 200"), "{head}");
+    out.stdout[end + 4..].to_vec()
+}
+
+#[test]
+fn the_cgi_keeps_the_index_and_answers_what_serve_answers() {
+    let dir = common::scratch("package-cgi-conf");
+    let cache = dir.join("index");
+    std::fs::create_dir_all(&cache).unwrap();
+    let conf = dir.join("stream.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "document_root = {:?}\nindex_cache = {:?}\n",
+            common::media_dir().display().to_string(),
+            cache.display().to_string()
+        ),
+    )
+    .unwrap();
+    let serve = Serve::start("cgi");
+    for tail in ["/v1/600.m4s", "/a2/17.m4s", "/master.m3u8", "/v1/iframes.m3u8", "/manifest.mpd"] {
+        let first = cgi(&conf, "/long.mp4", tail);
+        let again = cgi(&conf, "/long.mp4", tail);
+        assert!(first == again, "{tail}: a second CGI answer (index from the cache) differs");
+        assert!(first == serve.get(&format!("/long.mp4{tail}")), "{tail}: CGI and serve differ");
+    }
+    let files: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(|e| e.ok()).collect();
+    assert_eq!(files.len(), 1, "one index file for the movie");
+}

@@ -9,10 +9,14 @@ use super::{answer_plan, query, signed, Body, HttpRequest, Response};
 use crate::config::Config;
 use crate::media::Kind;
 use crate::mp4::Movie;
-use crate::package::{self, Clip, Options, PackageRequest};
+use crate::package::cache::PackageCache;
+use crate::package::{self, Clip, Options, Package, PackageRequest};
 use crate::request::{BareUnit, Position, Request};
 use std::path::Path;
 use std::time::SystemTime;
+
+/// The packages `serve` keeps (movie and segment index per file version and clip).
+static PACKAGES: PackageCache = PackageCache::new(32);
 
 /// Response headers a player's script may read.
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
@@ -124,13 +128,26 @@ fn respond_to(
         (Err(e), _) | (_, Err(e)) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
     };
     let real = opened.real.display().to_string();
-    let movie = if serve {
-        Movie::open_read(opened.source, cfg.max_moov_bytes)
-    } else {
-        Movie::open(opened.source).and_then(|m| m.check_moov_size(cfg.max_moov_bytes).map(|_| m))
-    };
     let options = Options { target: cfg.segment_seconds };
-    let planned = movie.and_then(|m| package::answer(&m, preq, Clip { start, end }, &options, &suffix(&q)));
+    let clip = Clip { start, end };
+    let query = suffix(&q);
+    let planned = if serve {
+        // Shared by every viewer of the movie: the segment index is built once.
+        PACKAGES
+            .get(opened.source, clip, &options, cfg.max_moov_bytes)
+            .and_then(|(movie, pkg)| package::answer_with(&movie, &pkg, preq, &query))
+    } else {
+        Movie::open(opened.source).and_then(|movie| {
+            movie.check_moov_size(cfg.max_moov_bytes)?;
+            let pkg = match &cfg.index_cache {
+                Some(dir) if movie.root.size >= crate::mp4::MARKS_MIN_MOOV => {
+                    package::cache::load_or_build(&movie, clip, &options, dir)?
+                }
+                _ => Package::build(&movie, clip, &options)?,
+            };
+            package::answer_with(&movie, &pkg, preq, &query)
+        })
+    };
     let plan = match planned {
         Ok(p) => p,
         Err(e) => return Response::error(e.http_status(), Some(format!("{real}: {e}"))),

@@ -1,11 +1,12 @@
 //! HLS and DASH from the same MP4 files, packaged on request: a segment index per movie
 //! (`segments`), a CMAF initialisation segment per track (`init`), CMAF media segments as
 //! plans whose samples are ranges of the source (`fragment`), the HLS playlists (`hls`) and
-//! the DASH MPD (`dash`) written from the index, and the URL tail below the movie
-//! (`route`). Depends only on the MP4 engine and the plan; the HTTP side calls [`answer`].
+//! the DASH MPD (`dash`) written from the index, the URL tail below the movie (`route`), and
+//! keeping built indexes in memory or on disk (`cache`). Depends only on the MP4 engine and the plan; the HTTP side calls [`answer`].
 //!
 //! URLs (all below `/path/movie.mp4/`) and the choices made are in docs/hls-dash.md.
 
+pub mod cache;
 pub mod dash;
 pub mod fragment;
 pub mod hls;
