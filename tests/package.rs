@@ -18,10 +18,14 @@ struct Serve {
 
 impl Serve {
     fn start(name: &str) -> Serve {
+        Serve::start_in(name, common::media_dir())
+    }
+
+    fn start_in(name: &str, root: &Path) -> Serve {
         let log = common::scratch(&format!("package-{name}")).join("stderr.log");
         let mut child = common::loomiere()
             .arg("serve")
-            .arg(common::media_dir())
+            .arg(root)
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -325,4 +329,62 @@ fn the_cgi_keeps_the_index_and_answers_what_serve_answers() {
     }
     let files: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(|e| e.ok()).collect();
     assert_eq!(files.len(), 1, "one index file for the movie");
+}
+
+/// The cues ffmpeg reads from `input`'s subtitle stream, as WebVTT text without the header.
+fn ffmpeg_cues(input: &str) -> String {
+    let out = common::run(
+        Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-i", input, "-map", "0:s", "-f", "webvtt", "-"]),
+    );
+    assert!(out.status.success(), "{input}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim_start_matches("WEBVTT").trim().to_string()
+}
+
+#[test]
+fn tx3g_subtitles_are_served_as_webvtt() {
+    common::require_tool("ffmpeg");
+    let dir = common::scratch("package-subtitles-media");
+    let srt = dir.join("cues.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:01,000 --> 00:00:03,500\nHello & friends\n\n2\n00:00:14,000 --> 00:00:20,000\nAcross a boundary\n",
+    )
+    .unwrap();
+    let movie = dir.join("subs.mp4");
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(common::media("short.mp4"))
+            .arg("-i")
+            .arg(&srt)
+            .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"])
+            .arg(&movie),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let serve = Serve::start_in("subtitles", &dir);
+    let master = serve.text("/subs.mp4/master.m3u8");
+    assert!(master.contains("TYPE=SUBTITLES") && master.contains("LANGUAGE=\"eng\""), "{master}");
+    let (status, hs, body) = serve.request("GET", "/subs.mp4/s3/all.vtt", "");
+    assert_eq!(status, 200);
+    assert_eq!(header(&hs, "content-type"), Some("text/vtt"));
+    let all = String::from_utf8(body).unwrap();
+    assert!(all.contains("00:00:01.000 --> 00:00:03.500\nHello &amp; friends"), "{all}");
+    // The cue across the 18 s boundary is in both segments' documents.
+    for n in [3, 4] {
+        let seg = serve.text(&format!("/subs.mp4/s3/{n}.vtt"));
+        assert!(seg.contains("Across a boundary"), "{n}.vtt: {seg}");
+    }
+    assert!(!serve.text("/subs.mp4/s3/5.vtt").contains("-->"));
+    // DASH: ffmpeg decodes everything (subtitles re-encoded as WebVTT) and reads the same cue
+    // texts as from the source file.
+    let mpd = serve.url("/subs.mp4/manifest.mpd");
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i", &mpd, "-map", "0", "-c:s", "webvtt", "-f", "null", "-"]),
+    );
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    let texts = |cues: &str| {
+        cues.lines().filter(|l| !l.contains("-->") && !l.is_empty()).map(str::to_string).collect::<Vec<_>>()
+    };
+    assert_eq!(texts(&ffmpeg_cues(&mpd)), texts(&ffmpeg_cues(movie.to_str().unwrap())));
 }

@@ -107,6 +107,10 @@ fn package_all(file: &Arc<File>, data: &[u8]) {
             if media == Media::Video {
                 requests.push(PackageRequest::IFrames { id });
             }
+            if media == Media::Subtitle {
+                requests.push(PackageRequest::Vtt { id, number: None });
+                requests.push(PackageRequest::Vtt { id, number: Some(1) });
+            }
             for number in 1..=pkg.index.count.min(40) as u32 {
                 requests.push(PackageRequest::Segment { media, id, number });
             }

@@ -1,7 +1,8 @@
 //! The DASH MPD (static, CMAF segments) written from a [`Package`]: one `AdaptationSet` per
 //! media type, a `Representation` per track with `codecs`, `bandwidth`, `width`/`height`,
 //! `frameRate`, `audioSamplingRate`, and a `SegmentTemplate` with a `SegmentTimeline`
-//! (`$Number$` URLs naming the same `.m4s` segments as the HLS playlists).
+//! (`$Number$` URLs naming the same `.m4s` segments as the HLS playlists); subtitles as a
+//! text `AdaptationSet` naming one WebVTT document.
 
 use super::segments::Media;
 use super::Package;
@@ -136,6 +137,18 @@ pub fn mpd(package: &Package, query: &str) -> String {
             s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
         }
         s.push_str("    </AdaptationSet>\n");
+    }
+    // Subtitles: one WebVTT document each (players read text/vtt as a whole file).
+    let q = xml(query);
+    for k in (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Subtitle) {
+        set_id += 1;
+        let t = &index.tracks[k];
+        let lang = package.facts[k].language.as_deref().map(|l| format!(" lang=\"{l}\"")).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\"{lang}>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"s{}\" bandwidth=\"256\">\n        <BaseURL>s{}/all.vtt{q}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+            t.id, t.id
+        );
     }
     s.push_str("  </Period>\n</MPD>\n");
     s

@@ -1,7 +1,8 @@
 //! HLS playlists (version 7, fragmented MP4) written from a [`Package`]: the multivariant
-//! playlist (`master.m3u8`: one `EXT-X-STREAM-INF` per video track, audio as an
-//! `EXT-X-MEDIA` rendition group, an `EXT-X-I-FRAME-STREAM-INF` per video track), the media
-//! playlists (`v1/index.m3u8`, `a2/index.m3u8`) and the I-frame playlists (`v1/iframes.m3u8`,
+//! playlist (`master.m3u8`: one `EXT-X-STREAM-INF` per video track, audio and subtitles as
+//! `EXT-X-MEDIA` rendition groups, an `EXT-X-I-FRAME-STREAM-INF` per video track), the media
+//! playlists (`v1/index.m3u8`, `a2/index.m3u8`, WebVTT `s3/index.m3u8`) and the I-frame
+//! playlists (`v1/iframes.m3u8`,
 //! byte ranges of the media segments holding their first, key, frame). Every URL is
 //! relative and carries the caller's query suffix.
 
@@ -52,10 +53,22 @@ pub fn master(package: &Package, query: &str) -> String {
             t.id,
             if i == 0 { "YES" } else { "NO" }
         );
+        if let Some(lang) = &f.language {
+            let _ = write!(s, ",LANGUAGE=\"{lang}\"");
+        }
         if let Some(ch) = f.description.channels {
             let _ = write!(s, ",CHANNELS=\"{ch}\"");
         }
         let _ = writeln!(s, ",URI=\"a{}/index.m3u8{q}\"", t.id);
+    }
+    let subtitles: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Subtitle).collect();
+    for &k in &subtitles {
+        let t = &index.tracks[k];
+        let _ = write!(s, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"subtitles {}\"", t.id);
+        if let Some(lang) = &package.facts[k].language {
+            let _ = write!(s, ",LANGUAGE=\"{lang}\"");
+        }
+        let _ = writeln!(s, ",DEFAULT=NO,AUTOSELECT=YES,URI=\"s{}/index.m3u8{q}\"", t.id);
     }
     let audio_list = audio_codecs(package);
     let video: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Video).collect();
@@ -79,6 +92,9 @@ pub fn master(package: &Package, query: &str) -> String {
         }
         if !audio.is_empty() {
             s.push_str(",AUDIO=\"audio\"");
+        }
+        if !subtitles.is_empty() {
+            s.push_str(",SUBTITLES=\"subs\"");
         }
         let _ = writeln!(s, "\nv{}/index.m3u8{q}", t.id);
     }
@@ -121,6 +137,24 @@ pub fn media_playlist(package: &Package, k: usize, query: &str) -> String {
     );
     for (n, c) in package.index.cells_of(k).enumerate() {
         let _ = writeln!(s, "#EXTINF:{:.3},\n{}.m4s{q}", c.duration as f64 / f64::from(ts), n + 1);
+    }
+    s.push_str("#EXT-X-ENDLIST\n");
+    s
+}
+
+/// The playlist of subtitle track `k`: one WebVTT document per segment of the reference
+/// track, with its durations (cues that span a boundary are in both documents).
+pub fn subtitle_playlist(package: &Package, _k: usize, query: &str) -> String {
+    let q = clean(query);
+    let index = &package.index;
+    let r = index.tracks.iter().position(|t| t.media == Media::Video).unwrap_or(0);
+    let ts = index.tracks.get(r).map_or(1, |t| t.timescale.max(1));
+    let mut s = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{}\n#EXT-X-PLAYLIST-TYPE:VOD\n",
+        target_duration(package, r)
+    );
+    for (n, c) in index.cells_of(r).enumerate() {
+        let _ = writeln!(s, "#EXTINF:{:.3},\n{}.vtt{q}", c.duration as f64 / f64::from(ts), n + 1);
     }
     s.push_str("#EXT-X-ENDLIST\n");
     s

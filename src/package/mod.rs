@@ -13,6 +13,7 @@ pub mod hls;
 pub mod init;
 pub mod route;
 pub mod segments;
+pub mod webvtt;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,8 @@ pub const M3U8: &str = "application/vnd.apple.mpegurl";
 pub const MPD: &str = "application/dash+xml";
 /// Content type of segments.
 pub const MP4: &str = "video/mp4";
+/// Content type of subtitles.
+pub const VTT: &str = "text/vtt";
 
 /// What a packaged track's sample description and samples say, for the manifests.
 #[derive(Clone, Debug, Default)]
@@ -49,6 +52,20 @@ pub struct TrackFacts {
     pub iframe_peak_bps: u64,
     /// Average bits per second of the I-frame byte ranges (video).
     pub iframe_average_bps: u64,
+    /// ISO 639-2 language from `mdhd` (`None` for `und`).
+    pub language: Option<String>,
+}
+
+/// The language code of a track's `mdhd` (three packed 5-bit letters).
+fn language(moov: &[u8], trak: &crate::mp4::boxes::BoxHeader) -> Option<String> {
+    use crate::mp4::boxes::{find, ReadBe};
+    let mdia = find(moov, trak.body_start(), trak.end(), b"mdia").ok()??;
+    let mdhd = find(moov, mdia.body_start(), mdia.end(), b"mdhd").ok()??;
+    let body = crate::mp4::tables::body(moov, &mdhd).ok()?;
+    let at = if body.u8_at(0)? == 1 { 32 } else { 20 };
+    let packed = body.u16_at(at)?;
+    let letters: String = [10u16, 5, 0].iter().map(|s| char::from(((packed >> s) & 0x1f) as u8 + 0x60)).collect();
+    (letters.chars().all(|c| c.is_ascii_lowercase()) && letters != "und").then_some(letters)
 }
 
 /// A movie's packaging: its segment index and per-track facts, ready for any request.
@@ -93,6 +110,7 @@ impl Package {
                 .unwrap_or_default();
             let codecs = match &t.codec {
                 b"Opus" => "opus".to_string(),
+                b"tx3g" => "wvtt".to_string(),
                 _ => description.codec_string.clone(),
             };
             let ts = info.timescale.max(1);
@@ -120,6 +138,7 @@ impl Package {
                 average_bps: average,
                 iframe_peak_bps: ipeak,
                 iframe_average_bps: bps(ibytes, ticks, ts),
+                language: language(&movie.moov, &t.trak),
             });
         }
         Package { index, facts }
@@ -154,6 +173,9 @@ pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query
     match *req {
         PackageRequest::Master => text_plan(movie, hls::master(package, query).into_bytes(), M3U8),
         PackageRequest::Mpd => text_plan(movie, dash::mpd(package, query).into_bytes(), MPD),
+        PackageRequest::Playlist { media: Media::Subtitle, id } => {
+            text_plan(movie, hls::subtitle_playlist(package, track(Media::Subtitle, id)?, query).into_bytes(), M3U8)
+        }
         PackageRequest::Playlist { media, id } => {
             text_plan(movie, hls::media_playlist(package, track(media, id)?, query).into_bytes(), M3U8)
         }
@@ -175,6 +197,21 @@ pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query
                 .ok_or_else(|| crate::Error::NotFound(format!("no segment {number}")))?;
             let tracks = movie.tracks()?;
             fragment::plan_segment(movie, &tracks, index, k, n)
+        }
+        PackageRequest::Vtt { id, number } => {
+            let k = track(Media::Subtitle, id)?;
+            let window = match number {
+                None => None,
+                Some(number) => Some(
+                    usize::try_from(number)
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|n| webvtt::segment_span(index, n))
+                        .ok_or_else(|| crate::Error::NotFound(format!("no segment {number}")))?,
+                ),
+            };
+            let tracks = movie.tracks()?;
+            text_plan(movie, webvtt::document(movie, &tracks, index, k, window)?.into_bytes(), VTT)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The URL tail below a movie that names a packaging answer: `master.m3u8`, `manifest.mpd`,
-//! `v1/index.m3u8`, `v1/iframes.m3u8`, `v1/init.mp4`, `v1/3.m4s` (and `a2/…`, `s3/…`).
+//! `v1/index.m3u8`, `v1/iframes.m3u8`, `v1/init.mp4`, `v1/3.m4s` (and `a2/…`), `s3/index.m3u8`,
+//! `s3/2.vtt`, `s3/all.vtt`.
 //! Strict: anything else is not a packaging request. Also finds where a request path splits
 //! into the movie and such a tail.
 
@@ -20,6 +21,8 @@ pub enum PackageRequest {
     Init { media: Media, id: u32 },
     /// `v1/3.m4s`: media segment `number` (from 1).
     Segment { media: Media, id: u32, number: u32 },
+    /// `s3/2.vtt`: the WebVTT cues of segment `number`; `s3/all.vtt` (`None`): all of them.
+    Vtt { id: u32, number: Option<u32> },
 }
 
 /// A decimal number without sign, leading zeros or excess digits.
@@ -46,6 +49,16 @@ impl PackageRequest {
             _ => return None,
         };
         let id = number(&dir[1..])?;
+        if media == Media::Subtitle {
+            return match file {
+                "index.m3u8" => Some(PackageRequest::Playlist { media, id }),
+                "all.vtt" => Some(PackageRequest::Vtt { id, number: None }),
+                _ => {
+                    let n = number(file.strip_suffix(".vtt")?)?;
+                    (n >= 1).then_some(PackageRequest::Vtt { id, number: Some(n) })
+                }
+            };
+        }
         match file {
             "index.m3u8" => Some(PackageRequest::Playlist { media, id }),
             "iframes.m3u8" if media == Media::Video => Some(PackageRequest::IFrames { id }),
@@ -63,6 +76,7 @@ impl PackageRequest {
             PackageRequest::Master | PackageRequest::Playlist { .. } | PackageRequest::IFrames { .. } => super::M3U8,
             PackageRequest::Mpd => super::MPD,
             PackageRequest::Init { .. } | PackageRequest::Segment { .. } => super::MP4,
+            PackageRequest::Vtt { .. } => super::VTT,
         }
     }
 }
@@ -102,6 +116,9 @@ mod tests {
         assert_eq!(P::parse("a2/init.mp4"), Some(P::Init { media: Media::Audio, id: 2 }));
         assert_eq!(P::parse("v1/iframes.m3u8"), Some(P::IFrames { id: 1 }));
         assert_eq!(P::parse("v10/37.m4s"), Some(P::Segment { media: Media::Video, id: 10, number: 37 }));
+        assert_eq!(P::parse("s3/index.m3u8"), Some(P::Playlist { media: Media::Subtitle, id: 3 }));
+        assert_eq!(P::parse("s3/2.vtt"), Some(P::Vtt { id: 3, number: Some(2) }));
+        assert_eq!(P::parse("s3/all.vtt"), Some(P::Vtt { id: 3, number: None }));
         for bad in [
             "",
             "master.m3u",

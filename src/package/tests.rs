@@ -337,3 +337,41 @@ fn audio_only_movies_are_one_variant() {
     let master = String::from_utf8(whole(&answer_with(&m, &p, &PackageRequest::Master, "").unwrap())).unwrap();
     assert!(master.contains("CODECS=\"mp4a.40.2\"\na1/index.m3u8"), "{master}");
 }
+
+#[test]
+fn tx3g_subtitles_become_webvtt_in_hls_and_dash() {
+    let m = movie("subtitles.mp4");
+    let p = build(&m, Clip::default(), 1.0);
+    let k = p.index.tracks.iter().position(|t| t.media == Media::Subtitle).unwrap();
+    let id = p.index.tracks[k].id;
+    assert_eq!(p.facts[k].language.as_deref(), Some("fra"));
+    let text = |r: PackageRequest| String::from_utf8(whole(&answer_with(&m, &p, &r, "").unwrap())).unwrap();
+    let all = text(PackageRequest::Vtt { id, number: None });
+    assert!(all.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:"), "{all}");
+    // Times relative to the first frame, as the source shows them; tags of the source text
+    // are kept as text, escaped.
+    assert!(all.contains("00:00:00.300 --> 00:00:00.900\nFirst"), "{all}");
+    assert!(all.contains("00:00:01.200 --> 00:00:01.800\nSecond"), "{all}");
+    let first = text(PackageRequest::Vtt { id, number: Some(1) });
+    assert!(first.contains("First") && !first.contains("Second"), "{first}");
+    let second = text(PackageRequest::Vtt { id, number: Some(2) });
+    assert!(second.contains("Second") && !second.contains("First"), "{second}");
+    assert!(answer_with(&m, &p, &PackageRequest::Vtt { id, number: Some(3) }, "").is_err());
+    let master = text(PackageRequest::Master);
+    assert!(
+        master.contains(&format!("TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"subtitles {id}\",LANGUAGE=\"fra\"")),
+        "{master}"
+    );
+    assert!(master.contains("SUBTITLES=\"subs\""), "{master}");
+    let Ok(m3u8_rs::Playlist::MediaPlaylist(pl)) =
+        m3u8_rs::parse_playlist_res(text(PackageRequest::Playlist { media: Media::Subtitle, id }).as_bytes())
+    else {
+        panic!("subtitle playlist")
+    };
+    assert_eq!(pl.segments.len(), p.index.count);
+    assert_eq!(pl.segments[1].uri, "2.vtt");
+    let mpd = dash_mpd_core::parse(&text(PackageRequest::Mpd)).unwrap();
+    let set = &mpd.periods[0].adaptations[2];
+    assert_eq!(set.contentType.as_deref(), Some("text"));
+    assert_eq!(set.representations[0].BaseURL[0].base, format!("s{id}/all.vtt"));
+}
