@@ -22,10 +22,14 @@ impl Serve {
     }
 
     fn start_in(name: &str, root: &Path) -> Serve {
+        Serve::start_with(name, &[root.as_os_str()])
+    }
+
+    fn start_with(name: &str, args: &[&std::ffi::OsStr]) -> Serve {
         let log = common::scratch(&format!("package-{name}")).join("stderr.log");
         let mut child = common::loomiere()
             .arg("serve")
-            .arg(root)
+            .args(args)
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -387,4 +391,35 @@ fn tx3g_subtitles_are_served_as_webvtt() {
         cues.lines().filter(|l| !l.contains("-->") && !l.is_empty()).map(str::to_string).collect::<Vec<_>>()
     };
     assert_eq!(texts(&ffmpeg_cues(&mpd)), texts(&ffmpeg_cues(movie.to_str().unwrap())));
+}
+
+#[test]
+fn a_signed_manifest_signs_every_url_it_names() {
+    let dir = common::scratch("package-signed-conf");
+    let conf = dir.join("stream.conf");
+    let secret = "a secret of at least sixteen characters";
+    std::fs::write(
+        &conf,
+        format!("document_root = {:?}\nsecret = {secret:?}\n", common::media_dir().display().to_string()),
+    )
+    .unwrap();
+    let serve = Serve::start_with("signed", &["--config".as_ref(), conf.as_os_str()]);
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let q = loomiere::http::signed::query(secret, "/short.mp4", expires);
+    let (status, _, _) = serve.request("GET", "/short.mp4/master.m3u8", "");
+    assert_eq!(status, 403, "unsigned manifest");
+    let (status, _, _) = serve.request("GET", "/short.mp4/v1/1.m4s", "");
+    assert_eq!(status, 403, "unsigned segment");
+    let master = serve.text(&format!("/short.mp4/master.m3u8?start=5&{q}"));
+    for uri in media_playlists(&master) {
+        assert!(uri.contains("sig=") && uri.contains("start=5"), "{uri}");
+        let dir = uri.split('/').next().unwrap();
+        let playlist = serve.text(&format!("/short.mp4/{uri}"));
+        let (seg, _) = &segments(&playlist)[1];
+        assert!(!serve.get(&format!("/short.mp4/{dir}/{seg}")).is_empty());
+        let init = playlist.split("URI=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert!(!serve.get(&format!("/short.mp4/{dir}/{init}")).is_empty());
+    }
+    let mpd = serve.text(&format!("/short.mp4/manifest.mpd?{q}"));
+    assert!(mpd.contains("sig="), "{mpd}");
 }
