@@ -13,7 +13,7 @@ what=${1:-test}
 case $what in
   demo) pkgs=(ffmpeg ca-certificates) ;;
   test) pkgs=(ffmpeg python3 util-linux yamdi flvmeta nginx lighttpd busybox ipsvd apache2 fcgiwrap xinetd mini-httpd curl
-              chromium chromium-driver time iproute2 ca-certificates) ;;
+              chromium chromium-driver npm time iproute2 ca-certificates) ;;
   *) echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
 
