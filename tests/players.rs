@@ -3,8 +3,9 @@
 //! installed by this test into `target/players` with `npm`) on a page served from another
 //! loopback origin, so the CORS headers are exercised too. Each player must start, advance
 //! `currentTime`, report the movie's duration, play on after a seek to the middle, raise no
-//! error event, and show the movie's subtitles as a text track. Skipped with `SKIPPED:` when
-//! chromium, chromedriver or npm is missing, failed instead under `LOOMIERE_REQUIRE_ALL=1`.
+//! error event, and show the movie's subtitles as a text track — from `serve`, and from the
+//! CGI under lighttpd (`cgi/lighttpd.conf`). Skipped with `SKIPPED:` when chromium,
+//! chromedriver, npm or lighttpd is missing, failed instead under `LOOMIERE_REQUIRE_ALL=1`.
 
 mod common;
 
@@ -182,7 +183,7 @@ v.addEventListener('error', () => errors.push('media error ' + (v.error && v.err
 
 #[test]
 fn hls_js_shaka_and_dash_js_play_hls_and_dash() {
-    for tool in [CHROMIUM, CHROMEDRIVER, "npm"] {
+    for tool in [CHROMIUM, CHROMEDRIVER, "npm", "lighttpd"] {
         if !common::tool_or_skip("hls_js_shaka_and_dash_js_play_hls_and_dash", tool) {
             return;
         }
@@ -243,72 +244,115 @@ fn hls_js_shaka_and_dash_js_play_hls_and_dash() {
         assert!(began.elapsed() < Duration::from_secs(30), "chromedriver did not come up");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The same root through lighttpd running loomiere as a CGI program (cgi/lighttpd.conf).
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let conf = run.join("stream.conf");
+    std::fs::write(&conf, format!("document_root = {:?}\n", root.display().to_string())).unwrap();
+    let lighttpd_port = free_port();
+    let template = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("cgi/lighttpd.conf")).unwrap();
+    let lighttpd_conf = run.join("lighttpd.conf");
+    std::fs::write(
+        &lighttpd_conf,
+        template
+            .replace("@ROOT@", &root.display().to_string())
+            .replace("@PORT@", &lighttpd_port.to_string())
+            .replace("@RUN@", &run.display().to_string())
+            .replace("@CONFIG@", &conf.display().to_string())
+            .replace("@LOOMIERE@", env!("CARGO_BIN_EXE_loomiere")),
+    )
+    .unwrap();
+    let lighttpd = Command::new("lighttpd")
+        .arg("-D")
+        .arg("-f")
+        .arg(&lighttpd_conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _lighttpd = Guard(lighttpd);
+    let began = Instant::now();
+    while TcpStream::connect(("127.0.0.1", lighttpd_port)).is_err() {
+        assert!(began.elapsed() < Duration::from_secs(30), "lighttpd did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let cgi_base = format!("http://127.0.0.1:{lighttpd_port}/");
+
     let mut failures = Vec::new();
-    for (player, manifest) in
-        [("hls.js", "master.m3u8"), ("shaka", "master.m3u8"), ("dash.js", "manifest.mpd"), ("shaka", "manifest.mpd")]
-    {
-        let profile = dir.join(format!("profile-{player}-{manifest}"));
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                         format!("--user-data-dir={}", profile.display())]
+    for (front, base) in [("serve", &base), ("lighttpd CGI", &cgi_base)] {
+        for (player, manifest) in [
+            ("hls.js", "master.m3u8"),
+            ("shaka", "master.m3u8"),
+            ("dash.js", "manifest.mpd"),
+            ("shaka", "manifest.mpd"),
+        ] {
+            let profile = dir.join(format!("profile-{player}-{manifest}"));
+            let caps = json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": CHROMIUM,
+                    "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                             "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+                             format!("--user-data-dir={}", profile.display())]
+                }
+            }}});
+            let session = wd(port, "POST", "/session", Some(&caps)).expect("a chromium session")["sessionId"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let s = format!("/session/{session}");
+            let url = format!("{base}movie.mp4/{manifest}");
+            let result = (|| -> Result<Value, String> {
+                wd(port, "POST", &format!("{s}/timeouts"), Some(&json!({"script": 180000, "pageLoad": 30000})))?;
+                wd(
+                    port,
+                    "POST",
+                    &format!("{s}/url"),
+                    Some(&json!({"url": format!("http://127.0.0.1:{page_port}/page.html")})),
+                )?;
+                wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": SCRIPT, "args": [player, url]})))
+            })();
+            let _ = wd(port, "DELETE", &s, None);
+            let r = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    failures.push(format!("{front}: {player} {manifest}: webdriver: {e}"));
+                    continue;
+                }
+            };
+            // Missing numbers read as NaN, which fails every check below.
+            let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+            let advances = f("t2") > f("t1");
+            let duration_right = (f("duration") - want).abs() < 0.5;
+            let plays_after_seek = f("s1") >= f("middle") - 1.0 && f("s2") > f("s1");
+            let mut wrong = Vec::new();
+            if r["errors"].as_array().is_none_or(|e| !e.is_empty()) {
+                wrong.push("errors");
             }
-        }}});
-        let session = wd(port, "POST", "/session", Some(&caps)).expect("a chromium session")["sessionId"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let s = format!("/session/{session}");
-        let url = format!("{base}movie.mp4/{manifest}");
-        let result = (|| -> Result<Value, String> {
-            wd(port, "POST", &format!("{s}/timeouts"), Some(&json!({"script": 180000, "pageLoad": 30000})))?;
-            wd(
-                port,
-                "POST",
-                &format!("{s}/url"),
-                Some(&json!({"url": format!("http://127.0.0.1:{page_port}/page.html")})),
-            )?;
-            wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": SCRIPT, "args": [player, url]})))
-        })();
-        let _ = wd(port, "DELETE", &s, None);
-        let r = match result {
-            Ok(r) => r,
-            Err(e) => {
-                failures.push(format!("{player} {manifest}: webdriver: {e}"));
-                continue;
+            if !advances {
+                wrong.push("currentTime does not advance");
             }
-        };
-        // Missing numbers read as NaN, which fails every check below.
-        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-        let advances = f("t2") > f("t1");
-        let duration_right = (f("duration") - want).abs() < 0.5;
-        let plays_after_seek = f("s1") >= f("middle") - 1.0 && f("s2") > f("s1");
-        let mut wrong = Vec::new();
-        if r["errors"].as_array().is_none_or(|e| !e.is_empty()) {
-            wrong.push("errors");
-        }
-        if !advances {
-            wrong.push("currentTime does not advance");
-        }
-        if !duration_right {
-            wrong.push("duration");
-        }
-        if !plays_after_seek {
-            wrong.push("no playback after the seek");
-        }
-        if !r["textTracks"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t.as_str().is_some_and(|t| t.ends_with(":eng") || t.ends_with(":en"))))
-        {
-            wrong.push("no English text track");
-        }
-        if !wrong.is_empty() {
-            failures.push(format!("{player} {manifest}: {wrong:?}: {r}"));
+            if !duration_right {
+                wrong.push("duration");
+            }
+            if !plays_after_seek {
+                wrong.push("no playback after the seek");
+            }
+            if !r["textTracks"].as_array().is_some_and(|t| {
+                t.iter().any(|t| t.as_str().is_some_and(|t| t.ends_with(":eng") || t.ends_with(":en")))
+            }) {
+                wrong.push("no English text track");
+            }
+            if !wrong.is_empty() {
+                failures.push(format!("{front}: {player} {manifest}: {wrong:?}: {r}"));
+            }
         }
     }
-    assert!(failures.is_empty(), "{failures:#?}\nserver log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\nserver log:\n{}\nlighttpd log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default(),
+        std::fs::read_to_string(run.join("lighttpd-error.log")).unwrap_or_default()
+    );
 }
