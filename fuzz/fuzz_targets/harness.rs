@@ -74,9 +74,9 @@ pub fn exercise(kind: Kind, data: &[u8]) {
 }
 
 /// HLS/DASH packaging of the input: the segment index for a few clips and segment
-/// durations, every playlist, the MPD, every init segment and (up to a bound) every media
-/// segment planned and read back; the index survives its byte form, and the input's bytes
-/// read as an index file never panic.
+/// durations, every playlist, the MPD, every init segment, WebVTT document and (up to a
+/// bound) every media segment planned and read back, also from a forged index; the index
+/// survives its byte form, and the input's bytes read as an index file never panic.
 fn package_all(file: &Arc<File>, data: &[u8]) {
     use loomiere::mp4::Movie;
     use loomiere::package::{self, Clip, Media, Options, Package, PackageRequest, SegmentIndex};
@@ -115,8 +115,30 @@ fn package_all(file: &Arc<File>, data: &[u8]) {
                 requests.push(PackageRequest::Segment { media, id, number });
             }
         }
-        for r in requests {
-            if let Ok(plan) = package::answer_with(&movie, &pkg, &r, "?start=1&sig=x") {
+        for r in &requests {
+            if let Ok(plan) = package::answer_with(&movie, &pkg, r, "?start=1&sig=x") {
+                read_back(&plan);
+            }
+        }
+        // A forged index (as a damaged or planted cache file could hold): table positions and
+        // sizes taken from the input's bytes. Wrong answers are allowed, panics and reads
+        // outside the file are not.
+        let mut forged = (*pkg.index).clone();
+        let word = |i: usize| -> u64 {
+            let at = (i * 8) % data.len().max(1);
+            data.get(at..at + 8).map_or(i as u64, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        };
+        for (i, c) in forged.cells.iter_mut().enumerate() {
+            match i % 4 {
+                0 => c.stts = (word(i) % 8, word(i + 1) % 64, word(i + 2)),
+                1 => c.ctts = (word(i) % 8, word(i + 1) % 64),
+                2 => c.stsc = (word(i) % 8, word(i + 1) % 64),
+                _ => c.bytes = word(i) % 1_000_000,
+            }
+        }
+        let forged = Package { index: Arc::new(forged), facts: pkg.facts.clone() };
+        for r in &requests {
+            if let Ok(plan) = package::answer_with(&movie, &forged, r, "") {
                 read_back(&plan);
             }
         }
