@@ -354,7 +354,9 @@ impl SegmentIndex {
         // The reference track's first sample, and the output's time zero (reference ticks).
         let mut walk = Walk::new(r);
         let (r_s0, origin) = match start_ticks {
-            None => (0u64, 0i128),
+            // Decoding starts at the first sync sample (frames before it cannot be decoded);
+            // the timeline stays the source's.
+            None => (SyncIter::new(r).next().unwrap_or(0), 0i128),
             Some(st) => {
                 let mut best: Option<(u64, i128)> = None;
                 for s in SyncIter::new(r) {
