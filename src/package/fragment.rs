@@ -1,7 +1,7 @@
 //! A CMAF media segment of one track as a plan: `styp`, `moof` (`mfhd`; `traf` with `tfhd`
 //! default-base-is-moof, `tfdt` version 1, `trun` with data offset and per-sample duration,
-//! size, flags and — when the track has `ctts` — composition offsets, shifted so that none is
-//! negative)
+//! size, flags and — when the track has `ctts` — composition offsets in version 1 (signed),
+//! shifted so that none is negative)
 //! and the `mdat` header, synthesised; then the samples as byte ranges of the source,
 //! consecutive samples coalesced into one range. No sample byte passes through user space.
 //!
@@ -115,7 +115,12 @@ pub fn plan_segment(movie: &Movie, tracks: &[Track<'_>], index: &SegmentIndex, k
         entries.extend_from_slice(&(if sync { SYNC } else { NON_SYNC }).to_be_bytes());
         if with_cts {
             let cts = i128::from(walk.cts(s)) - i128::from(info.cts_shift);
-            let cts = u32::try_from(cts).map_err(|_| bad("composition offset out of range"))?;
+            // Never negative (the shift is the track's smallest offset), and signed in `trun`
+            // version 1.
+            let cts = u32::try_from(cts)
+                .ok()
+                .and_then(|c| i32::try_from(c).ok())
+                .ok_or_else(|| bad("composition offset out of range"))?;
             entries.extend_from_slice(&cts.to_be_bytes());
         }
     }
@@ -137,7 +142,7 @@ pub fn plan_segment(movie: &Movie, tracks: &[Track<'_>], index: &SegmentIndex, k
     trun_body.extend_from_slice(&data_offset.to_be_bytes());
     trun_body.extend(entries);
     let flags = 0x0001 | 0x0100 | 0x0200 | 0x0400 | if with_cts { 0x0800 } else { 0 };
-    let trun = full(b"trun", 0, flags, &trun_body);
+    let trun = full(b"trun", u8::from(with_cts), flags, &trun_body);
     let mut traf = tfhd;
     traf.extend(tfdt);
     traf.extend(trun);

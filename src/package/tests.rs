@@ -170,6 +170,7 @@ fn media_segments_carry_the_source_samples_and_their_timing() {
                 assert!((1..count as usize).any(|i| be32(&seg, e0 + i * w + 8) == 0x0101_0000));
             }
             if w == 16 {
+                assert_eq!(seg[trun_at + 8], 1, "trun version 1 with composition offsets");
                 assert!((0..count as usize).all(|i| (be32(&seg, e0 + i * w + 12) as i32) >= 0));
             }
         }
