@@ -27,12 +27,16 @@ impl Serve {
 
     fn start_with(name: &str, args: &[&std::ffi::OsStr]) -> Serve {
         let log = common::scratch(&format!("package-{name}")).join("stderr.log");
+        Serve::start_logging(&log, args)
+    }
+
+    fn start_logging(log: &Path, args: &[&std::ffi::OsStr]) -> Serve {
         let mut child = common::loomiere()
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0", "--threads", "2"])
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .expect("start loomiere serve");
         let mut line = String::new();
@@ -41,7 +45,7 @@ impl Serve {
         if addr.is_empty() {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            panic!("serve did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
         }
         Serve { child, addr }
     }
@@ -422,4 +426,32 @@ fn a_signed_manifest_signs_every_url_it_names() {
     }
     let mpd = serve.text(&format!("/short.mp4/manifest.mpd?{q}"));
     assert!(mpd.contains("sig="), "{mpd}");
+}
+
+#[test]
+fn unsupported_tracks_are_left_out_with_a_log_line() {
+    common::require_tool("ffmpeg");
+    let dir = common::scratch("package-unsupported");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    // H.264 and AAC, plus a second video track in MPEG-4 Part 2 (`mp4v`).
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-t", "12", "-i"])
+            .arg(common::media("short.mp4"))
+            .args(["-map", "0:v", "-map", "0:a", "-map", "0:v", "-c", "copy", "-c:v:1", "mpeg4"])
+            .arg(root.join("two.mp4")),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let log = dir.join("serve.log");
+    let serve = Serve::start_logging(&log, &[root.as_os_str()]);
+    let master = serve.text("/two.mp4/master.m3u8");
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 1, "{master}");
+    assert!(!master.contains("v3/"), "{master}");
+    assert_eq!(ffmpeg_errors(&serve.url("/two.mp4/master.m3u8")), "");
+    let (status, _, _) = serve.request("GET", "/two.mp4/v3/1.m4s", "");
+    assert_eq!(status, 404);
+    drop(serve);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("left out of HLS/DASH: track 3: video codec mp4v is not packaged"), "{logged}");
 }

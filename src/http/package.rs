@@ -131,11 +131,12 @@ fn respond_to(
     let options = Options { target: cfg.segment_seconds };
     let clip = Clip { start, end };
     let query = suffix(&q);
+    // The answer, and the tracks left out of the manifests (logged with a manifest answer).
     let planned = if serve {
         // Shared by every viewer of the movie: the segment index is built once.
         PACKAGES
             .get(opened.source, clip, &options, cfg.max_moov_bytes)
-            .and_then(|(movie, pkg)| package::answer_with(&movie, &pkg, preq, &query))
+            .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())))
     } else {
         Movie::open(opened.source).and_then(|movie| {
             movie.check_moov_size(cfg.max_moov_bytes)?;
@@ -145,10 +146,10 @@ fn respond_to(
                 }
                 _ => Package::build(&movie, clip, &options)?,
             };
-            package::answer_with(&movie, &pkg, preq, &query)
+            Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone()))
         })
     };
-    let plan = match planned {
+    let (plan, skipped) = match planned {
         Ok(p) => p,
         Err(e) => return Response::error(e.http_status(), Some(format!("{real}: {e}"))),
     };
@@ -161,5 +162,8 @@ fn respond_to(
     let mut resp = answer_plan(plan, &request, req);
     resp.headers.retain(|(n, _)| *n != "X-Content-Duration");
     resp.headers.push(("Cache-Control", "public, max-age=86400".into()));
+    if matches!(preq, PackageRequest::Master | PackageRequest::Mpd) && !skipped.is_empty() {
+        resp.log = Some(format!("{real}: left out of HLS/DASH: {}", skipped.join("; ")));
+    }
     resp
 }
