@@ -46,7 +46,8 @@ struct Entry {
 }
 
 /// The packages a server keeps: at most `capacity`, least recently used evicted. A file
-/// replaced or rewritten gets a new identity, hence a new entry; the old one ages out.
+/// replaced or rewritten gets a new identity, hence a new entry; the old one ages out, and
+/// a deleted file's entry is dropped at the next miss.
 pub struct PackageCache {
     capacity: usize,
     entries: Mutex<Vec<Entry>>,
@@ -80,6 +81,8 @@ impl PackageCache {
             e.used = tick;
             return Ok((e.movie.clone(), e.package.clone()));
         }
+        // Let go of movies whose file was deleted (no link left), so their space is freed.
+        entries.retain(|e| rustix::fs::fstat(&*e.movie.src.file).is_ok_and(|st| st.st_nlink > 0));
         if entries.len() >= self.capacity.max(1) {
             if let Some(i) = entries.iter().enumerate().min_by_key(|(_, e)| e.used).map(|(i, _)| i) {
                 entries.swap_remove(i);
