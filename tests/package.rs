@@ -455,3 +455,22 @@ fn unsupported_tracks_are_left_out_with_a_log_line() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("left out of HLS/DASH: track 3: video codec mp4v is not packaged"), "{logged}");
 }
+
+#[test]
+fn inspect_shows_the_segment_layout() {
+    let out =
+        common::run(common::loomiere().arg("inspect").arg(common::media("short.mp4")).args(["--segments=6", "--json"]));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let segments = v["segments"]["segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 10);
+    let frames: u64 = segments.iter().map(|s| s["parts"][0]["samples"].as_u64().unwrap()).sum();
+    assert_eq!(frames, 1500, "every video frame in exactly one segment");
+    assert!(segments.iter().all(|s| (s["duration"].as_f64().unwrap() - 6.0).abs() < 1e-6));
+    assert!(v["inspect"]["tracks"].is_array());
+    let text = common::run(common::loomiere().arg("inspect").arg(common::media("short.mp4")).arg("--segments"));
+    assert!(String::from_utf8_lossy(&text.stdout).contains("segments of about 6 s: 10"));
+    let flv = common::run(common::loomiere().arg("inspect").arg(common::media("short.flv")).arg("--segments"));
+    assert!(!flv.status.success());
+    assert!(String::from_utf8_lossy(&flv.stderr).contains("--segments is for MP4 files"));
+}

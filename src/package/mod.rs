@@ -11,6 +11,7 @@ pub mod dash;
 pub mod fragment;
 pub mod hls;
 pub mod init;
+pub mod layout;
 pub mod route;
 pub mod segments;
 pub mod webvtt;
@@ -206,7 +207,7 @@ pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query
                     usize::try_from(number)
                         .ok()
                         .and_then(|n| n.checked_sub(1))
-                        .and_then(|n| webvtt::segment_span(index, n))
+                        .and_then(|n| index.span(n))
                         .ok_or_else(|| crate::Error::NotFound(format!("no segment {number}")))?,
                 ),
             };

@@ -555,6 +555,21 @@ impl SegmentIndex {
         Ok(SegmentIndex { target, clip, tracks: infos, count, cells, skipped })
     }
 
+    /// Segment `n` (0-based) of the reference track (the first video track, else the first
+    /// audio track) as (start, end) seconds from the output's first frame.
+    pub fn span(&self, n: usize) -> Option<(f64, f64)> {
+        let k = self
+            .tracks
+            .iter()
+            .position(|t| t.media == Media::Video)
+            .or_else(|| self.tracks.iter().position(|t| t.media == Media::Audio))?;
+        let ts = f64::from(self.tracks[k].timescale.max(1));
+        let first = self.tfdt(k, self.cell(0, k)?);
+        let c = self.cell(n, k)?;
+        let start = self.tfdt(k, c).saturating_sub(first) as f64 / ts;
+        Some((start, start + c.duration as f64 / ts))
+    }
+
     /// Track `k`'s part of segment `n` (0-based).
     pub fn cell(&self, n: usize, k: usize) -> Option<&Cell> {
         if k >= self.tracks.len() {

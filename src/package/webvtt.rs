@@ -7,7 +7,7 @@
 //! timestamps for HLS players. The text is read from the file (subtitle tracks are small; the
 //! number of samples and bytes read is bounded).
 
-use super::segments::{Media, SegmentIndex, Walk};
+use super::segments::{SegmentIndex, Walk};
 use crate::mp4::track::Track;
 use crate::mp4::Movie;
 use crate::{Error, Result};
@@ -47,20 +47,6 @@ fn text_of(sample: &[u8]) -> String {
     }
     // A blank line would end the cue.
     out.lines().filter(|l| !l.trim().is_empty()).collect::<Vec<_>>().join("\n")
-}
-
-/// The reference track's segment `n` as (start, end) seconds relative to the output's start.
-pub fn segment_span(index: &SegmentIndex, n: usize) -> Option<(f64, f64)> {
-    let k = index
-        .tracks
-        .iter()
-        .position(|t| t.media == Media::Video)
-        .or_else(|| index.tracks.iter().position(|t| t.media == Media::Audio))?;
-    let ts = f64::from(index.tracks[k].timescale.max(1));
-    let first = index.tfdt(k, index.cell(0, k)?);
-    let c = index.cell(n, k)?;
-    let start = index.tfdt(k, c).saturating_sub(first) as f64 / ts;
-    Some((start, start + c.duration as f64 / ts))
 }
 
 /// The WebVTT document of subtitle track `k` with the cues that overlap `window` (seconds
