@@ -429,31 +429,38 @@ fn a_signed_manifest_signs_every_url_it_names() {
 }
 
 #[test]
-fn unsupported_tracks_are_left_out_with_a_log_line() {
+fn unsupported_and_misaligned_tracks_are_left_out_with_a_log_line() {
     common::require_tool("ffmpeg");
     let dir = common::scratch("package-unsupported");
     let root = dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
-    // H.264 and AAC, plus a second video track in MPEG-4 Part 2 (`mp4v`).
+    // Track 1 H.264, 2 AAC, 3 MPEG-4 Part 2 (`mp4v`), 4 H.264 with other keyframes, 5 a copy
+    // of track 1 (a rendition whose keyframes line up).
     let out = common::run(
         Command::new("ffmpeg")
             .args(["-nostdin", "-v", "error", "-t", "12", "-i"])
             .arg(common::media("short.mp4"))
-            .args(["-map", "0:v", "-map", "0:a", "-map", "0:v", "-c", "copy", "-c:v:1", "mpeg4"])
-            .arg(root.join("two.mp4")),
+            .args(["-map", "0:v", "-map", "0:a", "-map", "0:v", "-map", "0:v", "-map", "0:v", "-c", "copy"])
+            .args(["-c:v:1", "mpeg4", "-c:v:2", "libx264", "-g:v:2", "37", "-s:v:2", "160x120"])
+            .arg(root.join("tracks.mp4")),
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let log = dir.join("serve.log");
     let serve = Serve::start_logging(&log, &[root.as_os_str()]);
-    let master = serve.text("/two.mp4/master.m3u8");
-    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 1, "{master}");
-    assert!(!master.contains("v3/"), "{master}");
-    assert_eq!(ffmpeg_errors(&serve.url("/two.mp4/master.m3u8")), "");
-    let (status, _, _) = serve.request("GET", "/two.mp4/v3/1.m4s", "");
-    assert_eq!(status, 404);
+    let master = serve.text("/tracks.mp4/master.m3u8");
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
+    assert!(master.contains("\nv1/index.m3u8") && master.contains("\nv5/index.m3u8"), "{master}");
+    assert!(!master.contains("v3/") && !master.contains("v4/"), "{master}");
+    assert_eq!(ffmpeg_errors(&serve.url("/tracks.mp4/master.m3u8")), "");
+    assert_eq!(ffmpeg_errors(&serve.url("/tracks.mp4/manifest.mpd")), "");
+    for path in ["/tracks.mp4/v3/1.m4s", "/tracks.mp4/v4/index.m3u8"] {
+        let (status, _, _) = serve.request("GET", path, "");
+        assert_eq!(status, 404, "{path}");
+    }
     drop(serve);
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("left out of HLS/DASH: track 3: video codec mp4v is not packaged"), "{logged}");
+    assert!(logged.contains("track 4: its keyframes do not line up with track 1's"), "{logged}");
 }
 
 #[test]

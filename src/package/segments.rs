@@ -447,6 +447,54 @@ impl SegmentIndex {
             next = origin + k * step;
         }
         let count = bounds.len();
+        // A boundary (reference presentation ticks) in track `t`'s media decode time.
+        let to_media_of = |t: &Track<'_>, p: i128| -> i128 {
+            p.saturating_mul(i128::from(t.mdhd.timescale)) / i128::from(rts.max(1)) - delay_ticks(t)
+                + i128::from(t.edit.media_time)
+        };
+        // Other video tracks (renditions of the same picture) are cut at their keyframes shown
+        // at the boundaries' times (within a millisecond); a track without one there is left
+        // out, as its segment could not start with a keyframe.
+        let mut video_cuts: Vec<(usize, Vec<u64>)> = Vec::new();
+        chosen.retain(|&(ti, media)| {
+            if ti == ref_i || media != Media::Video {
+                return true;
+            }
+            let t = &tracks[ti];
+            let tolerance = i128::from(t.mdhd.timescale / 1000).max(1);
+            let mut walk = Walk::new(t);
+            let mut sync = SyncIter::new(t).peekable();
+            let mut cuts = Vec::with_capacity(bounds.len());
+            let mut aligned = true;
+            for (n, &(_, p)) in bounds.iter().enumerate() {
+                let want = to_media_of(t, p);
+                // The first keyframe shown at or after the boundary (less the tolerance).
+                let mut found = None;
+                while let Some(&s) = sync.peek() {
+                    let Some((dts, _)) = walk.dts(s) else { break };
+                    let pts = i128::from(dts) + i128::from(walk.cts(s));
+                    if pts >= want - tolerance {
+                        found = Some((s, pts));
+                        break;
+                    }
+                    sync.next();
+                }
+                match found {
+                    Some((s, _)) if n == 0 && start_ticks.is_none() => cuts.push(s),
+                    Some((s, pts)) if pts <= want + tolerance => cuts.push(s),
+                    _ => {
+                        aligned = false;
+                        break;
+                    }
+                }
+            }
+            if aligned {
+                video_cuts.push((ti, cuts));
+            } else {
+                skipped.push(format!("track {}: its keyframes do not line up with track {}'s", t.id, r.id));
+            }
+            aligned
+        });
         // Cut every packaged track at the boundaries.
         let mut infos = Vec::with_capacity(chosen.len());
         let mut cells = vec![Cell::default(); count * chosen.len()];
@@ -458,14 +506,14 @@ impl SegmentIndex {
             let t = &tracks[ti];
             let tts = t.mdhd.timescale;
             let end = if ti == ref_i { r_end } else { end_sample(t)? };
-            // A boundary in this track's media decode time: presentation × tts / rts − shift.
-            let shift = delay_ticks(t) - i128::from(t.edit.media_time);
-            let to_media = |p: i128| -> i128 { p.saturating_mul(i128::from(tts)) / i128::from(rts.max(1)) - shift };
+            let to_media = |p: i128| to_media_of(t, p);
             let mut cut = Walk::new(t);
             let mut prev: Option<u64> = None;
             for (n, &(rs, p)) in bounds.iter().enumerate() {
                 let s = if ti == ref_i {
                     rs
+                } else if let Some((_, cuts)) = video_cuts.iter().find(|(i, _)| *i == ti) {
+                    cuts.get(n).copied().unwrap_or(t.samples)
                 } else if n == 0 && start_ticks.is_none() {
                     0
                 } else {
