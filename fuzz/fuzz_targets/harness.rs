@@ -129,14 +129,17 @@ fn package_all(file: &Arc<File>, data: &[u8]) {
             data.get(at..at + 8).map_or(i as u64, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
         };
         for (i, c) in forged.cells.iter_mut().enumerate() {
-            match i % 4 {
+            match i % 6 {
                 0 => c.stts = (word(i) % 8, word(i + 1) % 64, word(i + 2)),
                 1 => c.ctts = (word(i) % 8, word(i + 1) % 64),
                 2 => c.stsc = (word(i) % 8, word(i + 1) % 64),
-                _ => c.bytes = word(i) % 1_000_000,
+                3 => c.bytes = word(i),
+                4 => c.dts = word(i),
+                _ => c.duration = word(i),
             }
         }
-        let forged = Package { index: Arc::new(forged), facts: pkg.facts.clone() };
+        let Ok(tracks) = movie.tracks() else { continue };
+        let forged = Package::with_index(&movie, &tracks, Arc::new(forged));
         for r in &requests {
             if let Ok(plan) = package::answer_with(&movie, &forged, r, "") {
                 read_back(&plan);

@@ -75,8 +75,8 @@ pub fn mpd(package: &Package, query: &str) -> String {
                 let _ = write!(s, " width=\"{w}\" height=\"{h}\"");
             }
             if media == Media::Video {
-                let samples: u64 = index.cells_of(k).map(|c| c.s1 - c.s0).sum();
-                let ticks: u64 = index.cells_of(k).map(|c| c.duration).sum();
+                let samples = index.cells_of(k).fold(0u64, |a, c| a.saturating_add(c.s1.saturating_sub(c.s0)));
+                let ticks = index.cells_of(k).fold(0u64, |a, c| a.saturating_add(c.duration));
                 let num = samples.saturating_mul(u64::from(t.timescale));
                 if ticks > 0 && num > 0 {
                     let g = gcd(num, ticks);
@@ -121,9 +121,9 @@ pub fn mpd(package: &Package, query: &str) -> String {
             // sample's presentation time (segments start with a sync sample).
             let tfdt0 = index.cells_of(k).next().map_or(0, |c| index.tfdt(k, c));
             for c in index.cells_of(k) {
-                let t0 = index.tfdt(k, c) - tfdt0 + t.lead;
+                let t0 = index.tfdt(k, c).saturating_sub(tfdt0).saturating_add(t.lead);
                 run = match run {
-                    Some((start, d, r)) if d == c.duration => Some((start, d, r + 1)),
+                    Some((start, d, r)) if d == c.duration => Some((start, d, r.saturating_add(1))),
                     Some(prev) => {
                         flush(&mut s, prev, &mut first);
                         Some((t0, c.duration, 0))

@@ -39,7 +39,7 @@ fn entry_width(with_cts: bool) -> u64 {
 /// Length of `styp` + `moof` for `samples` samples.
 fn moof_end(samples: u64, with_cts: bool) -> u64 {
     // moof 8 + mfhd 16 + traf 8 + tfhd 16 + tfdt 20 + trun 20 + entries.
-    STYP_LEN + 8 + 16 + 8 + 16 + 20 + 20 + samples * entry_width(with_cts)
+    (STYP_LEN + 8 + 16 + 8 + 16 + 20 + 20).saturating_add(samples.saturating_mul(entry_width(with_cts)))
 }
 
 fn mdat_header_len(bytes: u64) -> u64 {
@@ -52,7 +52,7 @@ fn mdat_header_len(bytes: u64) -> u64 {
 
 /// Bytes before the first sample's data in media segment (`styp`, `moof`, `mdat` header).
 pub fn header_len(with_cts: bool, c: &Cell) -> u64 {
-    moof_end(c.s1.saturating_sub(c.s0), with_cts) + mdat_header_len(c.bytes)
+    moof_end(c.s1.saturating_sub(c.s0), with_cts).saturating_add(mdat_header_len(c.bytes))
 }
 
 /// The media segment `n` (0-based) of packaged track `k`.

@@ -80,8 +80,8 @@ pub fn master(package: &Package, query: &str) -> String {
         let _ = write!(
             s,
             "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
-            f.peak_bps + audio_peak,
-            f.average_bps + audio_avg,
+            f.peak_bps.saturating_add(audio_peak),
+            f.average_bps.saturating_add(audio_avg),
             codecs.join(",")
         );
         if let (Some(w), Some(h)) = (f.description.width, f.description.height) {
@@ -174,7 +174,7 @@ pub fn iframe_playlist(package: &Package, k: usize, query: &str) -> String {
         if c.s1 <= c.s0 {
             continue;
         }
-        let len = super::fragment::header_len(info.with_cts, c) + u64::from(c.first_size);
+        let len = super::fragment::header_len(info.with_cts, c).saturating_add(u64::from(c.first_size));
         let _ = writeln!(
             s,
             "#EXTINF:{:.3},\n#EXT-X-BYTERANGE:{len}@0\n{}.m4s{q}",

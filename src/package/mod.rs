@@ -1,8 +1,10 @@
 //! HLS and DASH from the same MP4 files, packaged on request: a segment index per movie
 //! (`segments`), a CMAF initialisation segment per track (`init`), CMAF media segments as
-//! plans whose samples are ranges of the source (`fragment`), the HLS playlists (`hls`) and
-//! the DASH MPD (`dash`) written from the index, the URL tail below the movie (`route`), and
-//! keeping built indexes in memory or on disk (`cache`). Depends only on the MP4 engine and the plan; the HTTP side calls [`answer`].
+//! plans whose samples are ranges of the source (`fragment`), `tx3g` subtitles as WebVTT
+//! (`webvtt`), the HLS playlists (`hls`) and the DASH MPD (`dash`) written from the index,
+//! the URL tail below the movie (`route`), keeping built indexes in memory or on disk
+//! (`cache`), and the layout `inspect --segments` prints (`layout`). Depends only on the MP4
+//! engine and the plan; the HTTP side calls [`answer`] (or [`answer_with`]).
 //!
 //! URLs (all below `/path/movie.mp4/`) and the choices made are in docs/hls-dash.md.
 
@@ -41,7 +43,7 @@ pub const VTT: &str = "text/vtt";
 #[derive(Clone, Debug, Default)]
 pub struct TrackFacts {
     pub description: Description,
-    /// RFC 6381 codec string (`avc1.64001f`, `mp4a.40.2`, `ac-3`, `opus`).
+    /// RFC 6381 codec string (`avc1.64001f`, `mp4a.40.2`, `ac-3`, `opus`, `wvtt`).
     pub codecs: String,
     /// Frames per second (video).
     pub frame_rate: Option<f64>,
@@ -121,12 +123,13 @@ impl Package {
                 if c.duration as f64 >= f64::from(ts) * index.target / 2.0 || index.count == 1 {
                     peak = peak.max(bps(c.bytes, c.duration, ts));
                 }
-                let ib = fragment::header_len(info.with_cts, c) + u64::from(c.first_size);
+                let ib = fragment::header_len(info.with_cts, c).saturating_add(u64::from(c.first_size));
                 ipeak = ipeak.max(bps(ib, c.duration, ts));
-                bytes += c.bytes;
-                ibytes += ib;
-                ticks += c.duration;
-                samples += c.s1 - c.s0;
+                // Saturating: an index read from a cache file is checked, not trusted.
+                bytes = bytes.saturating_add(c.bytes);
+                ibytes = ibytes.saturating_add(ib);
+                ticks = ticks.saturating_add(c.duration);
+                samples = samples.saturating_add(c.s1.saturating_sub(c.s0));
             }
             let average = bps(bytes, ticks, ts);
             let frame_rate =

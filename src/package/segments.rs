@@ -646,7 +646,7 @@ impl SegmentIndex {
     /// Presentation duration of track `k` in seconds.
     pub fn seconds(&self, k: usize) -> f64 {
         let ts = self.tracks.get(k).map_or(1, |t| t.timescale.max(1));
-        self.cells_of(k).map(|c| c.duration).sum::<u64>() as f64 / f64::from(ts)
+        self.cells_of(k).fold(0u64, |a, c| a.saturating_add(c.duration)) as f64 / f64::from(ts)
     }
 
     /// Duration of the output: the reference track's (the first video track, else the first
