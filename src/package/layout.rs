@@ -61,7 +61,7 @@ impl Layout {
                     Some(Part {
                         track: format!("{}{}", t.media.letter(), t.id),
                         first_sample: c.s0,
-                        samples: c.s1 - c.s0,
+                        samples: c.s1.saturating_sub(c.s0),
                         bytes: c.bytes,
                         duration: round6(c.duration as f64 / f64::from(t.timescale.max(1))),
                     })
