@@ -296,6 +296,10 @@ fn players_can_load_it_cors_ranges_types_and_refusals() {
 /// Runs the binary as a CGI program for `path_info` below the movie `script` (as a web
 /// server does with `cgi.assign` by extension) and returns the body.
 fn cgi(conf: &Path, script: &str, path_info: &str) -> Vec<u8> {
+    cgi_query(conf, script, path_info, "")
+}
+
+fn cgi_query(conf: &Path, script: &str, path_info: &str, query: &str) -> Vec<u8> {
     let out = common::run(
         common::loomiere()
             .env_clear()
@@ -303,7 +307,7 @@ fn cgi(conf: &Path, script: &str, path_info: &str) -> Vec<u8> {
             .env("REQUEST_METHOD", "GET")
             .env("SCRIPT_NAME", script)
             .env("PATH_INFO", path_info)
-            .env("QUERY_STRING", "")
+            .env("QUERY_STRING", query)
             .env("LOOMIERE_CONFIG", conf),
     );
     assert!(out.status.success(), "CGI {script}{path_info}: {}", String::from_utf8_lossy(&out.stderr));
@@ -335,8 +339,14 @@ fn the_cgi_keeps_the_index_and_answers_what_serve_answers() {
         assert!(first == again, "{tail}: a second CGI answer (index from the cache) differs");
         assert!(first == serve.get(&format!("/long.mp4{tail}")), "{tail}: CGI and serve differ");
     }
+    // A clip is answered like serve's, and leaves no file of its own.
+    for start in ["100", "101.5"] {
+        let q = format!("start={start}");
+        let clipped = cgi_query(&conf, "/long.mp4", "/v1/3.m4s", &q);
+        assert!(clipped == serve.get(&format!("/long.mp4/v1/3.m4s?{q}")), "clip {q}: CGI and serve differ");
+    }
     let files: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(|e| e.ok()).collect();
-    assert_eq!(files.len(), 1, "one index file for the movie");
+    assert_eq!(files.len(), 1, "one index file for the movie, none for clips");
 }
 
 /// The cues ffmpeg reads from `input`'s subtitle stream, as WebVTT text without the header.

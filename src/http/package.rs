@@ -141,7 +141,9 @@ fn respond_to(
         Movie::open(opened.source).and_then(|movie| {
             movie.check_moov_size(cfg.max_moov_bytes)?;
             let pkg = match &cfg.index_cache {
-                Some(dir) if movie.root.size >= crate::mp4::MARKS_MIN_MOOV => {
+                // Only the whole movie's index is kept: one file per distinct clip would let
+                // anyone fill the directory with made-up `start` values.
+                Some(dir) if movie.root.size >= crate::mp4::MARKS_MIN_MOOV && clip == Clip::default() => {
                     package::cache::load_or_build(&movie, clip, &options, dir)?
                 }
                 _ => Package::build(&movie, clip, &options)?,

@@ -45,9 +45,10 @@ struct Entry {
     used: u64,
 }
 
-/// The packages a server keeps: at most `capacity`, least recently used evicted. A file
-/// replaced or rewritten gets a new identity, hence a new entry; the old one ages out, and
-/// a deleted file's entry is dropped at the next miss.
+/// The packages a server keeps: at most `capacity`, least recently used evicted; the clips
+/// of one file share its opened movie. A file replaced or rewritten gets a new identity,
+/// hence a new entry; the old one ages out, and a deleted file's entry is dropped at the next
+/// miss.
 pub struct PackageCache {
     capacity: usize,
     entries: Mutex<Vec<Entry>>,
@@ -64,15 +65,24 @@ impl PackageCache {
     /// against `max_moov`.
     pub fn get(&self, src: Source, clip: Clip, options: &Options, max_moov: u64) -> Result<(Arc<Movie>, Arc<Package>)> {
         let key = Key::of(&src, clip, options);
-        {
+        let same_file = |e: &Entry| e.key.id == key.id && e.key.len == key.len && e.key.modified == key.modified;
+        let opened = {
             let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
             if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
                 e.used = tick;
                 return Ok((e.movie.clone(), e.package.clone()));
             }
-        }
-        let movie = Arc::new(Movie::open_read(src, max_moov)?);
+            // Another clip of the same file: its movie (and moov bytes) is shared.
+            entries.iter().find(|e| same_file(e)).map(|e| e.movie.clone())
+        };
+        let movie = match opened {
+            Some(m) => {
+                m.check_moov_size(max_moov)?;
+                m
+            }
+            None => Arc::new(Movie::open_read(src, max_moov)?),
+        };
         let package = Arc::new(Package::build(&movie, clip, options)?);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
