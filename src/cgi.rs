@@ -306,6 +306,9 @@ mod tests {
         let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/v/a.flv"), ("PATH_INFO", "")]));
         assert_eq!(r.target, Target::Decoded("/v/a.flv".into()));
         assert_eq!(r.method, "GET");
+        // loomiere assigned to the extension, HLS below the movie: the two are joined.
+        let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/v/a.mp4"), ("PATH_INFO", "/v1/3.m4s")]));
+        assert_eq!(r.target, Target::Decoded("/v/a.mp4/v1/3.m4s".into()));
         let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/cgi-bin/x"), ("PATH_TRANSLATED", "/srv/a.mp4")]));
         assert_eq!(r.target, Target::Translated("/srv/a.mp4".into()));
         let (r, root) = request_from_env(env(&[]));
