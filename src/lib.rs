@@ -20,6 +20,7 @@ pub mod http;
 pub mod media;
 pub mod mp4;
 pub mod output;
+pub mod package;
 pub mod plan;
 pub mod request;
 pub mod serve;
