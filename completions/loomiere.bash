@@ -397,12 +397,19 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__inspect)
-            opts="-h -V --json --keyframes --help --version"
+            opts="-h -V --json --keyframes --segments --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --segments)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

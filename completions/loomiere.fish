@@ -36,6 +36,7 @@ complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "completions" -d '
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "man" -d 'Print the man page (roff) to stdout'
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "serve-cgi" -d 'Answer one CGI request (or, with --inetd, one HTTP connection on stdin/stdout)'
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l segments -d 'Also show the HLS/DASH segment layout (MP4) for a target segment duration in seconds' -r -f
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l json -d 'Print JSON for scripts instead of tables'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l keyframes -d 'Also list every keyframe: presentation time and byte offset'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -s h -l help -d 'Print help'

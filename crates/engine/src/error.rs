@@ -24,6 +24,10 @@ pub enum Error {
     #[error("corrupt file at offset {offset}: {what}")]
     Corrupt { offset: u64, what: String },
 
+    /// The thing asked for does not exist, e.g. a segment number past the last (HTTP 404).
+    #[error("not found: {0}")]
+    NotFound(String),
+
     /// The file is beyond a limit the configuration sets (HTTP 500), e.g. a `moov` larger
     /// than `max_moov_bytes`: refused before any work that grows with it.
     #[error("{0}")]
@@ -77,6 +81,7 @@ impl Error {
         match self {
             Error::BadRequest(_) => 400,
             Error::Unsupported(_) => 415,
+            Error::NotFound(_) => 404,
             Error::Corrupt { .. } | Error::OverLimit(_) | Error::Config(_) => 500,
             Error::Io { source, .. } => match source.kind() {
                 io::ErrorKind::NotFound => 404,

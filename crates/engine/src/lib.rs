@@ -21,6 +21,7 @@ pub mod fmp4;
 pub mod media;
 #[allow(unsafe_code)]
 pub mod mp4;
+pub mod package;
 pub mod plan;
 pub mod request;
 pub mod sink;

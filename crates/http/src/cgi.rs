@@ -41,9 +41,14 @@ pub enum Outcome {
 /// `DOCUMENT_ROOT`, the fallback root when there is no configuration file.
 pub fn request_from_env(env: impl Fn(&str) -> Option<String>) -> (HttpRequest, Option<PathBuf>) {
     let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
-    let target = if let Some(pi) = nonempty("PATH_INFO") {
+    let script_media = nonempty("SCRIPT_NAME").filter(|s| crate::Kind::of(Path::new(s)).is_some());
+    let target = if let (Some(pi), Some(sn)) = (nonempty("PATH_INFO"), &script_media) {
+        // The web server runs loomiere for the movie itself (`cgi.assign` by extension) and
+        // passes what follows it (`/master.m3u8`) as PATH_INFO: HLS/DASH below the movie.
+        Target::Decoded(format!("{sn}{pi}"))
+    } else if let Some(pi) = nonempty("PATH_INFO") {
         Target::Decoded(pi)
-    } else if let Some(sn) = nonempty("SCRIPT_NAME").filter(|s| crate::Kind::of(Path::new(s)).is_some()) {
+    } else if let Some(sn) = script_media {
         Target::Decoded(sn)
     } else if let Some(pt) = nonempty("PATH_TRANSLATED") {
         Target::Translated(PathBuf::from(pt))
@@ -302,6 +307,9 @@ mod tests {
         let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/v/a.flv"), ("PATH_INFO", "")]));
         assert_eq!(r.target, Target::Decoded("/v/a.flv".into()));
         assert_eq!(r.method, "GET");
+        // loomiere assigned to the extension, HLS below the movie: the two are joined.
+        let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/v/a.mp4"), ("PATH_INFO", "/v1/3.m4s")]));
+        assert_eq!(r.target, Target::Decoded("/v/a.mp4/v1/3.m4s".into()));
         let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/cgi-bin/x"), ("PATH_TRANSLATED", "/srv/a.mp4")]));
         assert_eq!(r.target, Target::Translated("/srv/a.mp4".into()));
         let (r, root) = request_from_env(env(&[]));

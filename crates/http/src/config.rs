@@ -123,6 +123,11 @@ pub struct Config {
     /// CGI: a directory where each movie's seek marks are kept between processes (see
     /// `mp4::marks`), so a request jumps into the sample tables instead of scanning them.
     pub index_cache: Option<PathBuf>,
+    /// HLS/DASH answers carry `Access-Control-Allow-Origin: *` and `OPTIONS` preflights are
+    /// answered (see docs/hls-dash.md).
+    pub cors: bool,
+    /// HLS/DASH: target media segment duration in seconds.
+    pub segment_seconds: f64,
 }
 
 /// The file as written; every key optional except the root.
@@ -140,6 +145,8 @@ struct RawConfig {
     listing: Option<bool>,
     server: Option<ServerLimits>,
     index_cache: Option<PathBuf>,
+    cors: Option<bool>,
+    segment_seconds: Option<f64>,
 }
 
 /// Where to look for the configuration.
@@ -199,6 +206,8 @@ impl Config {
             listing: None,
             server: None,
             index_cache: None,
+            cors: None,
+            segment_seconds: None,
         };
         Config::validate(raw, Path::new("(defaults)"))
     }
@@ -298,6 +307,11 @@ impl Config {
                 return Err(invalid(format!("index_cache {} must be an absolute path", dir.display())));
             }
         }
+        let segment_seconds = raw.segment_seconds.unwrap_or(crate::package::segments::DEFAULT_TARGET);
+        let (lo, hi) = crate::package::segments::TARGET_RANGE;
+        if !(lo..=hi).contains(&segment_seconds) {
+            return Err(invalid(format!("segment_seconds {segment_seconds} must be between {lo} and {hi}")));
+        }
         let server = raw.server.unwrap_or_default();
         if server.max_connections == 0 || server.max_header_bytes < 256 || server.header_timeout_secs == 0 {
             return Err(invalid(
@@ -322,6 +336,8 @@ impl Config {
             listing: raw.listing.unwrap_or(false),
             server,
             index_cache: raw.index_cache,
+            cors: raw.cors.unwrap_or(true),
+            segment_seconds,
         })
     }
 

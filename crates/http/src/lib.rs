@@ -6,8 +6,8 @@
 //! both crates (`crate::mp4`, `crate::plan`).
 
 pub use loomiere_engine::{
-    container, error, fault, flv, fmp4, media, mp4, output, plan, request, sink, source, BareUnit, Container, Error,
-    Kind, Piece, Plan, PlanInfo, Position, Request, Result, Source, Synth,
+    container, error, fault, flv, fmp4, media, mp4, output, package, plan, request, sink, source, BareUnit, Container,
+    Error, Kind, Piece, Plan, PlanInfo, Position, Request, Result, Source, Synth,
 };
 
 pub mod cgi;

@@ -5,6 +5,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use loomiere::flv::inspect::Report as FlvReport;
 use loomiere::fmp4::inspect::Fragments;
 use loomiere::mp4::inspect::Report as Mp4Report;
+use loomiere::package::layout::Layout;
 
 /// A report that prints as text tables.
 pub trait Render {
@@ -310,6 +311,27 @@ impl Render for Mp4Report {
             s.push_str(&format!("error: {e}\n"));
         }
         s
+    }
+}
+
+impl Render for Layout {
+    fn render(&self) -> String {
+        let mut table = Table::new();
+        let mut header = vec!["segment".to_string(), "start".to_string(), "duration".to_string()];
+        if let Some(first) = self.segments.first() {
+            header.extend(first.parts.iter().map(|p| format!("{} samples / bytes", p.track)));
+        }
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(header);
+        for s in &self.segments {
+            let mut row = vec![s.number.to_string(), format!("{:.3}", s.start), format!("{:.3}", s.duration)];
+            row.extend(s.parts.iter().map(|p| format!("{} / {}", p.samples, p.bytes)));
+            table.add_row(row);
+        }
+        let mut out = format!("segments of about {} s: {}\n{table}\n", self.target, self.segments.len());
+        for l in &self.left_out {
+            out.push_str(&format!("left out: {l}\n"));
+        }
+        out
     }
 }
 

@@ -194,7 +194,7 @@ fn offsets_grow(t: &Track<'_>) -> bool {
 /// A 64-bit checksum in the manner of FNV-1a, eight bytes a step (a marks file is read on
 /// every CGI request, so byte-at-a-time hashing of 20 KB would show), then the tail bytes;
 /// the length is mixed in first. It detects damage, not forgery.
-pub(crate) fn checksum(bytes: &[u8]) -> u64 {
+pub fn checksum(bytes: &[u8]) -> u64 {
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mix = |h: u64, v: u64| (h ^ v).wrapping_mul(PRIME).rotate_left(29);
     let mut h = mix(0xcbf2_9ce4_8422_2325, bytes.len() as u64);

@@ -108,7 +108,7 @@ impl Movie {
         Movie::open_with(src, true, MAX_MOOV)
     }
 
-    fn open_with(src: Source, map: bool, max_moov: u64) -> Result<Movie> {
+    pub(crate) fn open_with(src: Source, map: bool, max_moov: u64) -> Result<Movie> {
         let head = boxes::read_head(&src, src.len);
         let (top, fault) = boxes::walk_top_in(&src, src.len, false, &head);
         let Some(moov) = top.moov else {

@@ -8,7 +8,7 @@
 //! parts of an exchange around [`respond`] that every driver shares — reading a head within
 //! its limits, the refusals, keep-alive, the log line — are in [`exchange`].
 //!
-//! Sub-modules: [`query`] (start/end/exact), [`range`] (`Range`), [`conditional`] (ETag,
+//! Sub-modules: [`package`] (HLS/DASH below a movie, CORS), [`query`] (start/end/exact), [`range`] (`Range`), [`conditional`] (ETag,
 //! dates, 304), [`path`] (confinement), [`signed`] (signed URLs), [`wire`] (parsing a raw
 //! HTTP/1.x request head), [`percent`] (decoding). Heads are serialised here for CGI
 //! ([`Response::cgi_head`]) and raw HTTP ([`Response::http_head`]).
@@ -16,6 +16,7 @@
 pub mod conditional;
 pub mod exchange;
 pub mod listing;
+pub mod package;
 pub mod path;
 pub mod percent;
 pub mod query;
@@ -241,9 +242,16 @@ fn respond_inner(
     now: SystemTime,
     cache: Option<&crate::media::MovieCache>,
 ) -> Response {
+    // HLS/DASH below a movie (`/movie.mp4/master.m3u8`) and CORS preflights.
+    if let Some(r) = package::preflight(cfg, req) {
+        return r;
+    }
     if req.method != "GET" && req.method != "HEAD" {
         let mut r = Response::error(405, Some(format!("method {:?} is not served (GET and HEAD are)", req.method)));
         r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
+    }
+    if let Some(r) = package::respond(cfg, req, now, cache.is_some()) {
         return r;
     }
     // A directory, when listings are on: its own signature check comes before anything is
@@ -323,7 +331,7 @@ pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
 }
 
 /// Headers, validators, conditional and range handling for a built plan.
-fn answer_plan(plan: Plan, request: &Request, req: &HttpRequest) -> Response {
+pub(crate) fn answer_plan(plan: Plan, request: &Request, req: &HttpRequest) -> Response {
     let len = plan.len();
     let etag = conditional::etag(&plan.info, len, request);
     let mut headers: Vec<(&'static str, String)> = vec![("Content-Type", plan.info.content_type.to_string())];
