@@ -324,4 +324,22 @@ mod tests {
         assert_eq!(described(|f| f.inspect.is_some()), ".mp4 (.m4v .m4a .mov .f4v) and .flv");
         assert!(Kind::of_path(Path::new("x.txt")).unwrap_err().to_string().contains("mp4 m4v m4a mov f4v flv jpg"));
     }
+
+    #[test]
+    fn containers_open_describe_and_plan_through_the_registry() {
+        let bytes = crate::flv::tags::tests::tiny();
+        let opts = Options::for_path(Path::new("a.flv")).unwrap();
+        let flv = open(Source::in_memory(bytes.clone()), &opts).unwrap();
+        assert_eq!(flv.describe().unwrap().tracks, 2);
+        let whole = flv.plan(&Request::default(), &opts).unwrap();
+        assert_eq!((whole.len(), whole.info.content_type), (bytes.len() as u64, "video/x-flv"));
+        let png = Options::for_path(Path::new("a.png")).unwrap();
+        let img = open(Source::in_memory(vec![1, 2, 3]), &png).unwrap();
+        assert_eq!(img.describe().unwrap(), Description::default());
+        assert_eq!(img.plan(&Request::default(), &png).unwrap().len(), 3);
+        let e = inspect(Source::in_memory(Vec::new()), &png).err().unwrap();
+        assert!(e.to_string().contains("inspect reads .mp4 (.m4v .m4a .mov .f4v) and .flv files"), "{e}");
+        let e = index(Source::in_memory(Vec::new()), &png, &mut |_| {}).err().unwrap();
+        assert!(e.to_string().contains("index works on .mp4 (.m4v .m4a .mov .f4v) and .flv files"), "{e}");
+    }
 }
