@@ -20,6 +20,9 @@ pub const MAX_BOXES: u32 = 1024;
 pub const MAX_KEYFRAMES: usize = 1 << 20;
 /// Largest `mvhd` read (version 1 is 120 bytes with its header).
 const MAX_MVHD: u64 = 128;
+/// Box types an MP4 file or answer may begin with.
+const FIRST_BOXES: &[&[u8; 4]] =
+    &[b"ftyp", b"styp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pdin", b"uuid", b"sidx", b"moof"];
 
 /// What the scanner needs next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +71,8 @@ pub struct Scanner {
     /// Probing a whole file: walk past `mdat` to a `moov` at the end, read FLV metadata, and
     /// stop as soon as a duration is known.
     probe: bool,
+    /// The length of the stream, when known: a box reaching past it ends the scan.
+    limit: Option<u64>,
     state: State,
     /// Bytes seen or skipped so far.
     pos: u64,
@@ -86,10 +91,11 @@ pub struct Scanner {
 
 impl Scanner {
     /// A scanner for a response body (`probe = false`) or for walking a whole file with
-    /// ranged reads (`probe = true`).
-    pub fn new(probe: bool) -> Scanner {
+    /// ranged reads (`probe = true`); `limit` is the stream's length when known.
+    pub fn new(probe: bool, limit: Option<u64>) -> Scanner {
         Scanner {
             probe,
+            limit,
             state: State::Sniff,
             pos: 0,
             acc: Vec::new(),
@@ -270,7 +276,13 @@ impl Scanner {
             let start = self.pos - a.len() as u64;
             return self.finish(Some(start));
         }
-        self.container.get_or_insert(Container::Mp4);
+        if self.container.is_none() {
+            // The first box says whether this is MP4 at all.
+            if !FIRST_BOXES.contains(&&kind) {
+                return self.finish(Some(0));
+            }
+            self.container = Some(Container::Mp4);
+        }
         if size32 == 1 && a.len() == 8 {
             self.need = 16;
             return;
@@ -282,7 +294,7 @@ impl Scanner {
             1 => Some(u64::from_be_bytes([a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]])),
             n => Some(u64::from(n)),
         };
-        if size.is_some_and(|s| s < header) {
+        if size.is_some_and(|s| s < header || self.limit.is_some_and(|l| start.saturating_add(s) > l)) {
             return self.finish(Some(start));
         }
         match &kind {
@@ -365,7 +377,7 @@ fn flv_keyframes(meta: &amf0::Value) -> Option<Vec<(f64, u64)>> {
     let mut out: Vec<(f64, u64)> = Vec::with_capacity(times.len());
     for (t, p) in times.iter().zip(positions) {
         let (t, p) = (t.as_f64()?, p.as_f64()?);
-        if !(t.is_finite() && t >= 0.0 && p.is_finite() && p >= 0.0 && p < 9.0e15 && p.fract() == 0.0) {
+        if !(t.is_finite() && t >= 0.0 && (0.0..9.0e15).contains(&p) && p.fract() == 0.0) {
             return None;
         }
         let p = p as u64;
@@ -448,7 +460,7 @@ mod tests {
     fn mp4_prefix_ends_at_the_mdat_payload_and_the_moov_goes_by_unseen() {
         let (f, prefix) = movie(true);
         for chunk in [1, 3, 8, 64, 1 << 20] {
-            let mut sc = Scanner::new(false);
+            let mut sc = Scanner::new(false, None);
             let looked = drive(&mut sc, &f, chunk);
             assert_eq!(sc.prefix_len(), Some(prefix), "chunk {chunk}");
             assert_eq!(sc.duration(), Some(90.5));
@@ -460,14 +472,14 @@ mod tests {
     #[test]
     fn probe_walks_past_mdat_to_a_moov_at_the_end() {
         let (f, _) = movie(false);
-        let mut sc = Scanner::new(true);
+        let mut sc = Scanner::new(true, None);
         let looked = drive(&mut sc, &f, 16);
         assert_eq!(sc.duration(), Some(90.5));
         assert!(looked < 160, "{looked}");
         // A body scan of the same file stops at the mdat.
-        let mut sc = Scanner::new(false);
+        let mut sc = Scanner::new(false, None);
         drive(&mut sc, &f, 16);
-        assert_eq!(sc.prefix_len(), Some(32 + 8));
+        assert_eq!(sc.prefix_len(), Some(24 + 8), "ftyp, then the mdat header");
         assert_eq!(sc.duration(), None);
     }
 
@@ -478,7 +490,7 @@ mod tests {
         f.extend(b"mdat");
         f.extend(116u64.to_be_bytes());
         f.extend([0u8; 100]);
-        let mut sc = Scanner::new(false);
+        let mut sc = Scanner::new(false, None);
         drive(&mut sc, &f, 5);
         assert_eq!(sc.prefix_len(), Some(12 + 16));
 
@@ -486,20 +498,28 @@ mod tests {
         f.extend(mp4_box(b"moov", &mvhd(10, 20)));
         let moof_at = f.len() as u64;
         f.extend(mp4_box(b"moof", &[0; 40]));
-        let mut sc = Scanner::new(false);
+        let mut sc = Scanner::new(false, None);
         drive(&mut sc, &f, 7);
         assert_eq!((sc.prefix_len(), sc.duration()), (Some(moof_at), Some(2.0)));
 
-        let mut sc = Scanner::new(false);
+        // Text is not MP4, nor is a box running past the end of the stream.
+        let mut sc = Scanner::new(false, None);
+        drive(&mut sc, &[b'x'; 1000], 100);
+        assert_eq!((sc.prefix_len(), sc.container()), (Some(0), None));
+        let mut sc = Scanner::new(false, Some(1000));
+        drive(&mut sc, b"\x00\x00\x00\x10ftypisom\0\0\0\0\x00\x10\x00\x00free", 100);
+        assert_eq!(sc.prefix_len(), Some(16));
+
+        let mut sc = Scanner::new(false, None);
         drive(&mut sc, b"\x00\x00\x01\x00\xff\xfe\x01\x02rest of something", 100);
         assert_eq!(sc.prefix_len(), Some(0));
         assert_eq!(sc.container(), None);
 
         // A box smaller than its header, a truncated stream.
-        let mut sc = Scanner::new(false);
+        let mut sc = Scanner::new(false, None);
         drive(&mut sc, b"\x00\x00\x00\x04ftyp", 100);
         assert_eq!(sc.prefix_len(), Some(0));
-        let mut sc = Scanner::new(false);
+        let mut sc = Scanner::new(false, None);
         drive(&mut sc, &movie(true).0[..50], 9);
         assert_eq!(sc.prefix_len(), Some(50));
     }
@@ -537,12 +557,12 @@ mod tests {
     fn flv_prefix_is_header_and_script_tags_and_the_probe_reads_the_metadata() {
         let (f, prefix) = flv();
         for chunk in [1, 4, 11, 4096] {
-            let mut sc = Scanner::new(false);
+            let mut sc = Scanner::new(false, None);
             let looked = drive(&mut sc, &f, chunk);
             assert_eq!(sc.prefix_len(), Some(prefix));
             assert_eq!(sc.container(), Some(Container::Flv));
             assert_eq!(looked, 9 + 11 + 11, "the metadata goes by unseen");
-            let mut sc = Scanner::new(true);
+            let mut sc = Scanner::new(true, None);
             drive(&mut sc, &f, chunk);
             assert_eq!(sc.duration(), Some(60.08));
             assert_eq!(sc.take_keyframes(), Some(vec![(0.0, 300), (2.0, 900), (4.0, 1500)]));
@@ -569,7 +589,7 @@ mod tests {
             }
             f.truncate(1 + (next() as usize) % f.len());
             for probe in [false, true] {
-                let mut sc = Scanner::new(probe);
+                let mut sc = Scanner::new(probe, Some(f.len() as u64));
                 drive(&mut sc, &f, 1 + (next() as usize) % 40);
                 assert!(sc.is_done());
                 assert!(sc.prefix_len().unwrap() <= f.len() as u64);

@@ -74,7 +74,7 @@ pub(crate) async fn probe(shared: &Arc<Shared>, target: Target, seek: Seek) -> (
             return (unprobed(target), warnings);
         }
     };
-    let mut scan = walk_index(shared, &target, &base).await;
+    let mut scan = walk_index(shared, &target, &base, whole.content_length).await;
     let duration = whole.duration.or(scan.duration());
     let flv = scan.container() == Some(Container::Flv)
         || base.split('?').next().is_some_and(|p| p.to_ascii_lowercase().ends_with(".flv"));
@@ -171,8 +171,8 @@ async fn range(shared: &Arc<Shared>, target: &Target, path: &str, from: u64, len
 }
 
 /// Walks the file's index with small `Range` requests (see [`Scanner`] in probe mode).
-async fn walk_index(shared: &Arc<Shared>, target: &Target, path: &str) -> Scanner {
-    let mut scan = Scanner::new(true);
+async fn walk_index(shared: &Arc<Shared>, target: &Target, path: &str, len: Option<u64>) -> Scanner {
+    let mut scan = Scanner::new(true, len);
     let mut window: (u64, Vec<u8>) = (0, Vec::new());
     let mut fetches = 0;
     loop {

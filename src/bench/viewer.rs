@@ -410,7 +410,7 @@ async fn read_body(
         plan,
         reading: true,
         settled: false,
-        scanner: Scanner::new(false),
+        scanner: Scanner::new(false, head.content_length),
         player: None,
         started: false,
         prefix: 0,
@@ -453,6 +453,12 @@ async fn read_body(
             if let Some(w) = plan.watch {
                 if p.position(now) >= w {
                     s.reading = false;
+                    // What already reached this machine but was never read crossed the
+                    // network all the same: it is received, and wasted.
+                    let queued = rustix::io::ioctl_fionread(stream).unwrap_or(0);
+                    let queued = s.remaining.map_or(queued, |r| queued.min(r));
+                    s.total = s.total.saturating_add(queued);
+                    live.bytes.fetch_add(queued, Relaxed);
                     s.settle(now, true, false);
                     return Ok(Outcome::Left);
                 }

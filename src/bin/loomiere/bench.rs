@@ -96,7 +96,6 @@ pub fn run(a: Args) -> Result<()> {
         threads: a.threads,
         watch: Watch::parse(&a.watch)?,
         seed: a.seed.unwrap_or(Config::default().seed),
-        ..Config::default()
     };
     if !(a.max_error_rate.is_finite() && (0.0..=100.0).contains(&a.max_error_rate)) {
         anyhow::bail!("--max-error-rate must be a percentage between 0 and 100");
