@@ -94,15 +94,16 @@ pub(crate) async fn probe(shared: &Arc<Shared>, target: Target, seek: Seek) -> (
         },
     };
     let mut forms = Vec::new();
+    let mut refusals = Vec::new();
     if flv {
         forms.push(SeekForm::SecondsSuffix);
-        if let Some(k) = keyframes {
-            forms.push(SeekForm::FlvBytes(k.into()));
+        match keyframes {
+            Some(k) => forms.push(SeekForm::FlvBytes(k.into())),
+            None => refusals.push("no keyframe index in its onMetaData for byte-offset seeks".to_string()),
         }
     } else {
         forms.push(SeekForm::Seconds);
     }
-    let mut refusals = Vec::new();
     for form in forms {
         let Some((value, _)) = form.value(trial) else { continue };
         let path = target.path_with_start(Some(&value));
