@@ -22,6 +22,9 @@ use tokio::net::TcpStream;
 /// Bytes pulled from a socket per read; one such buffer per runtime thread.
 const READ_BUF: usize = 64 * 1024;
 
+/// Seconds of media a player holds before it starts playing (at most the read-ahead).
+const STARTUP: f64 = 0.5;
+
 /// Pause after a failed request, so a dead server is not hammered in a tight loop.
 const BACKOFF: Duration = Duration::from_millis(100);
 
@@ -237,7 +240,7 @@ pub(super) async fn read_head(shared: &Shared, stream: &TcpStream, reused: bool)
 /// How a body read ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
-    /// Read to its end (and, for a paced viewer with a watch time, watched until it left).
+    /// Read to its end (and, for a paced viewer, played until it left or the media ended).
     Finished,
     /// The viewer left before the end of the answer: the connection is closed.
     Left,
@@ -311,6 +314,8 @@ struct Session<'a> {
     /// Set once the prefix has ended (and a rate is known).
     player: Option<Playback>,
     started: bool,
+    /// The media's bytes per second, once the prefix has ended.
+    rate: Option<f64>,
     prefix: u64,
     /// Body bytes received.
     total: u64,
@@ -343,12 +348,13 @@ impl Session<'_> {
                 live.stall_micros.fetch_add((stall.seconds * 1e6) as u64, Relaxed);
             }
         } else if !self.started && (self.scanner.is_done() || self.remaining == Some(0)) {
-            self.start(now);
+            self.start();
         }
+        self.play(now, false);
     }
 
-    /// The prefix has ended: the player starts with the media bytes already here.
-    fn start(&mut self, now: Instant) {
+    /// The prefix has ended: the media's rate is known (or not).
+    fn start(&mut self) {
         self.started = true;
         self.prefix = self.scanner.prefix_len().unwrap_or(self.total).min(self.total);
         let media_len = self.head.content_length.and_then(|len| len.checked_sub(self.prefix)).filter(|&m| m > 0);
@@ -357,15 +363,21 @@ impl Session<'_> {
             (Some(m), Some(d)) if d > 0.0 => Some(m as f64 / d),
             _ => self.shared.bitrate_bytes,
         };
-        match rate.filter(|r| r.is_finite() && *r > 0.0) {
-            Some(r) => {
-                let mut p = Playback::new(r, now);
-                p.on_data(now, self.total - self.prefix);
-                self.player = Some(p);
-            }
-            None => {
-                self.shared.live.unpaced.fetch_add(1, Relaxed);
-            }
+        self.rate = rate.filter(|r| r.is_finite() && *r > 0.0);
+        if self.rate.is_none() {
+            self.shared.live.unpaced.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Starts the player once [`STARTUP`] seconds of media are here (or the answer is
+    /// complete), as a player does; waiting for them is start-up, not a stall.
+    fn play(&mut self, now: Instant, complete: bool) {
+        let (None, Some(rate)) = (&self.player, self.rate) else { return };
+        let media = self.total - self.prefix;
+        if complete || media as f64 / rate >= STARTUP.min(self.shared.read_ahead) {
+            let mut p = Playback::new(rate, now);
+            p.on_data(now, media);
+            self.player = Some(p);
         }
     }
 
@@ -413,6 +425,7 @@ async fn read_body(
         scanner: Scanner::new(false, head.content_length),
         player: None,
         started: false,
+        rate: None,
         prefix: 0,
         total: 0,
         remaining: head.content_length,
@@ -520,18 +533,20 @@ async fn read_body(
     live.completed.fetch_add(1, Relaxed);
     if !s.started {
         s.scanner.end();
-        s.start(Instant::now());
+        s.start();
     }
-    if let (true, Some(p), Some(w)) = (paced, s.player.as_ref(), plan.watch) {
+    s.play(Instant::now(), true);
+    if let (true, Some(p)) = (paced, s.player.as_ref()) {
         // The viewer plays what it has, up to where it leaves, before its next session.
-        let until = p.until_position(Instant::now(), w.min(p.received() as f64 / p.rate()));
+        let end = p.received() as f64 / p.rate();
+        let until = p.until_position(Instant::now(), plan.watch.map_or(end, |w| w.min(end)));
         tokio::time::sleep_until((Instant::now() + until).min(shared.deadline).into()).await;
         if Instant::now() >= shared.deadline {
             return Ok(Outcome::Cut);
         }
         s.settle(Instant::now(), true, false);
     } else {
-        // Not watched out here (reading fast, or no watch time): it plays to the end.
+        // Not watched out here (reading fast, or no rate known): it plays to the end.
         s.settle(Instant::now(), true, true);
     }
     Ok(Outcome::Finished)
