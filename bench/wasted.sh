@@ -3,7 +3,8 @@
 # and the same watch times, drawn from `--watch retention` unless WATCH says otherwise) are
 # loaded by `loomiere bench` against three servers on 127.0.0.1, ROUNDS times each,
 # interleaved (the machine is shared and drifts):
-#   serve-throttled   `loomiere serve`, throttle = $THROTTLE (burst_seconds default)
+#   serve-throttled   `loomiere serve`, throttle = $THROTTLE, burst_seconds = $BURST (default: the
+#                     server's default)
 #   serve-unthrottled `loomiere serve`, throttle = 0
 #   nginx-mp4         nginx's mp4 module (bench/nginx-mp4.sh), unthrottled as it ships
 # For each run: bytes the server sent (its access log, answers with status 200), minutes of
@@ -16,7 +17,7 @@
 # Usage: bench/wasted.sh
 #   ROUNDS=3 DURATION=90 (s per run) VIEWERS=60 RAMP=10 WATCH=retention SEED=1
 #   SEEK=random (or a start in seconds; 0 = whole-file answers, no start parameter)
-#   THROTTLE=1.2  LOOMIERE=PATH (default target/release/loomiere)
+#   THROTTLE=1.2 BURST= (burst_seconds)  LOOMIERE=PATH (default target/release/loomiere)
 #   MEDIA=DIR FILE=NAME (default: target/bench-media/ten-minutes.mp4, made with ffmpeg when
 #   missing: 600 s, 640×360, 1 Mbit/s constant-rate H.264 + 96 kbit/s AAC, moov first)
 set -euo pipefail
@@ -32,6 +33,7 @@ watch=${WATCH:-retention}
 seed=${SEED:-1}
 seek=${SEEK:-random}
 throttle=${THROTTLE:-1.2}
+burst=${BURST:-}
 [[ -x $bin ]] || { echo "no binary at $bin (cargo build --release, or set LOOMIERE)" >&2; exit 1; }
 for tool in nginx curl python3; do
   command -v "$tool" >/dev/null || [[ -x /usr/sbin/$tool ]] || { echo "$tool is needed (scripts/deps.sh)" >&2; exit 1; }
@@ -60,8 +62,10 @@ for s in serve-throttled serve-unthrottled; do
   log[$s]=$tmp/$s.log
   t=$throttle
   [[ $s == serve-unthrottled ]] && t=0
-  printf 'document_root = "%s"\nthrottle = %s\nlog = "%s"\n[server]\nmax_connections = 20000\n' \
-    "$media" "$t" "${log[$s]}" >"$tmp/$s.conf"
+  b=
+  [[ -n $burst ]] && b="burst_seconds = $burst"
+  printf 'document_root = "%s"\nthrottle = %s\n%s\nlog = "%s"\n[server]\nmax_connections = 20000\n' \
+    "$media" "$t" "$b" "${log[$s]}" >"$tmp/$s.conf"
   "$bin" serve --listen "127.0.0.1:${port[$s]}" --config "$tmp/$s.conf" >"$tmp/$s.out" 2>&1 &
   pids+=($!)
 done
@@ -78,8 +82,8 @@ for s in "${servers[@]}"; do wait_port "${port[$s]}"; done
 
 seek_args=(--seek random)
 [[ $seek == random ]] || seek_args=(--seek fixed --start "$seek")
-printf '# wasted bandwidth: %s, %s viewers, %s s per run (ramp %s s), --watch %s, seek %s, seed %s, throttle %s, %s rounds, %s, %s\n' \
-  "$file" "$viewers" "$duration" "$ramp" "$watch" "$seek" "$seed" "$throttle" "$rounds" "$(date -u +%FT%TZ)" \
+printf '# wasted bandwidth: %s, %s viewers, %s s per run (ramp %s s), --watch %s, seek %s, seed %s, throttle %s, burst_seconds %s, %s rounds, %s, %s\n' \
+  "$file" "$viewers" "$duration" "$ramp" "$watch" "$seek" "$seed" "$throttle" "${burst:-default}" "$rounds" "$(date -u +%FT%TZ)" \
   "$("$bin" --version)"
 printf '%-5s %-17s %10s %10s %10s %12s %8s %9s %6s %6s\n' round server "sent MB" "watched" "min" \
   "MB/view-min" "wasted" "bench w." stalls errors
