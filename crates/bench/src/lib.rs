@@ -1,22 +1,29 @@
 //! `loomiere bench`: a streaming-aware HTTP load generator for loopback servers.
 //!
-//! Simulated viewers (tokio tasks, started evenly over a ramp) each ask for a seek
-//! (`?start=`, random within the media or fixed) and read the answer either as fast as it
-//! comes or at the media's playback rate, taken from `X-Content-Duration` and
-//! `Content-Length` (else `--bitrate`). The run reports time to first byte, requests/s,
-//! throughput, stalls (a viewer's buffer running dry), errors by kind and the peak number of
-//! streams held. Everything is bounded: viewers, run time, per-request timeouts, head size.
-//! Only loopback targets are accepted ([`target`]).
+//! Simulated viewers (tokio tasks, started evenly over a ramp) run viewing sessions: a seek
+//! (`start=`, random within the media or fixed, in the form the server takes), a watch time
+//! (`--watch`), one request whose prefix (moov, FLV metadata) is read at once and whose media
+//! is read either as fast as it comes or at the media's bitrate; the viewer leaves (closes
+//! the connection) when its player reaches the watch time. The run reports time to first
+//! byte, requests/s, throughput, stalls (playback would have frozen), bytes watched and
+//! wasted, errors by kind and the peak number of streams held. Everything is bounded:
+//! viewers, run time, per-request timeouts, head size. Only loopback targets are accepted
+//! ([`target`]).
 //!
 //! Submodules: [`target`] (URLs, loopback rule), [`http`] (the minimal HTTP/1.1 client
-//! protocol), [`playback`] (the player clock and stalls), [`stats`] (counters, histogram,
-//! report) and `viewer` (the per-viewer task).
+//! protocol), `probe` (duration and seek form per target), [`prefix`] (where the media
+//! starts in an answer), [`playback`] (the player clock and stalls), [`watch`] (watch-time
+//! distributions), [`stats`] (counters, histogram, report) and `viewer` (the per-viewer
+//! task).
 
 pub mod http;
 pub mod playback;
+pub mod prefix;
+mod probe;
 pub mod stats;
 pub mod target;
 mod viewer;
+pub mod watch;
 
 use loomiere_engine::{Error, Result};
 pub use stats::{Live, Report, Snapshot};
@@ -24,6 +31,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use target::Target;
+pub use watch::Watch;
 
 /// Most viewers one run may simulate.
 pub const MAX_VIEWERS: u32 = 50_000;
@@ -37,8 +45,8 @@ const SPARE_FDS: u64 = 64;
 /// Where viewers seek.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Seek {
-    /// Uniformly within the media's duration (learnt with a `HEAD` request per target);
-    /// no seek when the server does not say the duration.
+    /// Uniformly within the media's duration (learnt from the server's `X-Content-Duration`
+    /// or the file's index); no seek when neither says it.
     Random,
     /// Always this many seconds (0 = no `start` parameter).
     Fixed(f64),
@@ -71,8 +79,10 @@ pub struct Config {
     pub read_ahead: f64,
     /// Runtime worker threads; 1 runs a current-thread runtime. `None`: the default.
     pub threads: Option<usize>,
-    /// Seed for seek positions (runs are repeatable).
+    /// Seed for seek positions and watch times (runs are repeatable).
     pub seed: u64,
+    /// How long viewers watch before leaving (paced viewers only).
+    pub watch: Watch,
 }
 
 impl Default for Config {
@@ -89,16 +99,12 @@ impl Default for Config {
             read_ahead: 4.0,
             threads: None,
             seed: 0x6c6f_6f6d_6965_7265,
+            watch: Watch::All,
         }
     }
 }
 
-/// A target with what the probe learnt about it.
-#[derive(Clone)]
-pub(crate) struct Probed {
-    pub target: Target,
-    pub media_duration: Option<f64>,
-}
+pub(crate) use probe::Probed;
 
 /// What every viewer task shares (read-only apart from the atomic counters).
 #[derive(Clone)]
@@ -116,6 +122,7 @@ pub(crate) struct Shared {
     pub timeout: Duration,
     pub read_ahead: f64,
     pub seed: u64,
+    pub watch: Watch,
     pub live: Arc<Live>,
 }
 
@@ -162,6 +169,9 @@ impl Bench {
         }
         if !(config.read_ahead.is_finite() && config.read_ahead >= 0.0) {
             return Err(Error::bad_request("read-ahead must be ≥ 0 seconds"));
+        }
+        if config.watch != Watch::All && config.pace == Pace::Fast {
+            return Err(Error::bad_request("--watch needs paced viewers (it cannot go with --fast)"));
         }
         if config.threads.is_some_and(|t| t == 0 || t > 256) {
             return Err(Error::bad_request("--threads must be 1..=256"));
@@ -215,27 +225,37 @@ impl Bench {
             timeout: c.timeout,
             read_ahead: c.read_ahead,
             seed: c.seed,
+            watch: c.watch,
             live: self.live.clone(),
         };
         // The probe's connections are not part of the measurement.
         let probe = Arc::new(Shared { live: Arc::new(Live::default()), ..shared.clone() });
         // All probes at once, bounded by one timeout in total.
-        let mut durations = vec![None; self.targets.len()];
-        if c.seek == Seek::Random {
-            let mut probes = tokio::task::JoinSet::new();
-            for (i, target) in self.targets.iter().enumerate() {
-                let (probe, target) = (probe.clone(), target.clone());
-                probes.spawn(async move { (i, viewer::probe_duration(&probe, &target).await) });
-            }
-            let until = tokio::time::Instant::now() + c.timeout;
-            while let Ok(Some(Ok((i, d)))) = tokio::time::timeout_at(until, probes.join_next()).await {
-                if let Some(slot) = durations.get_mut(i) {
-                    *slot = d;
-                }
-            }
+        let mut probed: Vec<Option<Probed>> = vec![None; self.targets.len()];
+        let mut warnings: Vec<(usize, Vec<String>)> = Vec::new();
+        let mut probes = tokio::task::JoinSet::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            let (probe, target, seek) = (probe.clone(), target.clone(), c.seek);
+            probes.spawn(async move { (i, probe::probe(&probe, target, seek).await) });
         }
-        for (target, media_duration) in self.targets.iter().zip(durations) {
-            shared.targets.push(Probed { target: target.clone(), media_duration });
+        let until = tokio::time::Instant::now() + c.timeout;
+        while let Ok(Some(Ok((i, (p, w))))) = tokio::time::timeout_at(until, probes.join_next()).await {
+            if let Some(slot) = probed.get_mut(i) {
+                *slot = Some(p);
+            }
+            warnings.push((i, w));
+        }
+        probes.abort_all();
+        warnings.sort_by_key(|w| w.0);
+        let mut warnings: Vec<String> = warnings.into_iter().flat_map(|w| w.1).collect();
+        for (target, p) in self.targets.iter().zip(probed) {
+            shared.targets.push(p.unwrap_or_else(|| {
+                warnings.push(format!("{}: no answer to the probe within --timeout; not seeked", target.url));
+                Probed { target: target.clone(), duration: None, form: probe::SeekForm::None }
+            }));
+        }
+        for w in &warnings {
+            eprintln!("loomiere bench: warning: {w}");
         }
         shared.t0 = Instant::now();
         shared.deadline = shared.t0 + c.duration;
@@ -250,10 +270,10 @@ impl Bench {
         }
         while tasks.join_next().await.is_some() {}
         let elapsed = shared.t0.elapsed().as_secs_f64();
-        Ok(self.report(elapsed, runtime))
+        Ok(self.report(elapsed, runtime, warnings))
     }
 
-    fn report(&self, elapsed: f64, runtime: String) -> Report {
+    fn report(&self, elapsed: f64, runtime: String, warnings: Vec<String>) -> Report {
         let live = &self.live;
         let c = &self.config;
         let bytes = live.bytes.load(Relaxed);
@@ -270,7 +290,9 @@ impl Bench {
                 Seek::Random => "random".into(),
                 Seek::Fixed(s) => format!("fixed:{s}"),
             },
+            watch: c.watch.describe(),
             runtime,
+            warnings,
             elapsed_s: elapsed,
             requests: live.requests.load(Relaxed),
             responses,
@@ -284,6 +306,21 @@ impl Bench {
             stalls: live.stalls.load(Relaxed),
             stall_s: live.stall_micros.load(Relaxed) as f64 / 1e6,
             unpaced: live.unpaced.load(Relaxed),
+            left: live.left.load(Relaxed),
+            watched_s: live.watched_micros.load(Relaxed) as f64 / 1e6,
+            bytes_watched: live.bytes_watched.load(Relaxed),
+            bytes_wasted: live.bytes_wasted.load(Relaxed),
+            wasted_fraction: if bytes > 0 { live.bytes_wasted.load(Relaxed) as f64 / bytes as f64 } else { 0.0 },
+            succeeded: live.succeeded.load(Relaxed),
+            error_rate: {
+                let e = live.errors();
+                let tried = live.requests.load(Relaxed) + e.connect;
+                if tried > 0 {
+                    e.total as f64 / tried as f64
+                } else {
+                    0.0
+                }
+            },
             errors: live.errors(),
             peak_streams: live.peak.load(Relaxed),
             nofile_limit: self.nofile,

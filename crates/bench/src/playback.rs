@@ -2,7 +2,8 @@
 //! stream at its playback rate (bytes per second); the buffer is what has arrived minus what
 //! has been played. When data arrives after the buffer ran dry, that is a stall: the player
 //! waited, so the clock is paused for the missing time and the stall is counted. Pure
-//! arithmetic over instants, so it is unit-tested without sockets or sleeps.
+//! arithmetic over instants, so it is unit-tested without sockets or sleeps. Only media bytes
+//! count: the prefix (moov, FLV header and metadata) is read before the player starts.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,31 @@ impl Playback {
     /// Seconds of media played by `now`.
     fn played(&self, now: Instant) -> f64 {
         now.saturating_duration_since(self.started).as_secs_f64() - self.paused
+    }
+
+    /// Bytes per second of playback.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Media bytes received.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Seconds of media the viewer has seen by `now`: the clock, but never past what arrived.
+    pub fn position(&self, now: Instant) -> f64 {
+        self.played(now).min(self.received as f64 / self.rate).max(0.0)
+    }
+
+    /// How long until the player's clock reaches `at` seconds (zero if it has).
+    pub fn until_position(&self, now: Instant, at: f64) -> Duration {
+        let left = at - self.played(now);
+        if left > 0.0 {
+            Duration::from_secs_f64(left.min(86_400.0))
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// Seconds of media buffered at `now` (negative once the player has run dry).
@@ -91,6 +117,18 @@ mod tests {
         // After the stall the player resumes from where it stopped: 0.5 s buffered again.
         assert!((p.buffered(t0 + Duration::from_secs(2)) - 0.5).abs() < 1e-9);
         assert_eq!(p.on_data(t0 + Duration::from_millis(2400), 100), None);
+    }
+
+    #[test]
+    fn position_never_passes_what_arrived() {
+        let t0 = Instant::now();
+        let mut p = Playback::new(1000.0, t0);
+        p.on_data(t0, 2000); // 2 s of media
+        assert!((p.position(t0 + Duration::from_secs(1)) - 1.0).abs() < 1e-9);
+        assert!((p.position(t0 + Duration::from_secs(5)) - 2.0).abs() < 1e-9, "stalled at 2 s");
+        assert!((p.until_position(t0, 1.5).as_secs_f64() - 1.5).abs() < 1e-9);
+        assert_eq!(p.until_position(t0 + Duration::from_secs(3), 1.5), Duration::ZERO);
+        assert_eq!((p.rate(), p.received()), (1000.0, 2000));
     }
 
     #[test]

@@ -117,6 +117,16 @@ pub struct Live {
     pub stall_micros: AtomicU64,
     /// Responses whose playback rate was unknown (read as fast as possible).
     pub unpaced: AtomicU64,
+    /// Responses with a 2xx status.
+    pub succeeded: AtomicU64,
+    /// Viewers who left before the end of their answer.
+    pub left: AtomicU64,
+    /// Media time watched, µs.
+    pub watched_micros: AtomicU64,
+    /// Bytes of prefix and of media watched.
+    pub bytes_watched: AtomicU64,
+    /// Bytes received beyond what was watched when the viewer left.
+    pub bytes_wasted: AtomicU64,
     /// Time to first byte, µs.
     pub ttfb: Histogram,
     connect: AtomicU64,
@@ -249,8 +259,13 @@ pub struct Report {
     pub mode: &'static str,
     /// `random` or `fixed:SECONDS`.
     pub seek: String,
+    /// The watch-time model (`all`, `retention`, `S`, `A..B`).
+    pub watch: String,
     /// The tokio runtime flavour used.
     pub runtime: String,
+    /// What the probe could not do (a target that cannot be seeked…), also printed on
+    /// stderr before the run.
+    pub warnings: Vec<String>,
     /// Wall time from the first viewer's start to the last viewer's end, seconds.
     pub elapsed_s: f64,
     /// Requests sent.
@@ -272,8 +287,22 @@ pub struct Report {
     pub stalls: u64,
     /// Total playback time lost to stalls, seconds.
     pub stall_s: f64,
-    /// Responses without a known playback rate (no `X-Content-Duration`, no `--bitrate`).
+    /// Responses without a known playback rate (no duration known, no `--bitrate`).
     pub unpaced: u64,
+    /// Viewers who left before the end of their answer (`--watch`).
+    pub left: u64,
+    /// Media time watched by all viewers, seconds.
+    pub watched_s: f64,
+    /// Bytes watched: prefixes plus the media played.
+    pub bytes_watched: u64,
+    /// Bytes received beyond what was watched when viewers left.
+    pub bytes_wasted: u64,
+    /// `bytes_wasted / bytes`.
+    pub wasted_fraction: f64,
+    /// Responses with a 2xx status.
+    pub succeeded: u64,
+    /// Failed requests / (requests sent + failed connects).
+    pub error_rate: f64,
     pub errors: Errors,
     /// Most connections held open at once.
     pub peak_streams: u64,

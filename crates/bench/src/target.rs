@@ -49,15 +49,27 @@ impl Target {
         Ok(Target { url: url.to_string(), addr: SocketAddr::new(ip, port), host_header: authority.to_string(), path })
     }
 
-    /// The request target with `start=SECONDS` added to the query (or the plain path).
-    pub fn path_with_start(&self, start: Option<f64>) -> String {
-        match start {
-            None => self.path.clone(),
-            Some(s) => {
-                let sep = if self.path.contains('?') { '&' } else { '?' };
-                format!("{}{sep}start={s:.3}", self.path)
-            }
+    /// The request target with its `start` parameter set to `start` (any `start` already
+    /// in the query is replaced, other parameters are kept in order), or with no `start` at
+    /// all for `None`.
+    pub fn path_with_start(&self, start: Option<&str>) -> String {
+        let (path, query) = self.path.split_once('?').unwrap_or((&self.path, ""));
+        let mut params: Vec<&str> =
+            query.split('&').filter(|p| !p.is_empty() && p.split('=').next() != Some("start")).collect();
+        let start = start.map(|s| format!("start={s}"));
+        if let Some(s) = &start {
+            params.push(s);
         }
+        if params.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{}", params.join("&"))
+        }
+    }
+
+    /// True when the URL's query already has a `start` parameter.
+    pub fn has_start(&self) -> bool {
+        self.path.split_once('?').is_some_and(|(_, q)| q.split('&').any(|p| p.split('=').next() == Some("start")))
     }
 }
 
@@ -105,10 +117,18 @@ mod tests {
         assert_eq!(t.addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(t.path, "/a/b.mp4?x=1");
         assert_eq!(t.host_header, "127.0.0.1:8080");
-        assert_eq!(t.path_with_start(Some(1.5)), "/a/b.mp4?x=1&start=1.500");
+        assert_eq!(t.path_with_start(Some("1.500")), "/a/b.mp4?x=1&start=1.500");
+        assert!(!t.has_start());
+        let t = Target::parse("http://127.0.0.1:8080/a.mp4?start=0&x=1&start=9&starts=2").unwrap();
+        assert!(t.has_start());
+        assert_eq!(t.path_with_start(Some("7.250")), "/a.mp4?x=1&starts=2&start=7.250");
+        assert_eq!(t.path_with_start(None), "/a.mp4?x=1&starts=2");
+        let t = Target::parse("http://127.0.0.1:8080/a.mp4?start=0").unwrap();
+        assert_eq!(t.path_with_start(None), "/a.mp4");
+        assert_eq!(t.path_with_start(Some("3")), "/a.mp4?start=3");
         let t = Target::parse("http://[::1]:9/v.flv").unwrap();
         assert_eq!(t.addr, "[::1]:9".parse().unwrap());
-        assert_eq!(t.path_with_start(Some(2.0)), "/v.flv?start=2.000");
+        assert_eq!(t.path_with_start(Some("2.000s")), "/v.flv?start=2.000s");
         let t = Target::parse("HTTP://LocalHost").unwrap();
         assert_eq!(t.addr.port(), 80);
         assert_eq!(t.path, "/");

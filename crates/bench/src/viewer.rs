@@ -8,6 +8,7 @@
 
 use super::http::{self, HeadScanner};
 use super::playback::Playback;
+use super::prefix::{Scanner, Want};
 use super::stats::Failure;
 use super::{Pace, Seek, Shared};
 use std::cell::RefCell;
@@ -20,6 +21,9 @@ use tokio::net::TcpStream;
 
 /// Bytes pulled from a socket per read; one such buffer per runtime thread.
 const READ_BUF: usize = 64 * 1024;
+
+/// Seconds of media a player holds before it starts playing (at most the read-ahead).
+const STARTUP: f64 = 0.5;
 
 /// Pause after a failed request, so a dead server is not hammered in a tight loop.
 const BACKOFF: Duration = Duration::from_millis(100);
@@ -66,7 +70,11 @@ async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<
 
 /// Waits until `stream` has data and reads at most `max` bytes into the thread's buffer,
 /// handing them to `f`. Returns 0 at end of stream.
-async fn read_with<R>(stream: &TcpStream, max: usize, mut f: impl FnMut(&[u8]) -> R) -> io::Result<(usize, R)> {
+pub(super) async fn read_with<R>(
+    stream: &TcpStream,
+    max: usize,
+    mut f: impl FnMut(&[u8]) -> R,
+) -> io::Result<(usize, R)> {
     loop {
         stream.readable().await?;
         let got = BUF.with(|b| {
@@ -85,29 +93,14 @@ async fn read_with<R>(stream: &TcpStream, max: usize, mut f: impl FnMut(&[u8]) -
 }
 
 /// A connection; counted in the live "active streams" while it exists.
-struct Conn {
-    stream: TcpStream,
+pub(super) struct Conn {
+    pub stream: TcpStream,
     shared: Arc<Shared>,
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
         self.shared.live.closed();
-    }
-}
-
-/// Marks a body being read; if the viewer is cancelled at the deadline while armed, the
-/// stream counts as cut at the end rather than lost.
-struct InFlight<'a> {
-    shared: &'a Shared,
-    armed: bool,
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.shared.live.cut_at_end.fetch_add(1, Relaxed);
-        }
     }
 }
 
@@ -133,7 +126,18 @@ impl Rng {
     }
 }
 
-/// Runs viewer `id` until cancelled (the caller wraps it in the deadline).
+/// What one session asks for and how long its viewer means to watch.
+pub(crate) struct SessionPlan {
+    /// Seconds of media the answer should hold (the file's duration minus the seek), when
+    /// the probe learnt the duration: the pace for answers that state neither
+    /// `X-Content-Duration` nor an `mvhd`.
+    pub expected: Option<f64>,
+    /// Seconds of playback before the viewer leaves; `None` = to the end.
+    pub watch: Option<f64>,
+}
+
+/// Runs viewer `id` until cancelled (the caller wraps it in the deadline). Each turn of the
+/// loop is one viewing session: a seek, a watch time, one request.
 pub async fn run(id: u32, shared: Arc<Shared>) {
     let delay = shared.ramp.mul_f64(f64::from(id) / f64::from(shared.viewers.max(1)));
     tokio::time::sleep_until((shared.t0 + delay).into()).await;
@@ -143,14 +147,21 @@ pub async fn run(id: u32, shared: Arc<Shared>) {
     while Instant::now() < shared.deadline {
         let Some(target) = shared.targets.get(next % shared.targets.len().max(1)) else { return };
         next = next.wrapping_add(1);
-        let start = match shared.seek {
+        let at = match shared.seek {
             Seek::Fixed(s) if s > 0.0 => Some(s),
             Seek::Fixed(_) => None,
-            Seek::Random => target.media_duration.map(|d| rng.unit() * d),
+            Seek::Random => target.duration.map(|d| rng.unit() * d),
         };
-        let path = target.target.path_with_start(start);
+        let watch = shared.watch.sample(|| rng.unit());
+        let seek = at.and_then(|t| target.form.value(t));
+        let path = match &seek {
+            Some((value, _)) => target.target.path_with_start(Some(value)),
+            None => target.target.path.clone(),
+        };
+        let begins = seek.as_ref().map_or(0.0, |s| s.1);
+        let plan = SessionPlan { expected: target.duration.map(|d| (d - begins).max(0.0)).filter(|&d| d > 0.0), watch };
         let req = http::request(&path, &target.target.host_header);
-        match exchange(&shared, &mut conn, target.target.addr, &req).await {
+        match exchange(&shared, &mut conn, target.target.addr, &req, &plan).await {
             Ok(()) => {}
             Err(kind) => {
                 if let Some(k) = kind {
@@ -164,7 +175,7 @@ pub async fn run(id: u32, shared: Arc<Shared>) {
 }
 
 /// Connects to `addr` within the timeout.
-async fn connect(shared: &Arc<Shared>, addr: std::net::SocketAddr) -> Result<Conn, Failure> {
+pub(super) async fn connect(shared: &Arc<Shared>, addr: std::net::SocketAddr) -> Result<Conn, Failure> {
     match tokio::time::timeout(shared.timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
@@ -176,20 +187,32 @@ async fn connect(shared: &Arc<Shared>, addr: std::net::SocketAddr) -> Result<Con
 }
 
 /// What happened while waiting for a response head.
-enum HeadOutcome {
-    /// Got a head; `extra` body bytes came with it; `first_byte` is when the first byte came.
-    Head { head: http::Head, extra: usize, first_byte: Instant },
+pub(super) enum HeadOutcome {
+    /// Got a head; `extra` are the body bytes that came with it; `first_byte` is when the
+    /// first byte came.
+    Head { head: http::Head, extra: Vec<u8>, first_byte: Instant },
     /// A reused connection was closed by the server before answering: retry on a new one.
     Stale,
 }
 
 /// Reads a response head within the timeout.
-async fn read_head(shared: &Shared, stream: &TcpStream, reused: bool) -> Result<HeadOutcome, Failure> {
+pub(super) async fn read_head(shared: &Shared, stream: &TcpStream, reused: bool) -> Result<HeadOutcome, Failure> {
     let mut scanner = HeadScanner::default();
     let mut first_byte = None;
+    let mut extra = Vec::new();
     let deadline = tokio::time::Instant::now() + shared.timeout;
     loop {
-        let read = tokio::time::timeout_at(deadline, read_with(stream, READ_BUF, |chunk| scanner.feed(chunk))).await;
+        let read = tokio::time::timeout_at(
+            deadline,
+            read_with(stream, READ_BUF, |chunk| {
+                let fed = scanner.feed(chunk);
+                if let Ok(Some(used)) = fed {
+                    extra = chunk[used..].to_vec();
+                }
+                fed
+            }),
+        )
+        .await;
         let (n, fed) = match read {
             Err(_) => return Err(Failure::Timeout),
             Ok(Err(_)) if reused && first_byte.is_none() => return Ok(HeadOutcome::Stale),
@@ -206,12 +229,23 @@ async fn read_head(shared: &Shared, stream: &TcpStream, reused: bool) -> Result<
         match fed {
             Err(_) => return Err(Failure::Protocol),
             Ok(None) => continue,
-            Ok(Some(used)) => {
+            Ok(Some(_)) => {
                 let head = http::parse_head(scanner.bytes()).map_err(|_| Failure::Protocol)?;
-                return Ok(HeadOutcome::Head { head, extra: n - used, first_byte });
+                return Ok(HeadOutcome::Head { head, extra, first_byte });
             }
         }
     }
+}
+
+/// How a body read ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Read to its end (and, for a paced viewer, played until it left or the media ended).
+    Finished,
+    /// The viewer left before the end of the answer: the connection is closed.
+    Left,
+    /// The run's deadline came first.
+    Cut,
 }
 
 /// One request/response on `conn` (opened or reopened as needed). `Err(None)` is a failure
@@ -221,6 +255,7 @@ async fn exchange(
     conn: &mut Option<Conn>,
     addr: std::net::SocketAddr,
     req: &[u8],
+    plan: &SessionPlan,
 ) -> Result<(), Option<Failure>> {
     let began = Instant::now();
     let mut attempt = 0;
@@ -255,109 +290,264 @@ async fn exchange(
         shared.live.fail_status(head.status);
         return Err(None);
     }
+    shared.live.succeeded.fetch_add(1, Relaxed);
     let Some(c) = conn.as_ref() else { return Err(Some(Failure::Io)) };
     let keep = head.keep_alive;
-    let finished = read_body(shared, &c.stream, &head, extra as u64, first_byte).await?;
-    if !keep || !finished {
+    let outcome = read_body(shared, &c.stream, &head, &extra, plan).await?;
+    if !keep || outcome != Outcome::Finished {
         *conn = None;
     }
     Ok(())
 }
 
-/// Reads the body, paced or not, counting bytes and stalls. `Ok(false)`: cut at the deadline.
+/// One answer being read: its prefix scan, its player, and what was received and watched.
+/// Dropped unsettled (the run's deadline cancelled the viewer, or the read failed), it
+/// counts what was watched so far and, if still reading, a stream cut at the end.
+struct Session<'a> {
+    shared: &'a Shared,
+    head: &'a http::Head,
+    plan: &'a SessionPlan,
+    /// Still reading the body: a cancellation now is a stream cut at the end.
+    reading: bool,
+    settled: bool,
+    scanner: Scanner,
+    /// Set once the prefix has ended (and a rate is known).
+    player: Option<Playback>,
+    started: bool,
+    /// The media's bytes per second, once the prefix has ended.
+    rate: Option<f64>,
+    prefix: u64,
+    /// Body bytes received.
+    total: u64,
+    remaining: Option<u64>,
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        if self.reading {
+            self.shared.live.cut_at_end.fetch_add(1, Relaxed);
+        }
+        if !self.settled {
+            self.settle(Instant::now(), false, false);
+        }
+    }
+}
+
+impl Session<'_> {
+    /// `n` body bytes arrived at `now` (the scanner has already been given them).
+    fn arrived(&mut self, now: Instant, n: u64) {
+        let live = &self.shared.live;
+        self.total = self.total.saturating_add(n);
+        live.bytes.fetch_add(n, Relaxed);
+        if let Some(r) = self.remaining.as_mut() {
+            *r = r.saturating_sub(n);
+        }
+        if let Some(p) = self.player.as_mut() {
+            if let Some(stall) = p.on_data(now, n) {
+                live.stalls.fetch_add(1, Relaxed);
+                live.stall_micros.fetch_add((stall.seconds * 1e6) as u64, Relaxed);
+            }
+        } else if !self.started && (self.scanner.is_done() || self.remaining == Some(0)) {
+            self.start();
+        }
+        self.play(now, false);
+    }
+
+    /// The prefix has ended: the media's rate is known (or not).
+    fn start(&mut self) {
+        self.started = true;
+        self.prefix = self.scanner.prefix_len().unwrap_or(self.total).min(self.total);
+        let media_len = self.head.content_length.and_then(|len| len.checked_sub(self.prefix)).filter(|&m| m > 0);
+        let clip = self.head.duration.or(self.scanner.duration()).or(self.plan.expected);
+        let rate = match (media_len, clip) {
+            (Some(m), Some(d)) if d > 0.0 => Some(m as f64 / d),
+            _ => self.shared.bitrate_bytes,
+        };
+        self.rate = rate.filter(|r| r.is_finite() && *r > 0.0);
+        if self.rate.is_none() {
+            self.shared.live.unpaced.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Starts the player once [`STARTUP`] seconds of media are here (or the answer is
+    /// complete), as a player does; waiting for them is start-up, not a stall.
+    fn play(&mut self, now: Instant, complete: bool) {
+        let (None, Some(rate)) = (&self.player, self.rate) else { return };
+        let media = self.total - self.prefix;
+        if complete || media as f64 / rate >= STARTUP.min(self.shared.read_ahead) {
+            let mut p = Playback::new(rate, now);
+            p.on_data(now, media);
+            self.player = Some(p);
+        }
+    }
+
+    /// Counts what the viewer watched by `now` (or, with `to_end`, will watch of what it
+    /// has, up to its watch time); `leaving`: the viewer goes away now, so everything
+    /// received beyond what it watched was wasted.
+    fn settle(&mut self, now: Instant, leaving: bool, to_end: bool) {
+        self.settled = true;
+        let Some(p) = self.player.as_ref() else { return };
+        let live = &self.shared.live;
+        let end = p.received() as f64 / p.rate();
+        let seen = if to_end { end } else { p.position(now) };
+        let seen = seen.min(self.plan.watch.unwrap_or(f64::INFINITY));
+        let watched = self.prefix.saturating_add(((seen * p.rate()) as u64).min(p.received()));
+        live.watched_micros.fetch_add((seen * 1e6) as u64, Relaxed);
+        live.bytes_watched.fetch_add(watched, Relaxed);
+        if leaving {
+            live.bytes_wasted.fetch_add(self.total.saturating_sub(watched), Relaxed);
+            if seen + 1e-3 < end || self.remaining.is_some_and(|r| r > 0) {
+                live.left.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// Reads the body: the prefix at once, then the media paced (or not), counting bytes and
+/// stalls; a viewer with a watch time leaves when its player gets there.
 async fn read_body(
     shared: &Shared,
     stream: &TcpStream,
     head: &http::Head,
-    extra: u64,
-    first_byte: Instant,
-) -> Result<bool, Option<Failure>> {
+    extra: &[u8],
+    plan: &SessionPlan,
+) -> Result<Outcome, Option<Failure>> {
     let live = &shared.live;
-    let rate = match (head.duration, head.content_length) {
-        (Some(d), Some(len)) if len > 0 => Some(len as f64 / d),
-        _ => shared.bitrate_bytes,
+    if head.content_length.is_some_and(|len| extra.len() as u64 > len) {
+        return Err(Some(Failure::Protocol));
+    }
+    let mut s = Session {
+        shared,
+        head,
+        plan,
+        reading: true,
+        settled: false,
+        scanner: Scanner::new(false, head.content_length),
+        player: None,
+        started: false,
+        rate: None,
+        prefix: 0,
+        total: 0,
+        remaining: head.content_length,
     };
-    if rate.is_none() {
-        live.unpaced.fetch_add(1, Relaxed);
+    // The body bytes that came with the head.
+    let now = Instant::now();
+    let mut rest = extra;
+    while !rest.is_empty() {
+        let n = match s.scanner.want() {
+            Want::Copy(k) => {
+                let n = k.min(rest.len());
+                s.scanner.copied(&rest[..n]);
+                n
+            }
+            Want::Skip(k) => {
+                let n = usize::try_from(k).unwrap_or(usize::MAX).min(rest.len());
+                s.scanner.skipped(n as u64);
+                n
+            }
+            Want::Done => rest.len(),
+        };
+        s.arrived(now, n as u64);
+        rest = &rest[n..];
     }
-    // The player starts with the first byte of the body, not of the head: a server may send
-    // the head in a write of its own, and that gap is not a stall.
-    let mut player = if extra > 0 { rate.map(|r| Playback::new(r, first_byte)) } else { None };
-    let mut remaining = head.content_length;
-    if let Some(r) = remaining.as_mut() {
-        if extra > *r {
-            return Err(Some(Failure::Protocol));
-        }
-        *r -= extra;
-    }
-    if let Some(p) = player.as_mut() {
-        p.on_data(first_byte, extra);
-    }
-    live.bytes.fetch_add(extra, Relaxed);
-    let mut guard = InFlight { shared, armed: true };
     let paced = shared.pace == Pace::PlaybackRate;
     let mut copy = false;
-    while remaining != Some(0) {
-        if Instant::now() >= shared.deadline {
-            // The guard counts this stream as cut at the end.
-            return Ok(false);
+    loop {
+        if s.remaining == Some(0) {
+            break;
         }
-        if let (true, Some(p)) = (paced, player.as_ref()) {
-            let wait = p.wait_before_read(Instant::now(), shared.read_ahead);
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+        let now = Instant::now();
+        if now >= shared.deadline {
+            // The session counts this stream as cut at the end.
+            return Ok(Outcome::Cut);
+        }
+        let mut most = if paced { READ_BUF } else { DISCARD_MAX };
+        if let Some(p) = s.player.as_ref() {
+            if let Some(w) = plan.watch {
+                if p.position(now) >= w {
+                    s.reading = false;
+                    // What already reached this machine but was never read crossed the
+                    // network all the same: it is received, and wasted.
+                    let queued = rustix::io::ioctl_fionread(stream).unwrap_or(0);
+                    let queued = s.remaining.map_or(queued, |r| queued.min(r));
+                    s.total = s.total.saturating_add(queued);
+                    live.bytes.fetch_add(queued, Relaxed);
+                    s.settle(now, true, false);
+                    return Ok(Outcome::Left);
+                }
+            }
+            if paced {
+                let mut wait = p.wait_before_read(now, shared.read_ahead);
+                if let Some(w) = plan.watch {
+                    wait = wait.min(p.until_position(now, w));
+                }
+                if !wait.is_zero() {
+                    tokio::time::sleep_until((now + wait).min(shared.deadline).into()).await;
+                    continue;
+                }
+                // Read no more than the read-ahead has room for, like a player's buffer.
+                let room = (shared.read_ahead - p.buffered(now)).max(0.0) * p.rate();
+                most = (room as usize).clamp(4096, READ_BUF);
             }
         }
-        let most = if paced { READ_BUF } else { DISCARD_MAX };
-        let max = remaining.map_or(most, |r| usize::try_from(r).unwrap_or(most).min(most));
-        let n = match tokio::time::timeout(shared.timeout, discard(stream, max, &mut copy)).await {
+        let max = s.remaining.map_or(most, |r| usize::try_from(r).unwrap_or(most).min(most));
+        let read = match s.scanner.want() {
+            Want::Copy(k) => {
+                let scanner = &mut s.scanner;
+                tokio::time::timeout(shared.timeout, read_with(stream, k.min(max), |b| scanner.copied(b)))
+                    .await
+                    .map(|r| r.map(|(n, ())| n))
+            }
+            Want::Skip(k) => {
+                let k = usize::try_from(k).unwrap_or(usize::MAX).min(max);
+                let got = tokio::time::timeout(shared.timeout, discard(stream, k, &mut copy)).await;
+                if let Ok(Ok(n)) = got {
+                    s.scanner.skipped(n as u64);
+                }
+                got
+            }
+            Want::Done => tokio::time::timeout(shared.timeout, discard(stream, max, &mut copy)).await,
+        };
+        let n = match read {
             Err(_) => {
-                guard.armed = false;
+                s.reading = false;
                 return Err(Some(Failure::Timeout));
             }
             Ok(Err(_)) => {
-                guard.armed = false;
+                s.reading = false;
                 return Err(Some(Failure::Io));
             }
             Ok(Ok(n)) => n as u64,
         };
         if n == 0 {
-            guard.armed = false;
-            return match remaining {
-                Some(_) => Err(Some(Failure::ShortBody)),
-                None => {
-                    live.completed.fetch_add(1, Relaxed);
-                    Ok(true)
-                }
-            };
-        }
-        let now = Instant::now();
-        if player.is_none() {
-            player = rate.map(|r| Playback::new(r, now));
-        }
-        if let Some(p) = player.as_mut() {
-            if let Some(stall) = p.on_data(now, n) {
-                live.stalls.fetch_add(1, Relaxed);
-                live.stall_micros.fetch_add((stall.seconds * 1e6) as u64, Relaxed);
+            s.reading = false;
+            if s.remaining.is_some() {
+                return Err(Some(Failure::ShortBody));
             }
+            break;
         }
-        live.bytes.fetch_add(n, Relaxed);
-        if let Some(r) = remaining.as_mut() {
-            *r = r.saturating_sub(n);
-        }
+        s.arrived(Instant::now(), n);
     }
-    guard.armed = false;
+    // The whole answer is here.
+    s.reading = false;
     live.completed.fetch_add(1, Relaxed);
-    Ok(true)
-}
-
-/// Asks `HEAD path` on a fresh connection and returns its `X-Content-Duration`.
-pub async fn probe_duration(shared: &Arc<Shared>, target: &super::target::Target) -> Option<f64> {
-    let mut conn = connect(shared, target.addr).await.ok()?;
-    let req = format!("HEAD {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", target.path, target.host_header);
-    tokio::time::timeout(shared.timeout, conn.stream.write_all(req.as_bytes())).await.ok()?.ok()?;
-    match read_head(shared, &conn.stream, false).await.ok()? {
-        HeadOutcome::Head { head, .. } if head.status == 200 || head.status == 206 => head.duration,
-        _ => None,
+    if !s.started {
+        s.scanner.end();
+        s.start();
     }
+    s.play(Instant::now(), true);
+    if let (true, Some(p)) = (paced, s.player.as_ref()) {
+        // The viewer plays what it has, up to where it leaves, before its next session.
+        let end = p.received() as f64 / p.rate();
+        let until = p.until_position(Instant::now(), plan.watch.map_or(end, |w| w.min(end)));
+        tokio::time::sleep_until((Instant::now() + until).min(shared.deadline).into()).await;
+        if Instant::now() >= shared.deadline {
+            return Ok(Outcome::Cut);
+        }
+        s.settle(Instant::now(), true, false);
+    } else {
+        // Not watched out here (reading fast, or no rate known): it plays to the end.
+        s.settle(Instant::now(), true, true);
+    }
+    Ok(Outcome::Finished)
 }
