@@ -46,6 +46,8 @@ pub struct Format {
     pub inspect: Option<fn(Source, &Options) -> Result<Inspection>>,
     /// The indexed rewrite of a source (moov first, `onMetaData` keyframes).
     pub index: Option<IndexFn>,
+    /// Whether a source is already indexed (`index --check`).
+    pub check_index: Option<fn(Source, &Options) -> Result<IndexCheck>>,
 }
 
 /// Builds a format's indexed rewrite; the callback gets the offset reached by the walk.
@@ -71,6 +73,17 @@ pub static FORMATS: &[Format] = &[
             Ok(Inspection::Mp4(crate::mp4::inspect_with(src, options)))
         }),
         index: Some(|src, o, progress| crate::mp4::faststart::index(src, o, progress).map(Indexed::Mp4)),
+        check_index: Some(|src, _| {
+            let movie = crate::mp4::Movie::open(src)?;
+            let (indexed, line) = if crate::mp4::faststart::is_faststart(&movie) {
+                (true, "moov is before mdat (faststart)")
+            } else if movie.fragmented {
+                (false, "fragmented MP4 (run `loomiere index` to defragment it)")
+            } else {
+                (false, "moov is after mdat (run `loomiere index` to move it to the front)")
+            };
+            Ok(IndexCheck { indexed, lines: vec![line.to_string()] })
+        }),
     },
     Format {
         name: "flv",
@@ -81,6 +94,12 @@ pub static FORMATS: &[Format] = &[
         open: |src, _| Ok(Box::new(crate::flv::FlvFile { src })),
         inspect: Some(|src, o| Ok(Inspection::Flv(crate::flv::inspect::inspect_with(&src, o.keyframes)?))),
         index: Some(|src, _, progress| crate::flv::index::build(src, progress).map(Indexed::Flv)),
+        check_index: Some(|src, _| {
+            let c = crate::flv::index::check(&src)?;
+            let lines =
+                if c.ok { vec![format!("index is correct ({} keyframes)", c.keyframes)] } else { c.problems.clone() };
+            Ok(IndexCheck { indexed: c.ok, lines })
+        }),
     },
     Format {
         name: "image",
@@ -100,6 +119,7 @@ pub static FORMATS: &[Format] = &[
         open: |src, _| Ok(Box::new(Image { src })),
         inspect: None,
         index: None,
+        check_index: None,
     },
 ];
 
@@ -254,6 +274,13 @@ impl Indexed {
     }
 }
 
+/// Whether a medium is already indexed, and what to tell about it (one line each).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IndexCheck {
+    pub indexed: bool,
+    pub lines: Vec<String>,
+}
+
 /// A medium opened by its container, ready to plan any number of requests.
 pub trait Container: Send + Sync {
     /// The source it reads.
@@ -284,6 +311,14 @@ pub fn inspect(src: Source, opts: &Options) -> Result<Inspection> {
 pub fn index(src: Source, opts: &Options, progress: &mut dyn FnMut(u64)) -> Result<Indexed> {
     match opts.kind.format().index {
         Some(f) => f(src, opts, progress),
+        None => Err(Error::Unsupported(format!("index works on {} files", described(|f| f.index.is_some())))),
+    }
+}
+
+/// Whether `src`, a medium of `opts.kind`, is already indexed.
+pub fn check_index(src: Source, opts: &Options) -> Result<IndexCheck> {
+    match opts.kind.format().check_index {
+        Some(f) => f(src, opts),
         None => Err(Error::Unsupported(format!("index works on {} files", described(|f| f.index.is_some())))),
     }
 }

@@ -34,10 +34,16 @@ pub fn run(args: Args) -> Result<()> {
         bail!("{}: index works on {what} files", args.file.display())
     };
     if args.check {
-        return match kind {
-            Kind::Flv => check_flv(&args),
-            _ => check_mp4(&args),
-        };
+        let opts = container::Options::for_kind(kind, &args.file);
+        let c = container::check_index(Source::open(&args.file)?, &opts)
+            .with_context(|| format!("cannot check {}", args.file.display()))?;
+        for line in &c.lines {
+            println!("{}: {line}", args.file.display());
+        }
+        if !c.indexed {
+            std::process::exit(1);
+        }
+        return Ok(());
     }
     write(kind, &args)
 }
@@ -96,31 +102,4 @@ fn write(kind: Kind, args: &Args) -> Result<()> {
         Indexed::Mp4(_) => eprintln!("{}: moov moved before mdat, {n} bytes", dest.display()),
     }
     Ok(())
-}
-
-fn check_flv(args: &Args) -> Result<()> {
-    let src = Source::open(&args.file)?;
-    let c = loomiere::flv::index::check(&src).with_context(|| format!("cannot check {}", args.file.display()))?;
-    if c.ok {
-        println!("{}: index is correct ({} keyframes)", args.file.display(), c.keyframes);
-        return Ok(());
-    }
-    for p in &c.problems {
-        println!("{}: {p}", args.file.display());
-    }
-    std::process::exit(1);
-}
-
-fn check_mp4(args: &Args) -> Result<()> {
-    let movie = loomiere::mp4::Movie::open(Source::open(&args.file)?)?;
-    if loomiere::mp4::faststart::is_faststart(&movie) {
-        println!("{}: moov is before mdat (faststart)", args.file.display());
-        return Ok(());
-    }
-    if movie.fragmented {
-        println!("{}: fragmented MP4 (run `loomiere index` to defragment it)", args.file.display());
-    } else {
-        println!("{}: moov is after mdat (run `loomiere index` to move it to the front)", args.file.display());
-    }
-    std::process::exit(1);
 }
