@@ -183,3 +183,24 @@ fn cli_errors_speak_to_a_person() {
     let err = one_line_error(common::loomiere().args(["serve", "--config", "/nonexistent/stream.conf"]));
     assert!(err.contains("cannot read config /nonexistent/stream.conf: No such file or directory"), "{err:?}");
 }
+
+/// `loomiere inspect … | head`: a reader that stops reading is not an error (no panic
+/// message, status 0).
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::io::Read;
+    let mut child = common::loomiere()
+        .arg("inspect")
+        .arg(common::media("long.mp4"))
+        .arg("--keyframes")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start loomiere inspect");
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is closed here: the rest of the listing meets EPIPE.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.is_empty(), "{:?}: {err}", out.status);
+}

@@ -68,12 +68,33 @@ extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) 
     })
 }
 
+/// A reader that stops reading our stdout (`loomiere inspect … | head`) is not an error:
+/// `println!` panics on `EPIPE` (SIGPIPE is ignored, see `entry`), so that one panic ends
+/// the process quietly with status 0, as ripgrep and `cat` users expect; any other panic is
+/// reported as before.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        report(info);
+    }));
+}
+
 /// The command line: parses argv (clap exits on `--help`, `--version` and usage errors),
 /// runs the subcommand and returns the exit status. The arguments come from the C `main`:
 /// `std::env::args` is filled without std's start-up only on glibc.
 #[cfg_attr(test, allow(dead_code))]
 fn cli(args: entry::Argv) -> i32 {
     use std::os::unix::ffi::OsStrExt;
+    quiet_on_closed_stdout();
     let cli = Cli::parse_from(args.into_iter().map(|a| std::ffi::OsStr::from_bytes(a).to_os_string()));
     let result: Result<()> = match cli.command {
         Command::Inspect(a) => inspect::run(a),
