@@ -18,6 +18,7 @@ pub mod flv;
 pub mod fmp4;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod mp4;
 pub mod output;
 pub mod plan;

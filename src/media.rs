@@ -250,6 +250,7 @@ impl MovieCache {
     /// cached movie's descriptor serves the plan.
     /// A moov larger than `max_moov` is refused before any work that grows with it.
     pub fn plan_for(&self, kind: Kind, path: &Path, src: Source, req: &Request, max_moov: u64) -> Result<Plan> {
+        use crate::metrics::{Cache, METRICS};
         let seeks_mp4 = kind == Kind::Mp4 && rewrites(req);
         if !seeks_mp4 {
             return plan_for(kind, path, src, req);
@@ -268,12 +269,19 @@ impl MovieCache {
                     if let Some((_, plan)) =
                         e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)
                     {
+                        METRICS.cache(Cache::Plan, true);
                         return Ok(plan.clone());
                     }
+                    METRICS.cache(Cache::Plan, false);
+                    METRICS.cache(Cache::Movie, true);
                     (Some(e.movie.clone()), Vec::new())
                 }
                 // A miss: an older version of the file under this name is let go now.
-                None => (None, take_where(&mut entries, |e| e.path == path)),
+                None => {
+                    METRICS.cache(Cache::Plan, false);
+                    METRICS.cache(Cache::Movie, false);
+                    (None, take_where(&mut entries, |e| e.path == path))
+                }
             }
         };
         drop(replaced); // unmapped and closed outside the lock

@@ -3,18 +3,22 @@
 //! HTTP core ([`http::respond`], or the listing page), log it, and loop while keep-alive
 //! holds. Bytes after a head stay buffered for the next request, so pipelined requests are
 //! answered in order. While a body streams the connection holds no buffer of its own.
+//! Operator paths (`/healthz`, `/readyz`, `/metrics`) are answered by [`super::ops`]; every
+//! answer is counted in [`crate::metrics::METRICS`].
 
-use super::access_log::{sanitise, Entry};
+use super::access_log::{self, sanitise, Entry};
 use super::idle::Idle;
+use super::ops::{self, Role};
+use super::transport::Stream;
 use super::{listing, send, Shared};
 use crate::config::{Config, ServerLimits};
 use crate::http::{self, wire, Body, Response};
+use crate::metrics::{ErrorKind, RequestKind, METRICS};
 use crate::throttle::Pacer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 enum HeadRead {
@@ -32,7 +36,7 @@ enum HeadRead {
 /// arrived the connection is registered as idle (`kept_alive`: answered before), so that a
 /// full server may close it to admit a new one (see `idle`).
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     limits: &ServerLimits,
     shared: &Shared,
@@ -58,7 +62,7 @@ async fn read_head(
         if buf.is_empty() && idle.is_none() {
             // Idle only once a read finds nothing: a request already queued is read at once.
             let mut first = [0u8; 4096];
-            match stream.try_read(first.get_mut(..room).unwrap_or(&mut [])) {
+            match stream.try_read_now(first.get_mut(..room).unwrap_or(&mut [])) {
                 Ok(0) => return HeadRead::Done,
                 Ok(n) => {
                     buf.extend_from_slice(first.get(..n).unwrap_or(&[]));
@@ -101,8 +105,7 @@ async fn read_head(
 }
 
 /// Serves one connection until it closes, errs, or the server stops.
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, role: Role) {
     let mut stop = shared.stop.subscribe();
     let mut buf: Vec<u8> = Vec::new();
     let mut answered = false;
@@ -135,15 +138,37 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
                 return;
             }
         };
+        let referer = access_log::header(&head, "Referer");
+        let user_agent = access_log::header(&head, "User-Agent");
         drop(head);
         let cfg = shared.config.get();
-        let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
+        let asked = crate::http::query::Query::parse(&parsed.request.query)
+            .ok()
+            .filter(|q| q.start.is_some() || q.end.is_some())
+            .map(|q| (q.start.map(|s| sanitise(s.as_bytes())), q.end.map(|e| sanitise(e.as_bytes()))));
+        let (resp, kind) = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await;
+        let served = match &resp.body {
+            Body::Plan { plan, .. } => plan.info.start.map(|s| (s, s + plan.info.duration.unwrap_or(0.0))),
+            _ => None,
+        };
         let keep = parsed.keep_alive && !*stop.borrow();
-        let mut bytes = 0u64;
-        let mut cut_short = None;
-        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await;
+        let mut out = Outcome::default();
+        let listed =
+            matches!(resp.body, Body::Plan { .. }).then(|| shared.sending(format!("{} \"{request_line}\"", peer.ip())));
+        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut out).await;
+        drop(listed);
+        let first_byte = out.first_byte.map(|t| t.saturating_duration_since(began));
+        METRICS.request(kind, resp.status);
+        if let Some(d) = first_byte {
+            METRICS.first_byte.observe(d);
+        }
+        if !ok && out.cut_short.is_none() {
+            METRICS.error(ErrorKind::ClientGone);
+        }
+        let (bytes, cut_short) = (out.bytes, out.cut_short);
         shared.log.write(
             &cfg.log,
+            cfg.access_log_format,
             &Entry {
                 peer,
                 when,
@@ -152,12 +177,18 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
                 bytes,
                 took: began.elapsed(),
                 cut_short: cut_short.is_some(),
+                referer,
+                user_agent,
+                first_byte,
+                asked,
+                served,
             },
         );
         if let Some(detail) = &resp.log {
             cfg.log(&format!("{} {} {detail}", resp.status, parsed.request.method));
         }
         if let Some(e) = &cut_short {
+            METRICS.error(ErrorKind::CutShort);
             crate::config::log_to(
                 &cfg.log,
                 &format!(
@@ -177,46 +208,117 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     }
 }
 
-/// The listing page for directories (when on; signed like any URL when a `secret` is set),
-/// else the shared core, run off the async threads because it opens the file and reads the
-/// media index.
-async fn answer(cfg: Arc<Config>, req: http::HttpRequest, movies: Arc<crate::media::MovieCache>) -> Response {
+/// The operator paths ([`ops`]), the listing page for directories (when on; signed like any
+/// URL when a `secret` is set), else the shared core, run off the async threads because it
+/// opens the file and reads the media index (timed for `loomiere_plan_seconds`). Also says
+/// what kind of request it was, for the metrics.
+async fn answer(
+    cfg: Arc<Config>,
+    req: http::HttpRequest,
+    movies: Arc<crate::media::MovieCache>,
+    role: Role,
+) -> (Response, RequestKind) {
     let head_only = req.method == "HEAD";
+    let url_path = match &req.target {
+        http::path::Target::Url(p) => p.clone(),
+        _ => String::new(),
+    };
+    if ops::is_reserved(role, &cfg, &url_path) {
+        let done = tokio::task::spawn_blocking(move || ops::answer(role, &cfg, &req)).await;
+        let r = done.ok().flatten().unwrap_or_else(|| Response::error(500, Some("operator path failed".into())));
+        return (r, RequestKind::Other);
+    }
     if cfg.listing && (req.method == "GET" || head_only) {
         if let Some(dir) = listing::resolve(&cfg, &req.target) {
-            return match listing::authorize(&cfg, &dir, &req.query, SystemTime::now()) {
+            let r = match listing::authorize(&cfg, &dir, &req.query, SystemTime::now()) {
                 Ok(signed_until) => listing::page(&cfg, &dir, head_only, signed_until),
                 Err(refusal) => *refusal,
             };
+            return (r, RequestKind::Listing);
         }
     }
-    match tokio::task::spawn_blocking(move || http::respond_cached(&cfg, &req, &movies)).await {
-        Ok(r) => r,
-        Err(e) => Response::error(500, Some(format!("request handler failed: {e}"))),
+    let kind = RequestKind::of_path(&url_path);
+    let planned = tokio::task::spawn_blocking(move || {
+        let began = Instant::now();
+        let r = http::respond_cached(&cfg, &req, &movies);
+        if matches!(r.body, Body::Plan { .. }) {
+            METRICS.plan_time.observe(began.elapsed());
+        }
+        r
+    })
+    .await;
+    match planned {
+        Ok(r) => (r, kind),
+        Err(e) => (Response::error(500, Some(format!("request handler failed: {e}"))), kind),
+    }
+}
+
+/// What sending an answer came to.
+#[derive(Default)]
+struct Outcome {
+    /// Body bytes sent.
+    bytes: u64,
+    /// Why the body stopped early, when its file could no longer give it.
+    cut_short: Option<std::io::Error>,
+    /// When the first byte of the answer was written.
+    first_byte: Option<Instant>,
+}
+
+/// Counts a body being sent (and paced) in the gauges while it lives.
+struct Streaming {
+    paced: bool,
+}
+
+impl Streaming {
+    fn new(paced: bool) -> Streaming {
+        METRICS.streams_active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if paced {
+            METRICS.streams_paced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Streaming { paced }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        METRICS.streams_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.paced {
+            METRICS.streams_paced.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
 /// Sends head and body; false when the connection must not be reused. A body the source
 /// file can no longer give as announced (truncated or overwritten while sent) stops there, its
-/// error in `cut_short`: the caller closes the connection, never pads it.
+/// error in `out.cut_short`: the caller closes the connection, never pads it.
 async fn write_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     resp: &Response,
     http10: bool,
     keep: bool,
     cfg: Option<&Arc<Config>>,
-    bytes: &mut u64,
-    cut_short: &mut Option<std::io::Error>,
+    out: &mut Outcome,
 ) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
     let head = resp.http_head(http10, keep, SystemTime::now());
+    let head_len = head.len() as u64;
     match &resp.body {
-        Body::Empty => send::write_all(stream, head.as_bytes()).await.is_ok(),
+        Body::Empty => {
+            let ok = send::write_all(stream, head.as_bytes()).await.is_ok();
+            if ok {
+                out.first_byte = Some(Instant::now());
+                METRICS.sent_bytes.fetch_add(head_len, Relaxed);
+            }
+            ok
+        }
         Body::Text(t) => {
             let mut all = head.into_bytes();
             all.extend_from_slice(t.as_bytes());
             let ok = send::write_all(stream, &all).await.is_ok();
             if ok {
-                *bytes = t.len() as u64;
+                out.first_byte = Some(Instant::now());
+                out.bytes = t.len() as u64;
+                METRICS.sent_bytes.fetch_add(all.len() as u64, Relaxed);
             }
             ok
         }
@@ -224,12 +326,17 @@ async fn write_response(
             if send::write_all(stream, head.as_bytes()).await.is_err() {
                 return false;
             }
+            out.first_byte = Some(Instant::now());
             let pacer = cfg.and_then(|c| Pacer::for_plan(c, plan, range));
-            match send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await {
+            let streaming = Streaming::new(pacer.is_some());
+            let sent = stream.send_plan(plan, range.clone(), pacer.as_ref(), &mut out.bytes).await;
+            drop(streaming);
+            METRICS.sent_bytes.fetch_add(head_len.saturating_add(out.bytes), Relaxed);
+            match sent {
                 Ok(()) => true,
                 Err(e) => {
                     if crate::sink::is_source_fault(&e) {
-                        *cut_short = Some(e);
+                        out.cut_short = Some(e);
                     }
                     false
                 }
@@ -239,29 +346,20 @@ async fn write_response(
 }
 
 /// Answers a request that cannot be served with an error status and closes.
-async fn refuse(stream: &mut TcpStream, shared: &Shared, peer: SocketAddr, status: u16, why: &str) {
+async fn refuse(stream: &mut Stream, shared: &Shared, peer: SocketAddr, status: u16, why: &str) {
     let resp = Response::error(status, Some(why.to_string()));
-    let mut bytes = 0;
-    let _ = write_response(stream, &resp, false, false, None, &mut bytes, &mut None).await;
+    let mut out = Outcome::default();
+    let _ = write_response(stream, &resp, false, false, None, &mut out).await;
     linger(stream).await;
-    shared.log.write(
-        &shared.config.get().log,
-        &Entry {
-            peer,
-            when: SystemTime::now(),
-            request_line: "-",
-            status,
-            bytes,
-            took: Duration::ZERO,
-            cut_short: false,
-        },
-    );
+    METRICS.request(RequestKind::Other, status);
+    let cfg = shared.config.get();
+    shared.log.write(&cfg.log, cfg.access_log_format, &Entry::bare(peer, SystemTime::now(), "-", status, out.bytes));
 }
 
 /// Closes gracefully after an error answer: send FIN, then discard what the client is still
 /// sending (bounded in bytes and time), so the kernel does not answer unread data with a
 /// reset that could destroy the error response before the client reads it.
-async fn linger(stream: &mut TcpStream) {
+async fn linger(stream: &mut Stream) {
     use tokio::io::AsyncWriteExt;
     if stream.shutdown().await.is_err() {
         return;
