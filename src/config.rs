@@ -538,6 +538,11 @@ mod tests {
             format!("document_root = {r:?}\n[server]\nlisten_backlog = 0"),
             format!("document_root = {r:?}\n[server]\nlisten_backlog = 70000"),
             format!("document_root = {r:?}\n[server]\nbogus = 0"),
+            format!("document_root = {r:?}\n[server]\nshutdown_grace_secs = 100000"),
+            format!("document_root = {r:?}\naccess_log_format = \"xml\""),
+            format!("document_root = {r:?}\n[metrics]\nlisten = \"nowhere\""),
+            format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"c.pem\"\nkey = \"/k\""),
+            format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\nkey = \"/k\""),
             "document_root = ".into(),
         ] {
             assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");

@@ -2,8 +2,9 @@
 //! `systemd-socket-activate`): when `LISTEN_PID` is this process, descriptors 3 … 3 +
 //! `LISTEN_FDS` − 1 are listening sockets made by the service manager, used instead of
 //! binding. `LISTEN_FDNAMES` (systemd's `FileDescriptorName=`) says which is which: `https`
-//! is the TLS listener (with `[tls]` configured), `metrics` the `[metrics]` one, any other
-//! name or none the HTTP listener. The variables are removed once read, so that programs
+//! is the TLS listener and `metrics` the metrics one (each needs its table, `[tls]` or
+//! `[metrics]`, in the configuration; its `listen` is then unused), any other name or none
+//! the HTTP listener (the first one is used). The variables are removed once read, so that programs
 //! started later do not take the sockets for theirs.
 
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -41,7 +42,8 @@ pub fn passed() -> Result<Vec<(Use, std::net::TcpListener)>, String> {
     let mut out = Vec::new();
     for i in 0..n {
         let fd = FIRST_FD + i;
-        // Only a listening TCP socket is taken; anything else is refused before it is owned.
+        // Only a stream socket is taken; anything else is refused before it is owned.
+        // SAFETY: only borrowed for this one call; a closed descriptor makes it fail (EBADF).
         let ok = rustix::net::sockopt::socket_type(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
             .is_ok_and(|t| t == rustix::net::SocketType::STREAM);
         if !ok {

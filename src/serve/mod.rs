@@ -143,16 +143,11 @@ impl Server {
             Some(t) => Some(tls::Tls::new(t).map_err(|e| Error::Config(format!("not starting: {e}")))?),
             None => None,
         };
-        let passed = activation::passed().map_err(|e| Error::Config(format!("not starting: {e}")))?;
-        let take = |u: activation::Use| passed.iter().position(|(x, _)| *x == u);
-        let mut passed_iter: Vec<Option<std::net::TcpListener>> = passed.iter().map(|_| None).collect();
-        let (hi, si, mi) = (take(activation::Use::Http), take(activation::Use::Https), take(activation::Use::Metrics));
-        for (slot, (_, l)) in passed_iter.iter_mut().zip(passed) {
-            *slot = Some(l);
-        }
-        let mut from_manager = |i: Option<usize>| i.and_then(|i| passed_iter.get_mut(i).and_then(Option::take));
-        let activated = hi.is_some() || si.is_some() || mi.is_some();
-        let (p_http, p_https, p_metrics) = (from_manager(hi), from_manager(si), from_manager(mi));
+        let mut passed = activation::passed().map_err(|e| Error::Config(format!("not starting: {e}")))?;
+        let activated = !passed.is_empty();
+        let mut take = |u: activation::Use| passed.iter().position(|(x, _)| *x == u).map(|i| passed.swap_remove(i).1);
+        let (p_http, p_https, p_metrics) =
+            (take(activation::Use::Http), take(activation::Use::Https), take(activation::Use::Metrics));
         let http = match p_http {
             Some(l) => l,
             None if activated => {
@@ -171,7 +166,12 @@ impl Server {
             (None, None) => None,
         };
         let metrics = match (cfg.metrics.listen, p_metrics) {
-            (_, Some(l)) => Some(l),
+            (Some(_), Some(l)) => Some(l),
+            (None, Some(_)) => {
+                return Err(Error::Config(
+                    "not starting: systemd passed a metrics socket but [metrics] listen is not configured".into(),
+                ))
+            }
             (Some(a), None) => Some(bind_or_explain(a, 128, "[metrics] listen")?),
             (None, None) => None,
         };
