@@ -18,6 +18,8 @@ struct Serve {
     /// `http://…/`, then `https://…/` and `http://…/metrics` when configured.
     urls: Vec<String>,
     log: PathBuf,
+    /// Its stdout, kept open (the runit script sends stderr there too).
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Serve {
@@ -41,7 +43,7 @@ impl Serve {
             }
             urls.push(line.trim().to_string());
         }
-        Serve { child, urls, log }
+        Serve { child, urls, log, _stdout: out }
     }
 
     fn with_config(name: &str, config: &Path, lines: usize) -> Serve {

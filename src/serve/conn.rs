@@ -11,7 +11,7 @@ use super::idle::Idle;
 use super::ops::{self, Role};
 use super::transport::Stream;
 use super::{listing, send, Shared};
-use crate::config::{Config, ServerLimits};
+use crate::config::{AccessLogFormat, Config, LogTarget, ServerLimits};
 use crate::http::{self, wire, Body, Response};
 use crate::metrics::{ErrorKind, RequestKind, METRICS};
 use crate::throttle::Pacer;
@@ -138,14 +138,19 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
                 return;
             }
         };
-        let referer = access_log::header(&head, "Referer");
-        let user_agent = access_log::header(&head, "User-Agent");
-        drop(head);
         let cfg = shared.config.get();
-        let asked = crate::http::query::Query::parse(&parsed.request.query)
-            .ok()
-            .filter(|q| q.start.is_some() || q.end.is_some())
-            .map(|q| (q.start.map(|s| sanitise(s.as_bytes())), q.end.map(|e| sanitise(e.as_bytes()))));
+        // What only the combined and JSON formats write.
+        let detailed = cfg.access_log_format != AccessLogFormat::Common && cfg.log != LogTarget::Off;
+        let (referer, user_agent, asked) = if detailed {
+            let asked = crate::http::query::Query::parse(&parsed.request.query)
+                .ok()
+                .filter(|q| q.start.is_some() || q.end.is_some())
+                .map(|q| (q.start.map(|s| sanitise(s.as_bytes())), q.end.map(|e| sanitise(e.as_bytes()))));
+            (access_log::header(&head, "Referer"), access_log::header(&head, "User-Agent"), asked)
+        } else {
+            (None, None, None)
+        };
+        drop(head);
         let (resp, kind) = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await;
         let served = match &resp.body {
             Body::Plan { plan, .. } => plan.info.start.map(|s| (s, s + plan.info.duration.unwrap_or(0.0))),

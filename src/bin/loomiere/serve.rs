@@ -61,7 +61,8 @@ pub fn run(a: Args) -> Result<()> {
     out.flush()?;
     drop(out);
     if let Some(root) = server.document_root() {
-        eprintln!("loomiere: serving {} on http://{addr}/ (ctrl-c to stop)", root.display());
+        // Not eprintln!: a closed stderr (a supervisor's pipe gone) must not stop the server.
+        let _ = writeln!(std::io::stderr(), "loomiere: serving {} on http://{addr}/ (ctrl-c to stop)", root.display());
     }
     server.run()?;
     Ok(())
