@@ -373,12 +373,16 @@ fn https_serves_seeks_refuses_old_tls_and_reloads_its_certificate() {
     assert_eq!(c, 200);
 }
 
+/// curl options that wait for a port that is not bound yet.
+const RETRY: &[&str] = &["--retry", "50", "--retry-delay", "1", "--retry-connrefused"];
+
 #[test]
 fn socket_activation_serves_a_seek() {
     common::require_tool("systemd-socket-activate");
     let (root, _) = setup("ops-activate", "");
     // A free port: bound, read, released for systemd-socket-activate to take.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free();
     let log = common::scratch("ops-activate-stderr").join("stderr.log");
     let mut cmd = Command::new("systemd-socket-activate");
     cmd.args(["-l", &format!("127.0.0.1:{port}"), "--fdname=http"])
@@ -386,18 +390,50 @@ fn socket_activation_serves_a_seek() {
         .arg("serve")
         .arg(&root)
         .args(["--listen", "127.0.0.1:1"]); // not used: the passed socket is
-                                            // systemd-socket-activate starts loomiere at the first connection; its stdout line comes
-                                            // then, so connect first (curl waits for the answer).
     let mut child = cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
     let out = common::scratch("ops-activate-out").join("seek.mp4");
-    let (c, _) =
-        curl(&format!("http://127.0.0.1:{port}/short.mp4?start=2"), &["--retry", "5", "--retry-connrefused"], &out);
+    // Until systemd-socket-activate has bound the port, connections are refused: retried.
+    let (c, _) = curl(&format!("http://127.0.0.1:{port}/short.mp4?start=2"), RETRY, &out);
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(c, 200, "{stderr}");
     assert_eq!(common::decode_errors(&out), "");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "serve says the passed address: {stderr}");
+}
+
+#[test]
+fn socket_activation_passes_http_and_https_by_name() {
+    common::require_tool("systemd-socket-activate");
+    let dir = common::scratch("ops-activate-tls-certs");
+    let (ca, cert, key) = make_certificate(&dir, "c");
+    // [tls] must be configured for a passed https socket; its listen is then unused.
+    let more = format!(
+        "[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let (_, config) = setup("ops-activate-tls", &more);
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (http, https) = (free(), free());
+    let log = common::scratch("ops-activate-tls-stderr").join("stderr.log");
+    let mut cmd = Command::new("systemd-socket-activate");
+    cmd.args(["-l", &format!("127.0.0.1:{https}"), "-l", &format!("127.0.0.1:{http}"), "--fdname=https:http"])
+        .arg(env!("CARGO_BIN_EXE_loomiere"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config);
+    let mut child = cmd.stdout(Stdio::null()).stderr(std::fs::File::create(&log).unwrap()).spawn().unwrap();
+    let out = dir.join("seek.mp4");
+    let (c1, plain) = curl(&format!("http://127.0.0.1:{http}/short.mp4?start=2"), RETRY, &out);
+    let (c2, secure) =
+        curl(&format!("https://127.0.0.1:{https}/short.mp4?start=2"), &["--cacert", ca.to_str().unwrap()], &out);
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!((c1, c2), (200, 200), "{stderr}");
+    assert_eq!(plain, secure);
+    assert_eq!(common::decode_errors(&out), "");
 }
 
 #[test]
