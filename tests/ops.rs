@@ -486,3 +486,19 @@ fn runit_run_script_serves_a_seek() {
     assert_eq!(curl(&format!("{}/short.mp4?start=2", s.base()), &[], &out).0, 200);
     assert_eq!(common::decode_errors(&out), "");
 }
+
+#[test]
+fn a_missing_certificate_is_refused_at_start_up_in_one_line() {
+    let dir = common::scratch("ops-tls-missing");
+    let more = format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\ncertificate = {:?}\nkey = {:?}\n",
+        dir.join("none.pem").display().to_string(),
+        dir.join("none.key").display().to_string()
+    );
+    let (_, config) = setup("ops-tls-missing-conf", &more);
+    let out = common::run(common::loomiere().arg("serve").arg("--config").arg(&config).args(["-l", "127.0.0.1:0"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("none.pem: No such file or directory") && !err.contains("os error"), "{err}");
+}

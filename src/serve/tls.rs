@@ -18,11 +18,12 @@ pub struct Tls {
 pub fn load(t: &TlsConfig) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&t.certificate)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("tls certificate {}: {e}", t.certificate.display()))?;
+        .map_err(|e| format!("tls certificate {}: {}", t.certificate.display(), pem_error(&e)))?;
     if certs.is_empty() {
         return Err(format!("tls certificate {}: no PEM certificate in it", t.certificate.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&t.key).map_err(|e| format!("tls key {}: {e}", t.key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&t.key).map_err(|e| format!("tls key {}: {}", t.key.display(), pem_error(&e)))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -32,6 +33,16 @@ pub fn load(t: &TlsConfig) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("tls certificate {} and key {}: {e}", t.certificate.display(), t.key.display()))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// A PEM reading error in words, without the os-error tail.
+fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match e {
+        E::Io(io) => crate::error::plain_io(io),
+        E::NoItemsFound => "no PEM item of the kind needed in it".into(),
+        other => format!("not valid PEM ({other:?})"),
+    }
 }
 
 impl Tls {
