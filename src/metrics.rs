@@ -15,10 +15,13 @@ use std::time::Duration;
 pub enum RequestKind {
     /// An MP4 or FLV file, seeked or whole (pseudo-streaming).
     Progressive,
-    /// An HLS playlist or segment (`.m3u8`, `.ts`).
+    /// An HLS playlist (`movie.mp4/master.m3u8`, `…/v1/index.m3u8`).
     Hls,
-    /// A DASH manifest or segment (`.mpd`, `.m4s`).
+    /// A DASH manifest (`movie.mp4/manifest.mpd`).
     Dash,
+    /// A packaged segment, which HLS and DASH players share (CMAF `init.mp4` and `.m4s`,
+    /// WebVTT `.vtt`): the URL does not say which protocol asked.
+    Segment,
     /// A still image (poster frames).
     Image,
     /// A directory listing page.
@@ -28,10 +31,11 @@ pub enum RequestKind {
 }
 
 impl RequestKind {
-    const ALL: [RequestKind; 6] = [
+    const ALL: [RequestKind; 7] = [
         RequestKind::Progressive,
         RequestKind::Hls,
         RequestKind::Dash,
+        RequestKind::Segment,
         RequestKind::Image,
         RequestKind::Listing,
         RequestKind::Other,
@@ -42,19 +46,28 @@ impl RequestKind {
             RequestKind::Progressive => "progressive",
             RequestKind::Hls => "hls",
             RequestKind::Dash => "dash",
+            RequestKind::Segment => "segment",
             RequestKind::Image => "image",
             RequestKind::Listing => "listing",
             RequestKind::Other => "other",
         }
     }
 
-    /// The kind of a URL path, by its extension.
+    /// The kind of a URL path: below a movie (`/movie.mp4/…`, packaging) by its last
+    /// extension, else by the file's extension.
     pub fn of_path(path: &str) -> RequestKind {
-        let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
-        match ext.as_str() {
-            "mp4" | "m4v" | "m4a" | "mov" | "f4v" | "flv" => RequestKind::Progressive,
-            "m3u8" | "ts" => RequestKind::Hls,
-            "mpd" | "m4s" => RequestKind::Dash,
+        let ext = |name: &str| name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+        let movie = |e: &str| matches!(e, "mp4" | "m4v" | "m4a" | "mov" | "f4v");
+        let (dir, last) = path.rsplit_once('/').unwrap_or(("", path));
+        if dir.split('/').any(|part| movie(&ext(part))) {
+            return match ext(last).as_str() {
+                "m3u8" => RequestKind::Hls,
+                "mpd" => RequestKind::Dash,
+                _ => RequestKind::Segment,
+            };
+        }
+        match ext(last).as_str() {
+            e if movie(e) || e == "flv" => RequestKind::Progressive,
             "jpg" | "jpeg" | "png" | "gif" | "bmp" => RequestKind::Image,
             _ => RequestKind::Other,
         }
@@ -388,8 +401,13 @@ mod tests {
     #[test]
     fn kinds_of_paths_and_statuses() {
         assert_eq!(RequestKind::of_path("/a/b.MP4"), RequestKind::Progressive);
-        assert_eq!(RequestKind::of_path("/x.m3u8"), RequestKind::Hls);
-        assert_eq!(RequestKind::of_path("/x.mpd"), RequestKind::Dash);
+        assert_eq!(RequestKind::of_path("/f/m.mp4/master.m3u8"), RequestKind::Hls);
+        assert_eq!(RequestKind::of_path("/m.MOV/v1/index.m3u8"), RequestKind::Hls);
+        assert_eq!(RequestKind::of_path("/m.mp4/manifest.mpd"), RequestKind::Dash);
+        assert_eq!(RequestKind::of_path("/m.mp4/v1/init.mp4"), RequestKind::Segment);
+        assert_eq!(RequestKind::of_path("/m.mp4/a2/7.m4s"), RequestKind::Segment);
+        assert_eq!(RequestKind::of_path("/m.mp4/s3/all.vtt"), RequestKind::Segment);
+        assert_eq!(RequestKind::of_path("/x.m3u8"), RequestKind::Other);
         assert_eq!(RequestKind::of_path("/p.jpg"), RequestKind::Image);
         assert_eq!(RequestKind::of_path("/healthz"), RequestKind::Other);
         assert_eq!(ErrorKind::of_status(416), Some(ErrorKind::Range));
