@@ -3,8 +3,8 @@
 //! ([`Metrics::render`]). Counting is one relaxed atomic add on the request path — no lock, no
 //! allocation, no dependency; the exposition is a few dozen lines, read only when scraped.
 //! `serve` counts requests, bytes, streams, connections, first-byte and plan times, errors;
-//! [`crate::media::MovieCache`] counts its hits and misses here. The CGI, a process per
-//! request, keeps none (see docs/operations.md).
+//! the caches count their own hits and misses ([`crate::media::MovieCache::stats`]), read
+//! when rendering. The CGI, a process per request, keeps none (see docs/operations.md).
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -153,15 +153,6 @@ impl ErrorKind {
     }
 }
 
-/// Which cache a hit or miss is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cache {
-    /// A seek's plan remembered for its movie (viewers seeking to the same point).
-    Plan,
-    /// An opened movie with its seek marks (or a fragmented MP4's fragment index).
-    Movie,
-}
-
 /// Upper bounds (seconds) of the time histograms' buckets; `+Inf` is implied.
 const BUCKETS: [f64; 14] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
@@ -232,8 +223,6 @@ pub struct Metrics {
     /// Time to plan an answer (open, parse or find the movie, plan the seek).
     pub plan_time: Histogram,
     errors: [AtomicU64; ErrorKind::ALL.len()],
-    cache_hits: [AtomicU64; 2],
-    cache_misses: [AtomicU64; 2],
     /// Configuration files that did not validate on a reload.
     pub config_reload_failures: AtomicU64,
     /// Answers still being sent when the shutdown grace ran out.
@@ -255,8 +244,6 @@ impl Metrics {
             first_byte: Histogram::new(),
             plan_time: Histogram::new(),
             errors: [const { AtomicU64::new(0) }; ErrorKind::ALL.len()],
-            cache_hits: [const { AtomicU64::new(0) }; 2],
-            cache_misses: [const { AtomicU64::new(0) }; 2],
             config_reload_failures: AtomicU64::new(0),
             streams_cut_at_shutdown: AtomicU64::new(0),
         }
@@ -281,20 +268,9 @@ impl Metrics {
         }
     }
 
-    /// Counts a cache lookup.
-    pub fn cache(&self, cache: Cache, hit: bool) {
-        let i = match cache {
-            Cache::Plan => 0,
-            Cache::Movie => 1,
-        };
-        let row = if hit { &self.cache_hits } else { &self.cache_misses };
-        if let Some(c) = row.get(i) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// The text exposition format 0.0.4 (`Content-Type: text/plain; version=0.0.4`).
-    pub fn render(&self) -> String {
+    /// The text exposition format 0.0.4 (`Content-Type: text/plain; version=0.0.4`), with
+    /// the caches' counts read now: `(cache label, hits, misses)`.
+    pub fn render(&self, caches: &[(&str, u64, u64)]) -> String {
         let mut out = String::with_capacity(8192);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
@@ -366,13 +342,13 @@ impl Metrics {
         for (k, c) in ErrorKind::ALL.iter().zip(&self.errors) {
             let _ = writeln!(out, "loomiere_errors_total{{kind=\"{}\"}} {}", k.label(), load(c));
         }
-        for (name, help, row) in [
-            ("loomiere_cache_hits_total", "Lookups answered from a cache, by cache.", &self.cache_hits),
-            ("loomiere_cache_misses_total", "Lookups a cache could not answer, by cache.", &self.cache_misses),
+        for (name, help, hits) in [
+            ("loomiere_cache_hits_total", "Lookups answered from a cache, by cache.", true),
+            ("loomiere_cache_misses_total", "Lookups a cache could not answer, by cache.", false),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (cache, c) in ["plan", "movie"].iter().zip(row) {
-                let _ = writeln!(out, "{name}{{cache=\"{cache}\"}} {}", load(c));
+            for (cache, h, m) in caches {
+                let _ = writeln!(out, "{name}{{cache=\"{cache}\"}} {}", if hits { h } else { m });
             }
         }
         out

@@ -229,7 +229,7 @@ async fn answer(
         _ => String::new(),
     };
     if ops::is_reserved(role, &cfg, &url_path) {
-        let done = tokio::task::spawn_blocking(move || ops::answer(role, &cfg, &req)).await;
+        let done = tokio::task::spawn_blocking(move || ops::answer(role, &cfg, &req, &movies)).await;
         let r = done.ok().flatten().unwrap_or_else(|| Response::error(500, Some("operator path failed".into())));
         return (r, RequestKind::Other);
     }

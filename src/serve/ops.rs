@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::http::{Body, HttpRequest, Response};
+use crate::media::MovieCache;
 use crate::metrics::METRICS;
 
 /// Which listener a connection came from.
@@ -28,7 +29,7 @@ pub fn is_reserved(role: Role, cfg: &Config, url_path: &str) -> bool {
 
 /// The answer to a reserved path ([`is_reserved`]), or `None` for another. Runs the
 /// readiness check (a directory listing), so call it off the async threads.
-pub fn answer(role: Role, cfg: &Config, req: &HttpRequest) -> Option<Response> {
+pub fn answer(role: Role, cfg: &Config, req: &HttpRequest, movies: &MovieCache) -> Option<Response> {
     let path = match &req.target {
         crate::http::path::Target::Url(p) => p.as_str(),
         _ => return None,
@@ -56,7 +57,11 @@ pub fn answer(role: Role, cfg: &Config, req: &HttpRequest) -> Option<Response> {
                 r
             }
         },
-        _ => text(200, "text/plain; version=0.0.4; charset=utf-8", METRICS.render()),
+        _ => {
+            let c = movies.stats();
+            let caches = [("plan", c.plan_hits, c.plan_misses), ("movie", c.movie_hits, c.movie_misses)];
+            text(200, "text/plain; version=0.0.4; charset=utf-8", METRICS.render(&caches))
+        }
     };
     let mut r = r;
     r.headers.push(("Cache-Control", "no-store".into()));
