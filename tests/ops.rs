@@ -140,6 +140,12 @@ fn metrics_are_valid_and_count_what_was_served() {
     let (c, png) = curl(&format!("{base}/still.png"), &[], &body);
     assert_eq!(c, 200);
     assert_eq!(curl(&format!("{base}/healthz"), &[], &body), (200, b"ok\n".to_vec()));
+    // HLS: the playlist twice (the second from the segment-index cache), one segment.
+    let (c, master) = curl(&format!("{base}/short.mp4/master.m3u8"), &[], &body);
+    assert_eq!(c, 200);
+    assert_eq!(curl(&format!("{base}/short.mp4/master.m3u8"), &[], &body), (200, master.clone()));
+    let (c, init) = curl(&format!("{base}/short.mp4/v1/init.mp4"), &[], &body);
+    assert_eq!(c, 200);
 
     let (c, text) = curl(&format!("{base}/metrics"), &["-D", tmp.join("head").to_str().unwrap()], &body);
     assert_eq!(c, 200);
@@ -155,14 +161,18 @@ fn metrics_are_valid_and_count_what_was_served() {
     assert_eq!(m("loomiere_errors_total{kind=\"not_found\"}"), 1.0);
     assert_eq!(m("loomiere_cache_misses_total{cache=\"movie\"}"), 1.0);
     assert_eq!(m("loomiere_cache_hits_total{cache=\"plan\"}"), 1.0);
-    assert_eq!(m("loomiere_plan_seconds_count"), 3.0); // two seeks and the image
-    assert_eq!(m("loomiere_first_byte_seconds_count"), 5.0); // the scrape is counted after
-    let bodies = (b1.len() + b2.len() + png.len()) as f64;
+    assert_eq!(m("loomiere_requests_total{kind=\"hls\",code=\"2xx\"}"), 2.0);
+    assert_eq!(m("loomiere_requests_total{kind=\"segment\",code=\"2xx\"}"), 1.0);
+    assert_eq!(m("loomiere_cache_misses_total{cache=\"segment_index\"}"), 1.0);
+    assert_eq!(m("loomiere_cache_hits_total{cache=\"segment_index\"}"), 2.0); // playlist and segment
+    assert_eq!(m("loomiere_plan_seconds_count"), 6.0); // two seeks, the image, HLS
+    assert_eq!(m("loomiere_first_byte_seconds_count"), 8.0); // the scrape is counted after
+    let bodies = (b1.len() + b2.len() + png.len() + 2 * master.len() + init.len()) as f64;
     let sent = m("loomiere_sent_bytes_total");
-    assert!(sent > bodies && sent < bodies + 4096.0, "sent {sent} for {bodies} body bytes");
+    assert!(sent > bodies && sent < bodies + 8192.0, "sent {sent} for {bodies} body bytes");
     assert_eq!(m("loomiere_streams_active"), 0.0);
     assert_eq!(m("loomiere_connections_open"), 1.0); // the scrape's own
-    assert_eq!(m("loomiere_connections_total"), 6.0);
+    assert_eq!(m("loomiere_connections_total"), 9.0);
 }
 
 #[test]
