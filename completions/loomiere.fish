@@ -71,7 +71,7 @@ complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l fast -d 'Rea
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l json -d 'Print the report as JSON'
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -s V -l version -d 'Print version'
-complete -c loomiere -n "__fish_loomiere_using_subcommand serve" -s l -l listen -d 'Address to listen on' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand serve" -s l -l listen -d 'Address to listen on (not used when systemd passes the sockets: LISTEN_FDS)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand serve" -s c -l config -d 'Configuration file (TOML; see docs). Also LOOMIERE_CONFIG. Re-read when it changes and on SIGHUP' -r -F
 complete -c loomiere -n "__fish_loomiere_using_subcommand serve" -l threads -d 'Runtime worker threads (1: single-threaded). Default: one per CPU' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand serve" -s h -l help -d 'Print help'

@@ -67,6 +67,11 @@ impl Serve {
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    fn signal_term(&self) {
+        let pid = self.child.id().to_string();
+        assert!(common::run(std::process::Command::new("kill").args(["-TERM", &pid])).status.success());
+    }
 }
 
 impl Drop for Serve {
@@ -408,6 +413,68 @@ fn sigterm_stops_the_server() {
     };
     assert!(status.success(), "{status:?}");
     drop(idle);
+}
+
+/// Waits (bounded) for the server to exit; its status.
+fn wait_exit(s: &mut Serve) -> std::process::ExitStatus {
+    let began = Instant::now();
+    loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            return st;
+        }
+        assert!(began.elapsed() < Duration::from_secs(60), "serve did not stop: {}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigterm_lets_streams_finish_within_the_grace_then_cuts_and_logs_them() {
+    let root = root("serve-grace");
+    let conf = common::scratch("serve-grace-file").join("stream.conf");
+    // Paced at the media rate with no burst: a 2-second clip takes about 2 s, the whole
+    // 60-second movie about a minute.
+    let text = |grace: u32| {
+        format!(
+            "document_root = {:?}\nthrottle = 1.0\nburst_seconds = 0\n[server]\nshutdown_grace_secs = {grace}\n",
+            root.display().to_string()
+        )
+    };
+    // A grace long enough: the running clip is sent whole, and nothing is cut.
+    write_config(&conf, &text(60));
+    let mut s = Serve::start("serve-grace-long", &["--config", conf.to_str().unwrap()]);
+    let mut c = s.connect();
+    c.write_all(b"GET /short.mp4?start=10&end=12 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut first = [0u8; 1];
+    c.read_exact(&mut first).unwrap(); // the answer is under way
+    s.signal_term();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    let mut all = first.to_vec();
+    all.extend_from_slice(&rest);
+    let resp = Resp::parse(&all).expect("an answer");
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.body.len(), resp.header("content-length").unwrap().parse::<usize>().unwrap());
+    assert_eq!(common::decode_errors(&save("serve-grace-clip", &resp.body)), "");
+    assert!(wait_exit(&mut s).success());
+    assert!(s.log().contains("stopped: 0 answers cut"), "{}", s.log());
+
+    // A short grace: the whole-movie stream is cut when it runs out, and the log says which.
+    write_config(&conf, &text(1));
+    let mut s = Serve::start("serve-grace-short", &["--config", conf.to_str().unwrap()]);
+    let mut c = s.connect();
+    c.write_all(b"GET /short.mp4?start=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    c.read_exact(&mut first).unwrap();
+    s.signal_term();
+    let mut rest = Vec::new();
+    let _ = c.read_to_end(&mut rest); // ends (closed or reset) when the grace is over
+    assert!(wait_exit(&mut s).success());
+    let log = s.log();
+    assert!(
+        log.contains("stopping: grace of 1 s over, answer cut: 127.0.0.1 \"GET /short.mp4?start=1 HTTP/1.1\""),
+        "{log}"
+    );
+    assert!(log.contains("stopped: 1 answers cut"), "{log}");
 }
 
 #[test]

@@ -68,6 +68,19 @@ fn untouched(req: &Request) -> bool {
 pub struct MovieCache {
     capacity: usize,
     entries: std::sync::Mutex<Vec<CacheEntry>>,
+    /// Lookups answered and not, for the server's metrics ([`MovieCache::stats`]).
+    counts: [std::sync::atomic::AtomicU64; 4],
+}
+
+/// How often [`MovieCache`] lookups were answered from it, since it was made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// A seek's plan remembered for its movie (viewers seeking to the same point).
+    pub plan_hits: u64,
+    pub plan_misses: u64,
+    /// An opened movie with its seek marks (or a fragmented MP4's fragment index).
+    pub movie_hits: u64,
+    pub movie_misses: u64,
 }
 
 /// The identity of one version of a file as the cache knows it.
@@ -90,7 +103,25 @@ pub const PLANS_PER_MOVIE: usize = 4;
 impl MovieCache {
     /// A cache of at most `capacity` movies.
     pub fn new(capacity: usize) -> MovieCache {
-        MovieCache { capacity: capacity.max(1), entries: std::sync::Mutex::new(Vec::new()) }
+        MovieCache { capacity: capacity.max(1), entries: std::sync::Mutex::new(Vec::new()), counts: Default::default() }
+    }
+
+    /// Counts one lookup: `plan` hit or not, and when not, `movie` hit or not.
+    fn count(&self, plan: bool, movie: Option<bool>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let [ph, pm, mh, mm] = &self.counts;
+        if plan { ph } else { pm }.fetch_add(1, Relaxed);
+        match movie {
+            Some(true) => mh.fetch_add(1, Relaxed),
+            Some(false) => mm.fetch_add(1, Relaxed),
+            None => 0,
+        };
+    }
+
+    /// The lookups counted so far.
+    pub fn stats(&self) -> CacheStats {
+        let [ph, pm, mh, mm] = self.counts.each_ref().map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        CacheStats { plan_hits: ph, plan_misses: pm, movie_hits: mh, movie_misses: mm }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
@@ -137,12 +168,17 @@ impl MovieCache {
                     if let Some((_, plan)) =
                         e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)
                     {
+                        self.count(true, None);
                         return within_limit(plan.clone(), opts);
                     }
+                    self.count(false, Some(true));
                     (Some(e.movie.clone()), Vec::new())
                 }
                 // A miss: an older version of the file under this name is let go now.
-                None => (None, take_where(&mut entries, |e| e.path == path)),
+                None => {
+                    self.count(false, Some(false));
+                    (None, take_where(&mut entries, |e| e.path == path))
+                }
             }
         };
         drop(replaced); // unmapped and closed outside the lock

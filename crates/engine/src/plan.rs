@@ -96,6 +96,9 @@ pub struct PlanInfo {
     pub modified: Option<SystemTime>,
     /// The source file's length, for `ETag`.
     pub source_len: u64,
+    /// Where the output begins in the source's timeline (seconds), when a seek chose it (the
+    /// keyframe a `start` snapped to): the access log's seek served.
+    pub start: Option<f64>,
 }
 
 impl PlanInfo {

@@ -23,11 +23,19 @@
 //! log = "stderr"                        # or "off", or an absolute file path (appended to)
 //! listing = false                       # `serve`: directory listing page
 //! index_cache = "/var/cache/loomiere"   # CGI: keep each movie's seek marks here (default off)
+//! access_log_format = "common"          # `serve`: "common", "combined" or "json"
 //! [server]                              # `serve` limits
 //! listen_backlog = 4096                 # kernel queue of connections not yet accepted
 //! max_connections = 1024
 //! max_header_bytes = 8192
 //! header_timeout_secs = 10
+//! shutdown_grace_secs = 5               # SIGTERM: how long running answers may go on
+//! [metrics]                             # `serve`: Prometheus /metrics
+//! listen = "127.0.0.1:9100"             # own listener (start-up only); unset: on the public one
+//! [tls]                                 # `serve`: an HTTPS listener beside the HTTP one
+//! listen = "0.0.0.0:8443"               # start-up only
+//! certificate = "/etc/loomiere/cert.pem"  # PEM chain, leaf first; re-read on SIGHUP
+//! key = "/etc/loomiere/key.pem"         # PEM private key (PKCS#8, PKCS#1 or SEC1)
 //! ```
 
 use serde::Deserialize;
@@ -89,12 +97,54 @@ pub struct ServerLimits {
     pub max_header_bytes: usize,
     /// Seconds a client may take to send its request head.
     pub header_timeout_secs: u64,
+    /// Seconds running answers may go on after SIGTERM before they are cut.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits { listen_backlog: 4096, max_connections: 1024, max_header_bytes: 8192, header_timeout_secs: 10 }
+        ServerLimits {
+            listen_backlog: 4096,
+            max_connections: 1024,
+            max_header_bytes: 8192,
+            header_timeout_secs: 10,
+            shutdown_grace_secs: 5,
+        }
     }
+}
+
+/// How `serve` writes access log lines (`access_log_format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    /// The common log format, then the seconds the answer took (the default).
+    #[default]
+    Common,
+    /// nginx's `combined` (referer, user agent), then the seconds taken, the seconds to the
+    /// first byte, the seek asked and the seek served.
+    Combined,
+    /// One JSON object per line with every field.
+    Json,
+}
+
+/// `[metrics]`: where `serve` exposes its Prometheus metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A separate listener for `/metrics` (read at start-up); when set, the public
+    /// listener does not serve `/metrics`.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// `[tls]`: an HTTPS listener of `serve` beside the HTTP one.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Where HTTPS is served (read at start-up).
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain, leaf first (re-read on SIGHUP).
+    pub certificate: PathBuf,
+    /// PEM private key (re-read on SIGHUP).
+    pub key: PathBuf,
 }
 
 /// A validated configuration.
@@ -123,6 +173,12 @@ pub struct Config {
     /// CGI: a directory where each movie's seek marks are kept between processes (see
     /// `mp4::marks`), so a request jumps into the sample tables instead of scanning them.
     pub index_cache: Option<PathBuf>,
+    /// `serve`: the access log's format.
+    pub access_log_format: AccessLogFormat,
+    /// `serve`: the metrics listener.
+    pub metrics: MetricsConfig,
+    /// `serve`: the HTTPS listener.
+    pub tls: Option<TlsConfig>,
     /// HLS/DASH answers carry `Access-Control-Allow-Origin: *` and `OPTIONS` preflights are
     /// answered (see docs/hls-dash.md).
     pub cors: bool,
@@ -145,6 +201,9 @@ struct RawConfig {
     listing: Option<bool>,
     server: Option<ServerLimits>,
     index_cache: Option<PathBuf>,
+    access_log_format: Option<String>,
+    metrics: Option<MetricsConfig>,
+    tls: Option<TlsConfig>,
     cors: Option<bool>,
     segment_seconds: Option<f64>,
 }
@@ -206,6 +265,9 @@ impl Config {
             listing: None,
             server: None,
             index_cache: None,
+            access_log_format: None,
+            metrics: None,
+            tls: None,
             cors: None,
             segment_seconds: None,
         };
@@ -324,6 +386,25 @@ impl Config {
                 server.listen_backlog
             )));
         }
+        if server.shutdown_grace_secs > 86_400 {
+            return Err(invalid(format!(
+                "server: shutdown_grace_secs {} must be at most 86400",
+                server.shutdown_grace_secs
+            )));
+        }
+        let access_log_format = match raw.access_log_format.as_deref() {
+            None | Some("common") => AccessLogFormat::Common,
+            Some("combined") => AccessLogFormat::Combined,
+            Some("json") => AccessLogFormat::Json,
+            Some(f) => {
+                return Err(invalid(format!("access_log_format {f:?} must be \"common\", \"combined\" or \"json\"")))
+            }
+        };
+        if let Some(t) = &raw.tls {
+            if !t.certificate.is_absolute() || !t.key.is_absolute() {
+                return Err(invalid("tls: certificate and key must be absolute paths".into()));
+            }
+        }
         Ok(Config {
             document_root,
             extensions,
@@ -336,6 +417,9 @@ impl Config {
             listing: raw.listing.unwrap_or(false),
             server,
             index_cache: raw.index_cache,
+            access_log_format,
+            metrics: raw.metrics.unwrap_or_default(),
+            tls: raw.tls,
             cors: raw.cors.unwrap_or(true),
             segment_seconds,
         })
@@ -361,6 +445,7 @@ fn key_line(text: &str, message: &str) -> Option<usize> {
     let key = match word {
         "extension" => "extensions",
         "server" => "[server]",
+        "tls" => "[tls]",
         w => w,
     };
     text.lines()
@@ -387,10 +472,12 @@ fn line_column(text: &str, at: usize) -> String {
     format!(", line {line}, column {column}")
 }
 
-/// Writes one line, prefixed with `loomiere:` and a Unix timestamp, to `target`.
+/// Writes one line, prefixed with an RFC 3339 UTC timestamp and `loomiere[PID]:`, to
+/// `target`: `2026-11-30T08:20:27.123Z loomiere[4242]: configuration reloaded`. The file is
+/// opened for each line, so a log rotated away (SIGUSR1 or not) is followed at once.
 pub fn log_to(target: &LogTarget, line: &str) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let text = format!("loomiere[{}] {now}: {}\n", std::process::id(), line.replace(['\n', '\r'], " "));
+    let now = crate::http::conditional::rfc3339(std::time::SystemTime::now());
+    let text = format!("{now} loomiere[{}]: {}\n", std::process::id(), line.replace(['\n', '\r'], " "));
     match target {
         LogTarget::Off => {}
         LogTarget::Stderr => {
@@ -465,6 +552,11 @@ mod tests {
             format!("document_root = {r:?}\n[server]\nlisten_backlog = 0"),
             format!("document_root = {r:?}\n[server]\nlisten_backlog = 70000"),
             format!("document_root = {r:?}\n[server]\nbogus = 0"),
+            format!("document_root = {r:?}\n[server]\nshutdown_grace_secs = 100000"),
+            format!("document_root = {r:?}\naccess_log_format = \"xml\""),
+            format!("document_root = {r:?}\n[metrics]\nlisten = \"nowhere\""),
+            format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"c.pem\"\nkey = \"/k\""),
+            format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\nkey = \"/k\""),
             "document_root = ".into(),
         ] {
             assert!(Config::parse(&bad, Path::new("t")).is_err(), "{bad:?} accepted");

@@ -1,5 +1,6 @@
 //! `loomiere serve [DIR] [--listen ADDR] [--config FILE]`: picks what to serve, binds, prints
-//! the address on stdout (first line, for scripts and tests) and runs the library server.
+//! the address on stdout (first line, for scripts and tests; then the HTTPS address and the
+//! metrics URL when configured, one a line) and runs the library server.
 
 use anyhow::{bail, Result};
 use loomiere::config::{ConfigSource, DEFAULT_PATH};
@@ -13,7 +14,7 @@ pub struct Args {
     /// Directory to serve (overrides the config's document_root). Default: ./demo-media
     /// when no config is given (make it with `loomiere demo`).
     pub dir: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on (not used when systemd passes the sockets: LISTEN_FDS).
     #[arg(long, short = 'l', default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Configuration file (TOML; see docs). Also LOOMIERE_CONFIG. Re-read when it changes
@@ -51,10 +52,17 @@ pub fn run(a: Args) -> Result<()> {
     let addr = server.local_addr()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "http://{addr}/")?;
+    if let Some(tls) = server.tls_addr() {
+        writeln!(out, "https://{tls}/")?;
+    }
+    if let Some(m) = server.metrics_addr() {
+        writeln!(out, "http://{m}/metrics")?;
+    }
     out.flush()?;
     drop(out);
     if let Some(root) = server.document_root() {
-        eprintln!("loomiere: serving {} on http://{addr}/ (ctrl-c to stop)", root.display());
+        // Not eprintln!: a closed stderr (a supervisor's pipe gone) must not stop the server.
+        let _ = writeln!(std::io::stderr(), "loomiere: serving {} on http://{addr}/ (ctrl-c to stop)", root.display());
     }
     server.run()?;
     Ok(())

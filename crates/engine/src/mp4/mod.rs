@@ -406,6 +406,7 @@ impl Movie {
         let mut info = self.src.info(content_type);
         info.header_len = crate::plan::Synth::len(&synth);
         info.duration = Some(movie_duration as f64 / f64::from(mts));
+        info.start = Some(begin.time.secs());
         let pieces = vec![Piece::Synth(Arc::new(synth)), Piece::Source { offset: data_start, len: payload }];
         Plan::new(self.src.clone(), pieces, info)
     }

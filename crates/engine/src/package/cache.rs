@@ -52,12 +52,26 @@ struct Entry {
 pub struct PackageCache {
     capacity: usize,
     entries: Mutex<Vec<Entry>>,
+    /// Lookups answered from the cache and built, for the server's metrics.
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
 }
 
 impl PackageCache {
     /// A cache of at most `capacity` packages.
     pub const fn new(capacity: usize) -> PackageCache {
-        PackageCache { capacity, entries: Mutex::new(Vec::new()) }
+        PackageCache {
+            capacity,
+            entries: Mutex::new(Vec::new()),
+            hits: std::sync::atomic::AtomicU64::new(0),
+            misses: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Segment indexes found in the cache and built, so far: (hits, misses).
+    pub fn stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
     }
 
     /// The movie and package for `src` (opened by the caller after confinement), built on a
@@ -71,8 +85,10 @@ impl PackageCache {
             let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
             if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
                 e.used = tick;
+                self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Ok((e.movie.clone(), e.package.clone()));
             }
+            self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             // Another clip of the same file: its movie (and moov bytes) is shared.
             entries.iter().find(|e| same_file(e)).map(|e| e.movie.clone())
         };

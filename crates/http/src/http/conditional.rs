@@ -84,6 +84,16 @@ pub fn http_date(t: SystemTime) -> String {
     )
 }
 
+/// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-30T08:20:27.123Z` (log
+/// lines). Times before 1970 are written as the epoch.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem / 60 % 60, rem % 60, since.subsec_millis())
+}
+
 /// Parses an IMF-fixdate into Unix seconds; other (obsolete) formats give `None`.
 pub fn parse_http_date(s: &str) -> Option<u64> {
     let b = s.trim().as_bytes();

@@ -18,6 +18,11 @@ use std::time::SystemTime;
 /// The packages `serve` keeps (movie and segment index per file version and clip).
 static PACKAGES: PackageCache = PackageCache::new(32);
 
+/// `serve`'s segment-index cache: (hits, misses) so far, for its metrics.
+pub fn cache_stats() -> (u64, u64) {
+    PACKAGES.stats()
+}
+
 /// Response headers a player's script may read.
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
 

@@ -3,18 +3,22 @@
 //! HTTP core ([`http::respond`], or the listing page), log it, and loop while keep-alive
 //! holds. Bytes after a head stay buffered for the next request, so pipelined requests are
 //! answered in order. While a body streams the connection holds no buffer of its own.
+//! Operator paths (`/healthz`, `/readyz`, `/metrics`) are answered by [`super::ops`]; every
+//! answer is counted in [`crate::metrics::METRICS`].
 
-use super::access_log::{sanitise, Entry};
+use super::access_log::{self, sanitise, Entry};
 use super::idle::Idle;
+use super::ops::{self, Role};
+use super::transport::Stream;
 use super::{send, Shared};
-use crate::config::{Config, ServerLimits};
+use crate::config::{AccessLogFormat, Config, LogTarget, ServerLimits};
 use crate::http::exchange::{self, HeadFailure, HeadState};
 use crate::http::{self, wire, Body, Response};
+use crate::metrics::{ErrorKind, RequestKind, METRICS};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 enum HeadRead {
@@ -30,7 +34,7 @@ enum HeadRead {
 /// arrived the connection is registered as idle (`kept_alive`: answered before), so that a
 /// full server may close it to admit a new one (see `idle`).
 async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut Vec<u8>,
     limits: &ServerLimits,
     shared: &Shared,
@@ -52,7 +56,7 @@ async fn read_head(
         if buf.is_empty() && idle.is_none() {
             // Idle only once a read finds nothing: a request already queued is read at once.
             let mut first = [0u8; 4096];
-            match stream.try_read(first.get_mut(..room).unwrap_or(&mut [])) {
+            match stream.try_read_now(first.get_mut(..room).unwrap_or(&mut [])) {
                 Ok(0) => return HeadRead::Done,
                 Ok(n) => {
                     buf.extend_from_slice(first.get(..n).unwrap_or(&[]));
@@ -95,8 +99,7 @@ async fn read_head(
 }
 
 /// Serves one connection until it closes, errs, or the server stops.
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, role: Role) {
     let mut stop = shared.stop.subscribe();
     let mut buf: Vec<u8> = Vec::new();
     let mut answered = false;
@@ -125,15 +128,42 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
                 return;
             }
         };
-        drop(head);
         let cfg = shared.config.get();
-        let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
+        // What only the combined and JSON formats write.
+        let detailed = cfg.access_log_format != AccessLogFormat::Common && cfg.log != LogTarget::Off;
+        let (referer, user_agent, asked) = if detailed {
+            let asked = crate::http::query::Query::parse(&parsed.request.query)
+                .ok()
+                .filter(|q| q.start.is_some() || q.end.is_some())
+                .map(|q| (q.start.map(|s| sanitise(s.as_bytes())), q.end.map(|e| sanitise(e.as_bytes()))));
+            (access_log::header(&head, "Referer"), access_log::header(&head, "User-Agent"), asked)
+        } else {
+            (None, None, None)
+        };
+        drop(head);
+        let (resp, kind) = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await;
+        let served = match &resp.body {
+            Body::Plan { plan, .. } => plan.info.start.map(|s| (s, s + plan.info.duration.unwrap_or(0.0))),
+            _ => None,
+        };
         let keep = exchange::keep_alive(&parsed, *stop.borrow());
-        let mut bytes = 0u64;
-        let mut cut_short = None;
-        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await;
+        let mut out = Outcome::default();
+        let listed =
+            matches!(resp.body, Body::Plan { .. }).then(|| shared.sending(format!("{} \"{request_line}\"", peer.ip())));
+        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut out).await;
+        drop(listed);
+        let first_byte = out.first_byte.map(|t| t.saturating_duration_since(began));
+        METRICS.request(kind, resp.status);
+        if let Some(d) = first_byte {
+            METRICS.first_byte.observe(d);
+        }
+        if !ok && out.cut_short.is_none() {
+            METRICS.error(ErrorKind::ClientGone);
+        }
+        let (bytes, cut_short) = (out.bytes, out.cut_short);
         shared.log.write(
             &cfg.log,
+            cfg.access_log_format,
             &Entry {
                 peer,
                 when,
@@ -142,10 +172,16 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
                 bytes,
                 took: began.elapsed(),
                 cut_short: cut_short.is_some(),
+                referer,
+                user_agent,
+                first_byte,
+                asked,
+                served,
             },
         );
         exchange::log_answer(&cfg, &resp, &parsed.request.method);
         if let Some(e) = &cut_short {
+            METRICS.error(ErrorKind::CutShort);
             crate::config::log_to(
                 &cfg.log,
                 &format!(
@@ -165,36 +201,111 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
     }
 }
 
-/// The shared core, run off the async threads because it opens the file (or lists a
-/// directory) and reads the media index.
-async fn answer(cfg: Arc<Config>, req: http::HttpRequest, movies: Arc<crate::media::MovieCache>) -> Response {
-    match tokio::task::spawn_blocking(move || http::respond_cached(&cfg, &req, &movies)).await {
-        Ok(r) => r,
-        Err(e) => Response::error(500, Some(format!("request handler failed: {e}"))),
+/// The operator paths ([`ops`]), else the shared core (files, HLS/DASH, the listing page),
+/// both run off the async threads because they open files (or list a directory) and read
+/// the media index (timed for `loomiere_plan_seconds`). Also says what kind of request it
+/// was, for the metrics.
+async fn answer(
+    cfg: Arc<Config>,
+    req: http::HttpRequest,
+    movies: Arc<crate::media::MovieCache>,
+    role: Role,
+) -> (Response, RequestKind) {
+    let url_path = match &req.target {
+        http::path::Target::Url(p) => p.clone(),
+        _ => String::new(),
+    };
+    if ops::is_reserved(role, &cfg, &url_path) {
+        let done = tokio::task::spawn_blocking(move || ops::answer(role, &cfg, &req, &movies)).await;
+        let r = done.ok().flatten().unwrap_or_else(|| Response::error(500, Some("operator path failed".into())));
+        return (r, RequestKind::Other);
+    }
+    let kind = RequestKind::of_path(&url_path);
+    let planned = tokio::task::spawn_blocking(move || {
+        let began = Instant::now();
+        let r = http::respond_cached(&cfg, &req, &movies);
+        if matches!(r.body, Body::Plan { .. }) {
+            METRICS.plan_time.observe(began.elapsed());
+        }
+        r
+    })
+    .await;
+    match planned {
+        // The core answers a directory with its listing page (when on).
+        Ok(r) if r.headers.iter().any(|(n, v)| *n == "Content-Type" && v.starts_with("text/html")) => {
+            (r, RequestKind::Listing)
+        }
+        Ok(r) => (r, kind),
+        Err(e) => (Response::error(500, Some(format!("request handler failed: {e}"))), kind),
+    }
+}
+
+/// What sending an answer came to.
+#[derive(Default)]
+struct Outcome {
+    /// Body bytes sent.
+    bytes: u64,
+    /// Why the body stopped early, when its file could no longer give it.
+    cut_short: Option<std::io::Error>,
+    /// When the first byte of the answer was written.
+    first_byte: Option<Instant>,
+}
+
+/// Counts a body being sent (and paced) in the gauges while it lives.
+struct Streaming {
+    paced: bool,
+}
+
+impl Streaming {
+    fn new(paced: bool) -> Streaming {
+        METRICS.streams_active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if paced {
+            METRICS.streams_paced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Streaming { paced }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        METRICS.streams_active.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.paced {
+            METRICS.streams_paced.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
 /// Sends head and body; false when the connection must not be reused. A body the source
 /// file can no longer give as announced (truncated or overwritten while sent) stops there, its
-/// error in `cut_short`: the caller closes the connection, never pads it.
+/// error in `out.cut_short`: the caller closes the connection, never pads it.
 async fn write_response(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     resp: &Response,
     http10: bool,
     keep: bool,
     cfg: Option<&Arc<Config>>,
-    bytes: &mut u64,
-    cut_short: &mut Option<std::io::Error>,
+    out: &mut Outcome,
 ) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
     let head = resp.http_head(http10, keep, SystemTime::now());
+    let head_len = head.len() as u64;
     match &resp.body {
-        Body::Empty => send::write_all(stream, head.as_bytes()).await.is_ok(),
+        Body::Empty => {
+            let ok = send::write_all(stream, head.as_bytes()).await.is_ok();
+            if ok {
+                out.first_byte = Some(Instant::now());
+                METRICS.sent_bytes.fetch_add(head_len, Relaxed);
+            }
+            ok
+        }
         Body::Text(t) => {
             let mut all = head.into_bytes();
             all.extend_from_slice(t.as_bytes());
             let ok = send::write_all(stream, &all).await.is_ok();
             if ok {
-                *bytes = t.len() as u64;
+                out.first_byte = Some(Instant::now());
+                out.bytes = t.len() as u64;
+                METRICS.sent_bytes.fetch_add(all.len() as u64, Relaxed);
             }
             ok
         }
@@ -202,12 +313,17 @@ async fn write_response(
             if send::write_all(stream, head.as_bytes()).await.is_err() {
                 return false;
             }
+            out.first_byte = Some(Instant::now());
             let pacer = cfg.and_then(|c| crate::throttle::pacer_for(c, plan, range));
-            match send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await {
+            let streaming = Streaming::new(pacer.is_some());
+            let sent = stream.send_plan(plan, range.clone(), pacer.as_ref(), &mut out.bytes).await;
+            drop(streaming);
+            METRICS.sent_bytes.fetch_add(head_len.saturating_add(out.bytes), Relaxed);
+            match sent {
                 Ok(()) => true,
                 Err(e) => {
                     if crate::sink::is_source_fault(&e) {
-                        *cut_short = Some(e);
+                        out.cut_short = Some(e);
                     }
                     false
                 }
@@ -217,29 +333,20 @@ async fn write_response(
 }
 
 /// Answers a request that cannot be served with an error status and closes.
-async fn refuse(stream: &mut TcpStream, shared: &Shared, peer: SocketAddr, status: u16, why: &str) {
+async fn refuse(stream: &mut Stream, shared: &Shared, peer: SocketAddr, status: u16, why: &str) {
     let resp = Response::error(status, Some(why.to_string()));
-    let mut bytes = 0;
-    let _ = write_response(stream, &resp, false, false, None, &mut bytes, &mut None).await;
+    let mut out = Outcome::default();
+    let _ = write_response(stream, &resp, false, false, None, &mut out).await;
     linger(stream).await;
-    shared.log.write(
-        &shared.config.get().log,
-        &Entry {
-            peer,
-            when: SystemTime::now(),
-            request_line: "-",
-            status,
-            bytes,
-            took: Duration::ZERO,
-            cut_short: false,
-        },
-    );
+    METRICS.request(RequestKind::Other, status);
+    let cfg = shared.config.get();
+    shared.log.write(&cfg.log, cfg.access_log_format, &Entry::bare(peer, SystemTime::now(), "-", status, out.bytes));
 }
 
 /// Closes gracefully after an error answer: send FIN, then discard what the client is still
 /// sending (bounded in bytes and time), so the kernel does not answer unread data with a
 /// reset that could destroy the error response before the client reads it.
-async fn linger(stream: &mut TcpStream) {
+async fn linger(stream: &mut Stream) {
     use tokio::io::AsyncWriteExt;
     if stream.shutdown().await.is_err() {
         return;

@@ -27,9 +27,10 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; THREAD_SCRATCH]);
 }
 
-/// Writes all of `bytes`.
-pub async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
-    stream.write_all(bytes).await
+/// Writes all of `bytes` (and flushes: a TLS session holds them until then).
+pub async fn write_all(stream: &mut (impl tokio::io::AsyncWrite + Unpin), bytes: &[u8]) -> io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
 }
 
 /// Sends output bytes `range` of `plan`, paced by `pacer` when given; returns the bytes sent
