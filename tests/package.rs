@@ -491,3 +491,76 @@ fn inspect_shows_the_segment_layout() {
     assert!(!flv.status.success());
     assert!(String::from_utf8_lossy(&flv.stderr).contains("--segments is for MP4 files"));
 }
+
+/// Makes `name` in `root` from short.mp4 with ffmpeg `args` (output options).
+fn make_from_short(root: &Path, name: &str, args: &[&str]) {
+    common::require_tool("ffmpeg");
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(common::media("short.mp4"))
+            .args(args)
+            .arg(root.join(name)),
+    );
+    assert!(out.status.success(), "ffmpeg {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn fragmented_sources_are_packaged_too() {
+    let dir = common::scratch("package-fmp4");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let copy = ["-map", "0", "-c", "copy"];
+    make_from_short(&root, "keyframe.mp4", &[&copy[..], &["-movflags", "frag_keyframe+empty_moov"]].concat());
+    make_from_short(&root, "cmaf.mp4", &[&copy[..], &["-f", "mp4", "-movflags", "cmaf"]].concat());
+    make_from_short(
+        &root,
+        "audio.mp4",
+        &["-map", "0:a", "-c", "copy", "-frag_duration", "2000000", "-movflags", "empty_moov"],
+    );
+    let serve = Serve::start_logging(&dir.join("serve.log"), &[root.as_os_str()]);
+    let want = common::duration(&common::media("short.mp4"));
+    for name in ["keyframe.mp4", "cmaf.mp4", "audio.mp4"] {
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let url = serve.url(&format!("/{name}/{manifest}"));
+            assert_eq!(ffmpeg_errors(&url), "", "{name} {manifest}");
+            let got = probe_duration(&url);
+            assert!((got - want).abs() < 0.1, "{name} {manifest}: duration {got}, source {want}");
+        }
+        // Every track's segments continue each other and are plans over the source.
+        let master = serve.text(&format!("/{name}/master.m3u8"));
+        let mut playlists = media_playlists(&master);
+        playlists.sort();
+        playlists.dedup();
+        assert_eq!(playlists.len(), if name == "audio.mp4" { 1 } else { 2 }, "{master}");
+        for uri in playlists {
+            let track = uri.split('/').next().unwrap();
+            let playlist = serve.text(&format!("/{name}/{uri}"));
+            let mut expect: Option<u64> = None;
+            for (seg, _) in segments(&playlist) {
+                let (tfdt, dur) = fragment_times(&serve.get(&format!("/{name}/{track}/{seg}")));
+                if let Some(e) = expect {
+                    assert_eq!(tfdt, e, "{name} {track}/{seg}: tfdt does not continue the previous segment");
+                }
+                expect = Some(tfdt + dur);
+            }
+        }
+    }
+    // A clip of a fragmented source.
+    let url = serve.url("/cmaf.mp4/manifest.mpd?start=10&end=40");
+    assert_eq!(ffmpeg_errors(&url), "");
+    let got = probe_duration(&url);
+    assert!((got - 30.0).abs() < 0.1, "clip of cmaf.mp4: {got}");
+    // The CGI (a process per request, fragment index through index_cache) answers the same.
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let conf = dir.join("stream.conf");
+    std::fs::write(
+        &conf,
+        format!("document_root = {:?}\nindex_cache = {:?}\n", root.display().to_string(), cache.display().to_string()),
+    )
+    .unwrap();
+    for tail in ["/master.m3u8", "/v1/index.m3u8", "/a2/init.mp4", "/v1/3.m4s"] {
+        assert_eq!(cgi(&conf, "/keyframe.mp4", tail), serve.get(&format!("/keyframe.mp4{tail}")), "{tail}");
+    }
+}

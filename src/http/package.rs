@@ -140,6 +140,8 @@ fn respond_to(
     } else {
         Movie::open(opened.source).and_then(|movie| {
             movie.check_moov_size(cfg.max_moov_bytes)?;
+            // A fragmented file is seen through sample tables made from its fragments.
+            let movie = package::fragmented::progressive(movie, cfg.index_cache.as_deref(), cfg.max_moov_bytes)?;
             let pkg = match &cfg.index_cache {
                 // Only the whole movie's index is kept: one file per distinct clip would let
                 // anyone fill the directory with made-up `start` values.

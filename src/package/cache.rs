@@ -81,7 +81,8 @@ impl PackageCache {
                 m.check_moov_size(max_moov)?;
                 m
             }
-            None => Arc::new(Movie::open_read(src, max_moov)?),
+            // A fragmented file is seen through sample tables made from its fragments.
+            None => Arc::new(super::fragmented::progressive(Movie::open_read(src, max_moov)?, None, max_moov)?),
         };
         let package = Arc::new(Package::build(&movie, clip, options)?);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod dash;
 pub mod fragment;
+pub mod fragmented;
 pub mod hls;
 pub mod init;
 pub mod layout;
