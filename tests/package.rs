@@ -564,3 +564,128 @@ fn fragmented_sources_are_packaged_too() {
         assert_eq!(cgi(&conf, "/keyframe.mp4", tail), serve.get(&format!("/keyframe.mp4{tail}")), "{tail}");
     }
 }
+
+/// Two renditions of the first 20 s of short.mp4 with the same keyframe times (a keyframe
+/// every 2 s, no scene-cut keyframes), one more with keyframes every 1.48 s, and sidecars.
+fn make_ladder(root: &Path) {
+    let x264 = |size: &str, rate: &str, gop: &str| -> Vec<String> {
+        ["-t", "20", "-map", "0", "-c:v", "libx264", "-preset", "ultrafast", "-g", gop, "-keyint_min", gop]
+            .iter()
+            .chain(&["-sc_threshold", "0", "-s", size, "-b:v", rate, "-c:a", "copy"])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    std::fs::create_dir_all(root.join("title/low")).unwrap();
+    for (name, args) in [
+        ("title/hi.mp4", x264("320x240", "400k", "50")),
+        ("title/low/lo.mp4", x264("160x120", "100k", "50")),
+        ("title/odd.mp4", x264("160x120", "100k", "37")),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        make_from_short(root, name, &args);
+    }
+    std::fs::write(root.join("title/title.ladder"), "# renditions of one title, best first\nhi.mp4\nlow/lo.mp4\n")
+        .unwrap();
+    std::fs::write(root.join("title/bad.ladder"), "hi.mp4\nodd.mp4\n").unwrap();
+    std::fs::write(root.join("title/evil.ladder"), "hi.mp4\n../../etc/passwd.mp4\n").unwrap();
+    std::fs::write(root.join("title/missing.ladder"), "hi.mp4\nnone.mp4\n").unwrap();
+}
+
+#[test]
+fn a_ladder_presents_several_files_as_one_title() {
+    let dir = common::scratch("package-ladder-media");
+    let root = dir.join("root");
+    make_ladder(&root);
+    let log = dir.join("serve.log");
+    let serve = Serve::start_logging(&log, &[root.as_os_str()]);
+    // Every variant decodes: -map 0 takes both videos and the audio.
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let url = serve.url(&format!("/title/title.ladder/{manifest}"));
+        assert_eq!(ffmpeg_errors(&url), "", "{manifest}");
+        let out = common::run(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-show_entries", "stream=codec_type,width", "-of", "csv=p=0"])
+                .arg(&url),
+        );
+        let mut streams: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+        streams.sort();
+        streams.dedup();
+        assert_eq!(streams, vec!["audio", "video,160", "video,320"], "{manifest}");
+        let got = probe_duration(&url);
+        assert!((got - 20.0).abs() < 0.1, "{manifest}: duration {got}");
+    }
+    // The playlist parses: a variant per rendition, under r1/ and r2/, one audio group.
+    use m3u8_rs::Playlist;
+    let master = serve.get("/title/title.ladder/master.m3u8");
+    let Ok(Playlist::MasterPlaylist(m)) = m3u8_rs::parse_playlist_res(&master) else { panic!("master") };
+    let uris: Vec<&str> = m.variants.iter().filter(|v| !v.is_i_frame).map(|v| v.uri.as_str()).collect();
+    assert_eq!(uris, vec!["r1/v1/index.m3u8", "r2/v1/index.m3u8"]);
+    assert!(m.variants[0].bandwidth > m.variants[1].bandwidth);
+    assert_eq!(m.variants[1].resolution.map(|r| (r.width, r.height)), Some((160, 120)));
+    assert_eq!(m.alternatives.len(), 1);
+    assert_eq!(m.alternatives[0].uri.as_deref(), Some("r1/a2/index.m3u8"));
+    // The MPD parses and conforms: two video representations, one audio.
+    let mpd = dash_mpd_core::parse(&serve.text("/title/title.ladder/manifest.mpd")).unwrap();
+    let sets = &mpd.periods[0].adaptations;
+    let ids: Vec<&str> = sets.iter().flat_map(|s| &s.representations).filter_map(|r| r.id.as_deref()).collect();
+    assert_eq!(ids, vec!["r1v1", "r2v1", "r1a2"]);
+    assert!(dash_mpd_core::check_conformity(&mpd).is_empty(), "{:?}", dash_mpd_core::check_conformity(&mpd));
+    // Rendition URLs: segments of the second file, the same bytes as its own packaging.
+    assert_eq!(serve.get("/title/title.ladder/r2/v1/2.m4s"), serve.get("/title/low/lo.mp4/v1/2.m4s"));
+    for (path, want) in [
+        ("/title/title.ladder/r3/v1/1.m4s", 404),
+        ("/title/title.ladder/r1/v1/99.m4s", 404),
+        ("/title/title.ladder", 403),
+        ("/title/title.ladder/r1/master.m3u8", 403),
+        ("/title/missing.ladder/master.m3u8", 404),
+        ("/title/evil.ladder/master.m3u8", 500),
+        ("/title/nothing.ladder/master.m3u8", 404),
+    ] {
+        let (status, _, _) = serve.request("GET", path, "");
+        assert_eq!(status, want, "{path}");
+    }
+    // Renditions whose keyframes do not line up are refused, naming the files and the time.
+    let (status, _, body) = serve.request("GET", "/title/bad.ladder/master.m3u8", "");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("hi.mp4 at 6.000 s but odd.mp4 at 7.400 s"), "{body}");
+    let (status, _, _) = serve.request("GET", "/title/bad.ladder/manifest.mpd", "");
+    assert_eq!(status, 409);
+}
+
+#[test]
+fn a_signed_ladder_signs_its_sidecar_path() {
+    let dir = common::scratch("package-ladder-signed");
+    let root = dir.join("root");
+    make_ladder(&root);
+    let conf = dir.join("stream.conf");
+    let secret = "a secret of at least sixteen characters";
+    std::fs::write(&conf, format!("document_root = {:?}\nsecret = {secret:?}\n", root.display().to_string())).unwrap();
+    let serve = Serve::start_logging(&dir.join("serve.log"), &["--config".as_ref(), conf.as_os_str()]);
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let q = loomiere::http::signed::query(secret, "/title/title.ladder", expires);
+    for path in ["/title/title.ladder/master.m3u8", "/title/title.ladder/r2/v1/1.m4s"] {
+        let (status, _, _) = serve.request("GET", path, "");
+        assert_eq!(status, 403, "unsigned {path}");
+    }
+    let master = serve.text(&format!("/title/title.ladder/master.m3u8?{q}"));
+    for uri in media_playlists(&master) {
+        assert!(uri.contains("sig="), "{uri}");
+        let dir = uri.rsplit_once('/').unwrap().0;
+        let playlist = serve.text(&format!("/title/title.ladder/{uri}"));
+        let (seg, _) = &segments(&playlist)[1];
+        assert!(!serve.get(&format!("/title/title.ladder/{dir}/{seg}")).is_empty());
+    }
+    // The CGI answers the same.
+    let cgi_conf = dir.join("cgi.conf");
+    std::fs::write(&cgi_conf, format!("document_root = {:?}\n", root.display().to_string())).unwrap();
+    for tail in ["/master.m3u8", "/manifest.mpd", "/r2/v1/index.m3u8", "/r2/v1/3.m4s", "/r1/a2/init.mp4"] {
+        let plain = Serve::start_logging(&dir.join("plain.log"), &[root.as_os_str()]);
+        assert_eq!(
+            cgi(&cgi_conf, "/title/title.ladder", tail),
+            plain.get(&format!("/title/title.ladder{tail}")),
+            "{tail}"
+        );
+    }
+}

@@ -4,6 +4,7 @@
 //! (`$Number$` URLs naming the same `.m4s` segments as the HLS playlists); subtitles as a
 //! text `AdaptationSet` naming one WebVTT document.
 
+use super::hls::Part;
 use super::segments::Media;
 use super::Package;
 use std::fmt::Write;
@@ -37,8 +38,17 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
-/// The MPD.
+/// The MPD of one movie.
 pub fn mpd(package: &Package, query: &str) -> String {
+    mpd_of(&[Part { prefix: String::new(), package }], query)
+}
+
+/// The MPD of several renditions (a ladder): every part's video tracks in the video
+/// `AdaptationSet` (representation ids and URLs prefixed by the part's, `r2v1`, `r2/v1/`),
+/// audio and subtitles from the first part, its duration the first part's.
+pub fn mpd_of(parts: &[Part<'_>], query: &str) -> String {
+    let Some(first) = parts.first() else { return String::new() };
+    let (package, p0) = (first.package, xml(&first.prefix).replace('$', "$$"));
     let index = &package.index;
     // `$` starts a template identifier: doubled it is a literal dollar.
     let q = xml(query).replace('$', "$$");
@@ -51,7 +61,17 @@ pub fn mpd(package: &Package, query: &str) -> String {
     s.push_str("  <Period id=\"1\" start=\"PT0S\">\n");
     let mut set_id = 0;
     for (media, kind, mime) in [(Media::Video, "video", "video/mp4"), (Media::Audio, "audio", "audio/mp4")] {
-        let members: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == media).collect();
+        // (prefix, package, track): video from every part, audio from the first.
+        let members: Vec<(String, &Package, usize)> = parts
+            .iter()
+            .take(if media == Media::Video { parts.len() } else { 1 })
+            .flat_map(|p| {
+                let idx = &p.package.index;
+                (0..idx.tracks.len())
+                    .filter(move |&k| idx.tracks[k].media == media)
+                    .map(|k| (xml(&p.prefix).replace('$', "$$"), p.package, k))
+            })
+            .collect();
         if members.is_empty() {
             continue;
         }
@@ -60,12 +80,14 @@ pub fn mpd(package: &Package, query: &str) -> String {
             s,
             "    <AdaptationSet id=\"{set_id}\" contentType=\"{kind}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\">"
         );
-        for k in members {
+        for (prefix, package, k) in members {
+            let index = &package.index;
             let t = &index.tracks[k];
             let f = &package.facts[k];
             let _ = write!(
                 s,
-                "      <Representation id=\"{}{}\" codecs=\"{}\" bandwidth=\"{}\"",
+                "      <Representation id=\"{}{}{}\" codecs=\"{}\" bandwidth=\"{}\"",
+                prefix.trim_end_matches('/'),
                 media.letter(),
                 t.id,
                 xml(&f.codecs),
@@ -98,7 +120,7 @@ pub fn mpd(package: &Package, query: &str) -> String {
                     "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>"
                 );
             }
-            let dir = format!("{}{}", media.letter(), t.id);
+            let dir = format!("{prefix}{}{}", media.letter(), t.id);
             let _ = writeln!(
                 s,
                 "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"{dir}/init.mp4{q}\" media=\"{dir}/$Number$.m4s{q}\" startNumber=\"1\">",
@@ -146,8 +168,10 @@ pub fn mpd(package: &Package, query: &str) -> String {
         let lang = package.facts[k].language.as_deref().map(|l| format!(" lang=\"{l}\"")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\"{lang}>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"s{}\" bandwidth=\"256\">\n        <BaseURL>s{}/all.vtt{q}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
-            t.id, t.id
+            "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\"{lang}>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"{}s{}\" bandwidth=\"256\">\n        <BaseURL>{p0}s{}/all.vtt{q}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+            p0.trim_end_matches('/'),
+            t.id,
+            t.id
         );
     }
     s.push_str("  </Period>\n</MPD>\n");

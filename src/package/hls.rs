@@ -35,11 +35,26 @@ fn audio_codecs(package: &Package) -> Vec<&str> {
     out
 }
 
-/// The multivariant playlist.
+/// One rendition of a presentation: the URL prefix of its tracks (empty for a movie, `r2/`
+/// in a ladder) and its package.
+pub struct Part<'a> {
+    pub prefix: String,
+    pub package: &'a Package,
+}
+
+/// The multivariant playlist of one movie.
 pub fn master(package: &Package, query: &str) -> String {
+    master_of(&[Part { prefix: String::new(), package }], query)
+}
+
+/// The multivariant playlist of several renditions (a ladder): a variant per video track of
+/// every part; audio and subtitle groups from the first part.
+pub fn master_of(parts: &[Part<'_>], query: &str) -> String {
     let q = clean(query);
-    let index = &package.index;
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let Some(first) = parts.first() else { return s };
+    let (package, p0) = (first.package, clean(&first.prefix));
+    let index = &package.index;
     let audio: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Audio).collect();
     let (mut audio_peak, mut audio_avg) = (0u64, 0u64);
     for (i, &k) in audio.iter().enumerate() {
@@ -59,7 +74,7 @@ pub fn master(package: &Package, query: &str) -> String {
         if let Some(ch) = f.description.channels {
             let _ = write!(s, ",CHANNELS=\"{ch}\"");
         }
-        let _ = writeln!(s, ",URI=\"a{}/index.m3u8{q}\"", t.id);
+        let _ = writeln!(s, ",URI=\"{p0}a{}/index.m3u8{q}\"", t.id);
     }
     let subtitles: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Subtitle).collect();
     for &k in &subtitles {
@@ -68,13 +83,22 @@ pub fn master(package: &Package, query: &str) -> String {
         if let Some(lang) = &package.facts[k].language {
             let _ = write!(s, ",LANGUAGE=\"{lang}\"");
         }
-        let _ = writeln!(s, ",DEFAULT=NO,AUTOSELECT=YES,URI=\"s{}/index.m3u8{q}\"", t.id);
+        let _ = writeln!(s, ",DEFAULT=NO,AUTOSELECT=YES,URI=\"{p0}s{}/index.m3u8{q}\"", t.id);
     }
     let audio_list = audio_codecs(package);
-    let video: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Video).collect();
-    for &k in &video {
-        let t = &index.tracks[k];
-        let f = &package.facts[k];
+    // (prefix, package, track) of every video track of every part.
+    let video: Vec<(String, &Package, usize)> = parts
+        .iter()
+        .flat_map(|p| {
+            let idx = &p.package.index;
+            (0..idx.tracks.len())
+                .filter(|&k| idx.tracks[k].media == Media::Video)
+                .map(|k| (clean(&p.prefix), p.package, k))
+        })
+        .collect();
+    for (prefix, pkg, k) in &video {
+        let t = &pkg.index.tracks[*k];
+        let f = &pkg.facts[*k];
         let mut codecs = vec![f.codecs.as_str()];
         codecs.extend(&audio_list);
         let _ = write!(
@@ -96,11 +120,11 @@ pub fn master(package: &Package, query: &str) -> String {
         if !subtitles.is_empty() {
             s.push_str(",SUBTITLES=\"subs\"");
         }
-        let _ = writeln!(s, "\nv{}/index.m3u8{q}", t.id);
+        let _ = writeln!(s, "\n{prefix}v{}/index.m3u8{q}", t.id);
     }
-    for &k in &video {
-        let t = &index.tracks[k];
-        let f = &package.facts[k];
+    for (prefix, pkg, k) in &video {
+        let t = &pkg.index.tracks[*k];
+        let f = &pkg.facts[*k];
         let _ = write!(
             s,
             "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
@@ -111,17 +135,24 @@ pub fn master(package: &Package, query: &str) -> String {
         if let (Some(w), Some(h)) = (f.description.width, f.description.height) {
             let _ = write!(s, ",RESOLUTION={w}x{h}");
         }
-        let _ = writeln!(s, ",URI=\"v{}/iframes.m3u8{q}\"", t.id);
+        let _ = writeln!(s, ",URI=\"{prefix}v{}/iframes.m3u8{q}\"", t.id);
     }
     if video.is_empty() {
-        // Audio only: the first audio track is the variant.
-        if let Some(&k) = audio.first() {
-            let f = &package.facts[k];
-            let _ = writeln!(
-                s,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\na{}/index.m3u8{q}",
-                f.peak_bps, f.average_bps, f.codecs, index.tracks[k].id
-            );
+        // Audio only: the first audio track of each part is a variant.
+        for p in parts {
+            let idx = &p.package.index;
+            if let Some(k) = (0..idx.tracks.len()).find(|&k| idx.tracks[k].media == Media::Audio) {
+                let f = &p.package.facts[k];
+                let _ = writeln!(
+                    s,
+                    "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}a{}/index.m3u8{q}",
+                    f.peak_bps,
+                    f.average_bps,
+                    f.codecs,
+                    clean(&p.prefix),
+                    idx.tracks[k].id
+                );
+            }
         }
     }
     s

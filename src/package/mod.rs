@@ -14,6 +14,7 @@ pub mod fragment;
 pub mod fragmented;
 pub mod hls;
 pub mod init;
+pub mod ladder;
 pub mod layout;
 pub mod route;
 pub mod segments;
