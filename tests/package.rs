@@ -689,3 +689,67 @@ fn a_signed_ladder_signs_its_sidecar_path() {
         );
     }
 }
+
+#[test]
+fn hevc_dolby_and_opus_tracks_are_packaged_with_their_codec_strings() {
+    let dir = common::scratch("package-codecs-media");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let x265 = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=50:scenecut=0"];
+    // HEVC (hvc1) with AC-3 5.1, E-AC-3 stereo, Opus and FLAC (not packaged) audio.
+    let mut args = vec!["-t", "12", "-map", "0:v", "-map", "0:a", "-map", "0:a", "-map", "0:a", "-map", "0:a"];
+    args.extend(x265);
+    args.extend(["-tag:v", "hvc1", "-c:a:0", "ac3", "-ac:a:0", "6", "-c:a:1", "eac3", "-c:a:2", "libopus"]);
+    args.extend(["-c:a:3", "flac", "-strict", "-2"]);
+    make_from_short(&root, "codecs.mp4", &args);
+    // HEVC tagged hev1 (parameter sets in band) with AAC.
+    let mut args = vec!["-t", "12", "-map", "0:v", "-map", "0:a"];
+    args.extend(x265);
+    args.extend(["-tag:v", "hev1", "-c:a", "copy"]);
+    make_from_short(&root, "hev1.mp4", &args);
+    let log = dir.join("serve.log");
+    let serve = Serve::start_logging(&log, &[root.as_os_str()]);
+    for name in ["codecs.mp4", "hev1.mp4"] {
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let url = serve.url(&format!("/{name}/{manifest}"));
+            assert_eq!(ffmpeg_errors(&url), "", "{name} {manifest}");
+        }
+    }
+    // Every packaged stream decodes, with its channels.
+    let out = common::run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,channels", "-of", "csv=p=0"])
+            .arg(serve.url("/codecs.mp4/manifest.mpd")),
+    );
+    let mut streams: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_end_matches(',').into()).collect();
+    streams.retain(|s| !s.is_empty());
+    streams.sort();
+    streams.dedup();
+    assert_eq!(streams, vec!["ac3,6", "eac3,2", "hevc", "opus,2"]);
+    // One audio group per codec, a variant per group, codec strings from the sample entries.
+    let master = serve.text("/codecs.mp4/master.m3u8");
+    let hevc = master.split("CODECS=\"").nth(1).unwrap().split(',').next().unwrap().to_string();
+    assert!(hevc.starts_with("hvc1.1.6.L"), "{master}");
+    for (group, codec, channels) in
+        [("audio-ac-3", "ac-3", "6"), ("audio-ec-3", "ec-3", "2"), ("audio-opus", "opus", "2")]
+    {
+        assert!(master.contains(&format!("GROUP-ID=\"{group}\"")), "{master}");
+        assert!(master.contains(&format!("CHANNELS=\"{channels}\",URI")), "{master}");
+        assert!(master.contains(&format!("CODECS=\"{hevc},{codec}\"")), "{master}");
+        assert!(master.contains(&format!("AUDIO=\"{group}\"")), "{master}");
+    }
+    assert!(!master.contains("a5/"), "{master}");
+    let mpd = serve.text("/codecs.mp4/manifest.mpd");
+    for codecs in ["ac-3", "ec-3", "opus"] {
+        assert!(mpd.contains(&format!("codecs=\"{codecs}\"")), "{mpd}");
+    }
+    assert!(mpd.contains("tag:dolby.com,2014:dash:audio_channel_configuration:2011\" value=\"F801\""), "{mpd}");
+    let parsed = dash_mpd_core::parse(&mpd).unwrap();
+    assert_eq!(parsed.periods[0].adaptations.len(), 4, "a video set and an audio set per codec");
+    let master = serve.text("/hev1.mp4/master.m3u8");
+    assert!(master.contains("CODECS=\"hev1.1.6.L"), "{master}");
+    drop(serve);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("left out of HLS/DASH: track 5: audio codec fLaC is not packaged"), "{logged}");
+}

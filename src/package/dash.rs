@@ -1,6 +1,7 @@
-//! The DASH MPD (static, CMAF segments) written from a [`Package`]: one `AdaptationSet` per
-//! media type, a `Representation` per track with `codecs`, `bandwidth`, `width`/`height`,
-//! `frameRate`, `audioSamplingRate`, and a `SegmentTemplate` with a `SegmentTimeline`
+//! The DASH MPD (static, CMAF segments) written from a [`Package`] (or several, for a
+//! ladder): a video `AdaptationSet` and an audio one per codec, a `Representation` per
+//! track with `codecs`, `bandwidth`, `width`/`height`, `frameRate`, `audioSamplingRate`,
+//! the channel configuration, and a `SegmentTemplate` with a `SegmentTimeline`
 //! (`$Number$` URLs naming the same `.m4s` segments as the HLS playlists); subtitles as a
 //! text `AdaptationSet` naming one WebVTT document.
 
@@ -60,18 +61,33 @@ pub fn mpd_of(parts: &[Part<'_>], query: &str) -> String {
     );
     s.push_str("  <Period id=\"1\" start=\"PT0S\">\n");
     let mut set_id = 0;
-    for (media, kind, mime) in [(Media::Video, "video", "video/mp4"), (Media::Audio, "audio", "audio/mp4")] {
-        // (prefix, package, track): video from every part, audio from the first.
-        let members: Vec<(String, &Package, usize)> = parts
+    // (prefix, package, track): video from every part, audio from the first.
+    let of = |media: Media, take: usize| -> Vec<(String, &Package, usize)> {
+        parts
             .iter()
-            .take(if media == Media::Video { parts.len() } else { 1 })
+            .take(take)
             .flat_map(|p| {
                 let idx = &p.package.index;
                 (0..idx.tracks.len())
                     .filter(move |&k| idx.tracks[k].media == media)
                     .map(|k| (xml(&p.prefix).replace('$', "$$"), p.package, k))
             })
-            .collect();
+            .collect()
+    };
+    // One video set; one audio set per codec (a player picks the one it can decode).
+    let mut sets = vec![(Media::Video, "video", "video/mp4", of(Media::Video, parts.len()))];
+    let audio = of(Media::Audio, 1);
+    let mut codecs: Vec<&str> = Vec::new();
+    for (_, p, k) in &audio {
+        if !codecs.contains(&p.facts[*k].codecs.as_str()) {
+            codecs.push(&p.facts[*k].codecs);
+        }
+    }
+    for c in codecs {
+        let members = audio.iter().filter(|(_, p, k)| p.facts[*k].codecs == c).cloned().collect();
+        sets.push((Media::Audio, "audio", "audio/mp4", members));
+    }
+    for (media, kind, mime, members) in sets {
         if members.is_empty() {
             continue;
         }
@@ -114,7 +130,12 @@ pub fn mpd_of(parts: &[Part<'_>], query: &str) -> String {
                 let _ = write!(s, " audioSamplingRate=\"{r}\"");
             }
             s.push_str(">\n");
-            if let Some(ch) = f.description.channels.filter(|_| media == Media::Audio) {
+            if let (Some(mask), "ac-3" | "ec-3") = (f.description.channel_mask, f.codecs.as_str()) {
+                let _ = writeln!(
+                    s,
+                    "        <AudioChannelConfiguration schemeIdUri=\"tag:dolby.com,2014:dash:audio_channel_configuration:2011\" value=\"{mask:04X}\"/>"
+                );
+            } else if let Some(ch) = f.description.channels.filter(|_| media == Media::Audio) {
                 let _ = writeln!(
                     s,
                     "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>"

@@ -114,7 +114,6 @@ impl Package {
                 .and_then(|h| describe(&movie.moov, &h, &t.handler))
                 .unwrap_or_default();
             let codecs = match &t.codec {
-                b"Opus" => "opus".to_string(),
                 b"tx3g" => "wvtt".to_string(),
                 _ => description.codec_string.clone(),
             };
