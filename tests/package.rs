@@ -546,6 +546,28 @@ fn fragmented_sources_are_packaged_too() {
             }
         }
     }
+    // The 2-hour file as fMP4 is cut where its progressive copy is.
+    let long = common::media("long.mp4");
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&long)
+            .args(["-map", "0", "-c", "copy", "-movflags", "frag_keyframe+empty_moov"])
+            .arg(root.join("long-frag.mp4")),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::hard_link(&long, root.join("long.mp4"))
+        .or_else(|_| std::fs::copy(&long, root.join("long.mp4")).map(|_| ()))
+        .unwrap();
+    for track in ["v1", "a2"] {
+        let frag = segments(&serve.text(&format!("/long-frag.mp4/{track}/index.m3u8")));
+        let progressive = segments(&serve.text(&format!("/long.mp4/{track}/index.m3u8")));
+        assert_eq!(frag.len(), progressive.len(), "{track}: segment count");
+        // The audio's first segment may differ by the priming ffmpeg's remux keeps.
+        let (f0, p0) = (frag[0].1, progressive[0].1);
+        assert!((f0 - p0).abs() < 0.05, "{track}: first segment {f0} s against {p0} s");
+        assert!(frag[1..] == progressive[1..], "{track}: the segments after the first differ");
+    }
     // A clip of a fragmented source.
     let url = serve.url("/cmaf.mp4/manifest.mpd?start=10&end=40");
     assert_eq!(ffmpeg_errors(&url), "");

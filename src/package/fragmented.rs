@@ -9,6 +9,9 @@ use crate::{Error, Result};
 use std::path::Path;
 use std::sync::Arc;
 
+/// The fewest bytes of made tables per sample (`stsz` and a worst-case `stts` run).
+const BYTES_PER_SAMPLE: u64 = 12;
+
 /// `movie` itself when it is not fragmented; else the same file described by a progressive
 /// moov built from its fragments. The fragment index is the movie's own (`serve`), else read
 /// from or stored in `index_cache` (the CGI), else built here. The made moov counts against
@@ -24,6 +27,15 @@ pub fn progressive(movie: Movie, index_cache: Option<&Path>, max_moov: u64) -> R
     };
     if index.fragments.is_empty() {
         return Err(Error::bad_request("this fragmented MP4 has no fragments: there is nothing to package"));
+    }
+    // Refused before anything is built: the tables take at least this much (a size and a
+    // time entry per sample), in memory about twice that.
+    let least = index.samples.saturating_mul(BYTES_PER_SAMPLE);
+    if least > max_moov {
+        return Err(Error::OverLimit(format!(
+            "this fragmented MP4 has {} samples: their tables would take over max_moov_bytes {max_moov}",
+            index.samples
+        )));
     }
     let moov = crate::fmp4::defrag::in_place_moov(&movie, &index)?;
     if moov.len() as u64 > max_moov {
