@@ -585,6 +585,14 @@ fn fragmented_sources_are_packaged_too() {
     for tail in ["/master.m3u8", "/v1/index.m3u8", "/a2/init.mp4", "/v1/3.m4s"] {
         assert_eq!(cgi(&conf, "/keyframe.mp4", tail), serve.get(&format!("/keyframe.mp4{tail}")), "{tail}");
     }
+    // A large file's fragment index is kept in index_cache by the first request and read by
+    // the next ones, which answer the same.
+    for tail in ["/v1/600.m4s", "/v1/600.m4s", "/a2/1200.m4s"] {
+        assert_eq!(cgi(&conf, "/long-frag.mp4", tail), serve.get(&format!("/long-frag.mp4{tail}")), "{tail}");
+    }
+    let kept: Vec<String> =
+        std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(kept.iter().any(|n| n.ends_with(".fragments")), "{kept:?}");
 }
 
 /// Two renditions of the first 20 s of short.mp4 with the same keyframe times (a keyframe
