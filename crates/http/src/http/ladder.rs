@@ -154,8 +154,7 @@ fn respond_to(
                 .map(|r| format!("{}: {}", r.name, r.package.index.skipped.join("; ")))
                 .collect();
             let log = (!skipped.is_empty()).then(|| format!("{shown}: left out of HLS/DASH: {}", skipped.join("; ")));
-            match Plan::new(all[0].movie.src.clone(), vec![Piece::Synth(Arc::new(Bytes(body.into_bytes())))], info)
-            {
+            match Plan::new(all[0].movie.src.clone(), vec![Piece::Synth(Arc::new(Bytes(body.into_bytes())))], info) {
                 Ok(p) => (p, log),
                 Err(e) => return Response::error(e.http_status(), Some(format!("{shown}: {e}"))),
             }

@@ -15,8 +15,8 @@
 
 pub mod conditional;
 pub mod exchange;
-pub mod listing;
 mod ladder;
+pub mod listing;
 pub mod package;
 pub mod path;
 pub mod percent;
