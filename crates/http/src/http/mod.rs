@@ -256,6 +256,10 @@ fn respond_inner(
     if let Some(r) = package::respond(cfg, req, now, cache.is_some()) {
         return r;
     }
+    // A bitrate ladder's presentation (`/title.ladder/master.m3u8`, `…/r2/v1/3.m4s`).
+    if let Some(r) = ladder::respond(cfg, req, now, cache.is_some()) {
+        return r;
+    }
     // A directory, when listings are on: its own signature check comes before anything is
     // read from it (see `listing`).
     if cfg.listing {

@@ -82,10 +82,6 @@ pub(super) fn suffix(q: &query::Query) -> String {
 /// Answers a packaging request, or `None` when `req` is not one (the core goes on).
 /// `serve` is true in the long-running server: the moov is read, never mapped.
 pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
-    // A bitrate ladder (`/path/title.ladder/master.m3u8`): its own hook.
-    if let Some(resp) = super::ladder::respond(cfg, req, now, serve) {
-        return Some(resp);
-    }
     let (target, preq) = split(&req.target)?;
     let mut resp = respond_to(cfg, req, &target, &preq, now, serve);
     if cfg.cors {
