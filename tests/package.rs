@@ -491,3 +491,295 @@ fn inspect_shows_the_segment_layout() {
     assert!(!flv.status.success());
     assert!(String::from_utf8_lossy(&flv.stderr).contains("--segments is for MP4 files"));
 }
+
+/// Makes `name` in `root` from short.mp4 with ffmpeg `args` (output options).
+fn make_from_short(root: &Path, name: &str, args: &[&str]) {
+    common::require_tool("ffmpeg");
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(common::media("short.mp4"))
+            .args(args)
+            .arg(root.join(name)),
+    );
+    assert!(out.status.success(), "ffmpeg {name}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn fragmented_sources_are_packaged_too() {
+    let dir = common::scratch("package-fmp4");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let copy = ["-map", "0", "-c", "copy"];
+    make_from_short(&root, "keyframe.mp4", &[&copy[..], &["-movflags", "frag_keyframe+empty_moov"]].concat());
+    make_from_short(&root, "cmaf.mp4", &[&copy[..], &["-f", "mp4", "-movflags", "cmaf"]].concat());
+    make_from_short(
+        &root,
+        "audio.mp4",
+        &["-map", "0:a", "-c", "copy", "-frag_duration", "2000000", "-movflags", "empty_moov"],
+    );
+    let serve = Serve::start_logging(&dir.join("serve.log"), &[root.as_os_str()]);
+    let want = common::duration(&common::media("short.mp4"));
+    for name in ["keyframe.mp4", "cmaf.mp4", "audio.mp4"] {
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let url = serve.url(&format!("/{name}/{manifest}"));
+            assert_eq!(ffmpeg_errors(&url), "", "{name} {manifest}");
+            let got = probe_duration(&url);
+            assert!((got - want).abs() < 0.1, "{name} {manifest}: duration {got}, source {want}");
+        }
+        // Every track's segments continue each other and are plans over the source.
+        let master = serve.text(&format!("/{name}/master.m3u8"));
+        let mut playlists = media_playlists(&master);
+        playlists.sort();
+        playlists.dedup();
+        assert_eq!(playlists.len(), if name == "audio.mp4" { 1 } else { 2 }, "{master}");
+        for uri in playlists {
+            let track = uri.split('/').next().unwrap();
+            let playlist = serve.text(&format!("/{name}/{uri}"));
+            let mut expect: Option<u64> = None;
+            for (seg, _) in segments(&playlist) {
+                let (tfdt, dur) = fragment_times(&serve.get(&format!("/{name}/{track}/{seg}")));
+                if let Some(e) = expect {
+                    assert_eq!(tfdt, e, "{name} {track}/{seg}: tfdt does not continue the previous segment");
+                }
+                expect = Some(tfdt + dur);
+            }
+        }
+    }
+    // The 2-hour file as fMP4 is cut where its progressive copy is.
+    let long = common::media("long.mp4");
+    let out = common::run(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&long)
+            .args(["-map", "0", "-c", "copy", "-movflags", "frag_keyframe+empty_moov"])
+            .arg(root.join("long-frag.mp4")),
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::hard_link(&long, root.join("long.mp4"))
+        .or_else(|_| std::fs::copy(&long, root.join("long.mp4")).map(|_| ()))
+        .unwrap();
+    for track in ["v1", "a2"] {
+        let frag = segments(&serve.text(&format!("/long-frag.mp4/{track}/index.m3u8")));
+        let progressive = segments(&serve.text(&format!("/long.mp4/{track}/index.m3u8")));
+        assert_eq!(frag.len(), progressive.len(), "{track}: segment count");
+        // The audio's first segment may differ by the priming ffmpeg's remux keeps.
+        let (f0, p0) = (frag[0].1, progressive[0].1);
+        assert!((f0 - p0).abs() < 0.05, "{track}: first segment {f0} s against {p0} s");
+        assert!(frag[1..] == progressive[1..], "{track}: the segments after the first differ");
+    }
+    // A clip of a fragmented source.
+    let url = serve.url("/cmaf.mp4/manifest.mpd?start=10&end=40");
+    assert_eq!(ffmpeg_errors(&url), "");
+    let got = probe_duration(&url);
+    assert!((got - 30.0).abs() < 0.1, "clip of cmaf.mp4: {got}");
+    // The CGI (a process per request, fragment index through index_cache) answers the same.
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let conf = dir.join("stream.conf");
+    std::fs::write(
+        &conf,
+        format!("document_root = {:?}\nindex_cache = {:?}\n", root.display().to_string(), cache.display().to_string()),
+    )
+    .unwrap();
+    for tail in ["/master.m3u8", "/v1/index.m3u8", "/a2/init.mp4", "/v1/3.m4s"] {
+        assert_eq!(cgi(&conf, "/keyframe.mp4", tail), serve.get(&format!("/keyframe.mp4{tail}")), "{tail}");
+    }
+    // A large file's fragment index is kept in index_cache by the first request and read by
+    // the next ones, which answer the same.
+    for tail in ["/v1/600.m4s", "/v1/600.m4s", "/a2/1200.m4s"] {
+        assert_eq!(cgi(&conf, "/long-frag.mp4", tail), serve.get(&format!("/long-frag.mp4{tail}")), "{tail}");
+    }
+    let kept: Vec<String> =
+        std::fs::read_dir(&cache).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(kept.iter().any(|n| n.ends_with(".fragments")), "{kept:?}");
+}
+
+/// Two renditions of the first 20 s of short.mp4 with the same keyframe times (a keyframe
+/// every 2 s, no scene-cut keyframes), one more with keyframes every 1.48 s, and sidecars.
+fn make_ladder(root: &Path) {
+    let x264 = |size: &str, rate: &str, gop: &str| -> Vec<String> {
+        ["-t", "20", "-map", "0", "-c:v", "libx264", "-preset", "ultrafast", "-g", gop, "-keyint_min", gop]
+            .iter()
+            .chain(&["-sc_threshold", "0", "-s", size, "-b:v", rate, "-c:a", "copy"])
+            .map(|s| s.to_string())
+            .collect()
+    };
+    std::fs::create_dir_all(root.join("title/low")).unwrap();
+    for (name, args) in [
+        ("title/hi.mp4", x264("320x240", "400k", "50")),
+        ("title/low/lo.mp4", x264("160x120", "100k", "50")),
+        ("title/odd.mp4", x264("160x120", "100k", "37")),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        make_from_short(root, name, &args);
+    }
+    std::fs::write(root.join("title/title.ladder"), "# renditions of one title, best first\nhi.mp4\nlow/lo.mp4\n")
+        .unwrap();
+    std::fs::write(root.join("title/bad.ladder"), "hi.mp4\nodd.mp4\n").unwrap();
+    std::fs::write(root.join("title/evil.ladder"), "hi.mp4\n../../etc/passwd.mp4\n").unwrap();
+    std::fs::write(root.join("title/missing.ladder"), "hi.mp4\nnone.mp4\n").unwrap();
+}
+
+#[test]
+fn a_ladder_presents_several_files_as_one_title() {
+    let dir = common::scratch("package-ladder-media");
+    let root = dir.join("root");
+    make_ladder(&root);
+    let log = dir.join("serve.log");
+    let serve = Serve::start_logging(&log, &[root.as_os_str()]);
+    // Every variant decodes: -map 0 takes both videos and the audio.
+    for manifest in ["master.m3u8", "manifest.mpd"] {
+        let url = serve.url(&format!("/title/title.ladder/{manifest}"));
+        assert_eq!(ffmpeg_errors(&url), "", "{manifest}");
+        let out = common::run(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-show_entries", "stream=codec_type,width", "-of", "csv=p=0"])
+                .arg(&url),
+        );
+        let mut streams: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+        streams.sort();
+        streams.dedup();
+        assert_eq!(streams, vec!["audio", "video,160", "video,320"], "{manifest}");
+        let got = probe_duration(&url);
+        assert!((got - 20.0).abs() < 0.1, "{manifest}: duration {got}");
+    }
+    // The playlist parses: a variant per rendition, under r1/ and r2/, one audio group.
+    use m3u8_rs::Playlist;
+    let master = serve.get("/title/title.ladder/master.m3u8");
+    let Ok(Playlist::MasterPlaylist(m)) = m3u8_rs::parse_playlist_res(&master) else { panic!("master") };
+    let uris: Vec<&str> = m.variants.iter().filter(|v| !v.is_i_frame).map(|v| v.uri.as_str()).collect();
+    assert_eq!(uris, vec!["r1/v1/index.m3u8", "r2/v1/index.m3u8"]);
+    assert!(m.variants[0].bandwidth > m.variants[1].bandwidth);
+    assert_eq!(m.variants[1].resolution.map(|r| (r.width, r.height)), Some((160, 120)));
+    assert_eq!(m.alternatives.len(), 1);
+    assert_eq!(m.alternatives[0].uri.as_deref(), Some("r1/a2/index.m3u8"));
+    // The MPD parses and conforms: two video representations, one audio.
+    let mpd = dash_mpd_core::parse(&serve.text("/title/title.ladder/manifest.mpd")).unwrap();
+    let sets = &mpd.periods[0].adaptations;
+    let ids: Vec<&str> = sets.iter().flat_map(|s| &s.representations).filter_map(|r| r.id.as_deref()).collect();
+    assert_eq!(ids, vec!["r1v1", "r2v1", "r1a2"]);
+    assert!(dash_mpd_core::check_conformity(&mpd).is_empty(), "{:?}", dash_mpd_core::check_conformity(&mpd));
+    // Rendition URLs: segments of the second file, the same bytes as its own packaging.
+    assert_eq!(serve.get("/title/title.ladder/r2/v1/2.m4s"), serve.get("/title/low/lo.mp4/v1/2.m4s"));
+    for (path, want) in [
+        ("/title/title.ladder/r3/v1/1.m4s", 404),
+        ("/title/title.ladder/r1/v1/99.m4s", 404),
+        ("/title/title.ladder", 403),
+        ("/title/title.ladder/r1/master.m3u8", 403),
+        ("/title/missing.ladder/master.m3u8", 404),
+        ("/title/evil.ladder/master.m3u8", 500),
+        ("/title/nothing.ladder/master.m3u8", 404),
+    ] {
+        let (status, _, _) = serve.request("GET", path, "");
+        assert_eq!(status, want, "{path}");
+    }
+    // Renditions whose keyframes do not line up are refused, naming the files and the time.
+    let (status, _, body) = serve.request("GET", "/title/bad.ladder/master.m3u8", "");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("hi.mp4 at 6.000 s but odd.mp4 at 7.400 s"), "{body}");
+    let (status, _, _) = serve.request("GET", "/title/bad.ladder/manifest.mpd", "");
+    assert_eq!(status, 409);
+}
+
+#[test]
+fn a_signed_ladder_signs_its_sidecar_path() {
+    let dir = common::scratch("package-ladder-signed");
+    let root = dir.join("root");
+    make_ladder(&root);
+    let conf = dir.join("stream.conf");
+    let secret = "a secret of at least sixteen characters";
+    std::fs::write(&conf, format!("document_root = {:?}\nsecret = {secret:?}\n", root.display().to_string())).unwrap();
+    let serve = Serve::start_logging(&dir.join("serve.log"), &["--config".as_ref(), conf.as_os_str()]);
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let q = loomiere::http::signed::query(secret, "/title/title.ladder", expires);
+    for path in ["/title/title.ladder/master.m3u8", "/title/title.ladder/r2/v1/1.m4s"] {
+        let (status, _, _) = serve.request("GET", path, "");
+        assert_eq!(status, 403, "unsigned {path}");
+    }
+    let master = serve.text(&format!("/title/title.ladder/master.m3u8?{q}"));
+    for uri in media_playlists(&master) {
+        assert!(uri.contains("sig="), "{uri}");
+        let dir = uri.rsplit_once('/').unwrap().0;
+        let playlist = serve.text(&format!("/title/title.ladder/{uri}"));
+        let (seg, _) = &segments(&playlist)[1];
+        assert!(!serve.get(&format!("/title/title.ladder/{dir}/{seg}")).is_empty());
+    }
+    // The CGI answers the same.
+    let cgi_conf = dir.join("cgi.conf");
+    std::fs::write(&cgi_conf, format!("document_root = {:?}\n", root.display().to_string())).unwrap();
+    for tail in ["/master.m3u8", "/manifest.mpd", "/r2/v1/index.m3u8", "/r2/v1/3.m4s", "/r1/a2/init.mp4"] {
+        let plain = Serve::start_logging(&dir.join("plain.log"), &[root.as_os_str()]);
+        assert_eq!(
+            cgi(&cgi_conf, "/title/title.ladder", tail),
+            plain.get(&format!("/title/title.ladder{tail}")),
+            "{tail}"
+        );
+    }
+}
+
+#[test]
+fn hevc_dolby_and_opus_tracks_are_packaged_with_their_codec_strings() {
+    let dir = common::scratch("package-codecs-media");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let x265 = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=50:scenecut=0"];
+    // HEVC (hvc1) with AC-3 5.1, E-AC-3 stereo, Opus and FLAC (not packaged) audio.
+    let mut args = vec!["-t", "12", "-map", "0:v", "-map", "0:a", "-map", "0:a", "-map", "0:a", "-map", "0:a"];
+    args.extend(x265);
+    args.extend(["-tag:v", "hvc1", "-c:a:0", "ac3", "-ac:a:0", "6", "-c:a:1", "eac3", "-c:a:2", "libopus"]);
+    args.extend(["-c:a:3", "flac", "-strict", "-2"]);
+    make_from_short(&root, "codecs.mp4", &args);
+    // HEVC tagged hev1 (parameter sets in band) with AAC.
+    let mut args = vec!["-t", "12", "-map", "0:v", "-map", "0:a"];
+    args.extend(x265);
+    args.extend(["-tag:v", "hev1", "-c:a", "copy"]);
+    make_from_short(&root, "hev1.mp4", &args);
+    let log = dir.join("serve.log");
+    let serve = Serve::start_logging(&log, &[root.as_os_str()]);
+    for name in ["codecs.mp4", "hev1.mp4"] {
+        for manifest in ["master.m3u8", "manifest.mpd"] {
+            let url = serve.url(&format!("/{name}/{manifest}"));
+            assert_eq!(ffmpeg_errors(&url), "", "{name} {manifest}");
+        }
+    }
+    // Every packaged stream decodes, with its channels.
+    let out = common::run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,channels", "-of", "csv=p=0"])
+            .arg(serve.url("/codecs.mp4/manifest.mpd")),
+    );
+    let mut streams: Vec<String> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_end_matches(',').into()).collect();
+    streams.retain(|s| !s.is_empty());
+    streams.sort();
+    streams.dedup();
+    assert_eq!(streams, vec!["ac3,6", "eac3,2", "hevc", "opus,2"]);
+    // One audio group per codec, a variant per group, codec strings from the sample entries.
+    let master = serve.text("/codecs.mp4/master.m3u8");
+    let hevc = master.split("CODECS=\"").nth(1).unwrap().split(',').next().unwrap().to_string();
+    assert!(hevc.starts_with("hvc1.1.6.L"), "{master}");
+    for (group, codec, channels) in
+        [("audio-ac-3", "ac-3", "6"), ("audio-ec-3", "ec-3", "2"), ("audio-opus", "opus", "2")]
+    {
+        assert!(master.contains(&format!("GROUP-ID=\"{group}\"")), "{master}");
+        assert!(master.contains(&format!("CHANNELS=\"{channels}\",URI")), "{master}");
+        assert!(master.contains(&format!("CODECS=\"{hevc},{codec}\"")), "{master}");
+        assert!(master.contains(&format!("AUDIO=\"{group}\"")), "{master}");
+    }
+    assert!(!master.contains("a5/"), "{master}");
+    let mpd = serve.text("/codecs.mp4/manifest.mpd");
+    for codecs in ["ac-3", "ec-3", "opus"] {
+        assert!(mpd.contains(&format!("codecs=\"{codecs}\"")), "{mpd}");
+    }
+    assert!(mpd.contains("tag:dolby.com,2014:dash:audio_channel_configuration:2011\" value=\"F801\""), "{mpd}");
+    let parsed = dash_mpd_core::parse(&mpd).unwrap();
+    assert_eq!(parsed.periods[0].adaptations.len(), 4, "a video set and an audio set per codec");
+    let master = serve.text("/hev1.mp4/master.m3u8");
+    assert!(master.contains("CODECS=\"hev1.1.6.L"), "{master}");
+    drop(serve);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("left out of HLS/DASH: track 5: audio codec fLaC is not packaged"), "{logged}");
+}

@@ -88,7 +88,8 @@ fn defragment(file: &Arc<File>, data: &[u8]) {
     }
 }
 
-/// HLS/DASH packaging of the input: the segment index for a few clips and segment
+/// HLS/DASH packaging of the input (a fragmented one through tables made from its
+/// fragments): the segment index for a few clips and segment
 /// durations, every playlist, the MPD, every init segment, WebVTT document and (up to a
 /// bound) every media segment planned and read back, also from a forged index; the index
 /// survives its byte form, and the input's bytes read as an index file never panic.
@@ -96,6 +97,8 @@ fn package_all(file: &Arc<File>, data: &[u8]) {
     use loomiere::mp4::Movie;
     use loomiere::package::{self, Clip, Media, Options, Package, PackageRequest, SegmentIndex};
     let Ok(movie) = Movie::open(Source::nameless(Arc::clone(file), data.len() as u64)) else { return };
+    // A fragmented input is packaged through tables made from its fragments.
+    let Ok(movie) = package::fragmented::progressive(movie, None, 64 << 20) else { return };
     let clips = [
         (Clip::default(), 6.0),
         (Clip { start: Some(0.5), end: Some(1.5) }, 1.0),

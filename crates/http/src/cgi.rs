@@ -41,7 +41,10 @@ pub enum Outcome {
 /// `DOCUMENT_ROOT`, the fallback root when there is no configuration file.
 pub fn request_from_env(env: impl Fn(&str) -> Option<String>) -> (HttpRequest, Option<PathBuf>) {
     let nonempty = |k: &str| env(k).filter(|v| !v.is_empty());
-    let script_media = nonempty("SCRIPT_NAME").filter(|s| crate::Kind::of(Path::new(s)).is_some());
+    // A movie, or a bitrate ladder's sidecar (`title.ladder`), named by the script path.
+    let script_media = nonempty("SCRIPT_NAME").filter(|s| {
+        crate::Kind::of(Path::new(s)).is_some() || s.rsplit('/').next().is_some_and(crate::package::ladder::is_ladder)
+    });
     let target = if let (Some(pi), Some(sn)) = (nonempty("PATH_INFO"), &script_media) {
         // The web server runs loomiere for the movie itself (`cgi.assign` by extension) and
         // passes what follows it (`/master.m3u8`) as PATH_INFO: HLS/DASH below the movie.
@@ -310,6 +313,8 @@ mod tests {
         // loomiere assigned to the extension, HLS below the movie: the two are joined.
         let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/v/a.mp4"), ("PATH_INFO", "/v1/3.m4s")]));
         assert_eq!(r.target, Target::Decoded("/v/a.mp4/v1/3.m4s".into()));
+        let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/v/t.ladder"), ("PATH_INFO", "/r2/v1/3.m4s")]));
+        assert_eq!(r.target, Target::Decoded("/v/t.ladder/r2/v1/3.m4s".into()));
         let (r, _) = request_from_env(env(&[("SCRIPT_NAME", "/cgi-bin/x"), ("PATH_TRANSLATED", "/srv/a.mp4")]));
         assert_eq!(r.target, Target::Translated("/srv/a.mp4".into()));
         let (r, root) = request_from_env(env(&[]));

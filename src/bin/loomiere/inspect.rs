@@ -49,6 +49,8 @@ pub fn run(args: Args) -> Result<()> {
             let layout = match args.segments {
                 Some(target) if report.error.is_none() => {
                     let movie = loomiere::mp4::Movie::open(Source::open(&args.file)?)?;
+                    let movie = loomiere::package::fragmented::progressive(movie, None, loomiere::mp4::MAX_MOOV)
+                        .with_context(|| format!("cannot lay out the segments of {}", args.file.display()))?;
                     let options = loomiere::package::Options { target };
                     let package =
                         loomiere::package::Package::build(&movie, loomiere::package::Clip::default(), &options)

@@ -87,8 +87,13 @@ pub fn whole(index: &FragmentIndex) -> Span {
     Span { first: 0, last: index.fragments.len(), end_dts: vec![None; index.tracks.len()], edits: None, co64: false }
 }
 
-/// The plan of a progressive MP4 holding `span` of the fragments of `movie`.
-pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'static str) -> Result<Plan> {
+/// Per track its tables; the source ranges in output order (offset, length); their total.
+type Collected = (Vec<Tables>, Vec<(u64, u64)>, u64);
+
+/// The sample tables of `span`, and the source ranges holding its samples in output order
+/// with their total length. `in_place`: each chunk's offset is its place in the source
+/// (the tables describe the source file itself) instead of its place after the others.
+fn collect(movie: &Movie, index: &FragmentIndex, span: &Span, in_place: bool) -> Result<Collected> {
     if index.tracks.iter().any(|t| t.moov_samples > 0) {
         return Err(Error::Unsupported(
             "this fragmented MP4 also has samples in its moov; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
@@ -144,7 +149,7 @@ pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'s
                     kept += 1;
                 }
                 if kept > 0 {
-                    tb.chunks.push((data_len, kept, t.tfhd.description.max(1)));
+                    tb.chunks.push((if in_place { start } else { data_len }, kept, t.tfhd.description.max(1)));
                     let len = at - start;
                     match ranges.last_mut() {
                         Some((o, l)) if *o + *l == start => *l += len,
@@ -163,8 +168,13 @@ pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'s
             return Err(Error::corrupt(o, "sample data runs past the end of the file (is it truncated?)"));
         }
     }
+    Ok((tables, ranges, data_len))
+}
+
+/// The new edit of each track (and whether to write it) for `span`.
+fn new_edits(movie: &Movie, index: &FragmentIndex, span: &Span, tables: &[Tables]) -> Result<Vec<(NewEdit, bool)>> {
     let mts = movie.header()?.timescale.max(1);
-    let mut edits: Vec<(NewEdit, bool)> = Vec::with_capacity(n);
+    let mut edits: Vec<(NewEdit, bool)> = Vec::with_capacity(tables.len());
     for (k, tb) in tables.iter().enumerate() {
         let media = tb.media_duration();
         let t = &index.tracks[k];
@@ -187,6 +197,26 @@ pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'s
         };
         edits.push(e);
     }
+    Ok(edits)
+}
+
+/// A progressive `moov` describing the samples of every fragment where they are in the
+/// source file (chunk offsets are file offsets; `mvex` dropped, source edit lists kept): the
+/// fragmented movie seen as a progressive one, for engines that read sample tables (the
+/// HLS/DASH packager). Built in memory, about 20 bytes per sample.
+pub fn in_place_moov(movie: &Movie, index: &FragmentIndex) -> Result<Vec<u8>> {
+    let span = whole(index);
+    let (tables, _, _) = collect(movie, index, &span, true)?;
+    let edits = new_edits(movie, index, &span, &tables)?;
+    let movie_duration = edits.iter().map(|(e, _)| e.delay.saturating_add(e.shown)).max().unwrap_or(0);
+    let wide = tables.iter().flat_map(|t| t.chunks.iter()).any(|&(o, _, _)| o > u64::from(u32::MAX));
+    build_moov(movie, &tables, &edits, movie_duration, 0, wide)
+}
+
+/// The plan of a progressive MP4 holding `span` of the fragments of `movie`.
+pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'static str) -> Result<Plan> {
+    let (tables, ranges, data_len) = collect(movie, index, span, false)?;
+    let edits = new_edits(movie, index, span, &tables)?;
     let movie_duration = edits.iter().map(|(e, _)| e.delay.saturating_add(e.shown)).max().unwrap_or(0);
     let ftyp = movie.ftyp_bytes().to_vec();
     let mdat_header_len: u64 = if data_len + 8 > u64::from(u32::MAX) { 16 } else { 8 };
@@ -211,7 +241,7 @@ pub fn plan(movie: &Movie, index: &FragmentIndex, span: &Span, content_type: &'s
     }
     let mut info = movie.src.info(content_type);
     info.header_len = head.len() as u64;
-    info.duration = Some(movie_duration as f64 / f64::from(mts));
+    info.duration = Some(movie_duration as f64 / f64::from(movie.header()?.timescale.max(1)));
     let mut pieces = Vec::with_capacity(1 + ranges.len());
     pieces.push(Piece::Synth(Arc::new(Bytes(head))));
     pieces.extend(ranges.into_iter().map(|(offset, len)| Piece::Source { offset, len }));

@@ -1,7 +1,8 @@
 //! What a track's first sample description (`stsd` entry) says, for `inspect`: the RFC 6381
 //! codec string (`avc1.64001f` from `avcC`, `hvc1.1.6.L93.B0` from `hvcC`, `mp4a.40.2` from
-//! the `esds` decoder configuration and the AAC AudioSpecificConfig), the profile and level,
-//! the picture size, and the audio sample rate and channels. Every read is bounded by the
+//! the `esds` decoder configuration and the AAC AudioSpecificConfig; `ac-3`, `ec-3`, `opus`),
+//! the profile and level, the picture size, and the audio sample rate and channels (from
+//! `dac3`/`dec3`/`dOps`, whose sample entries always say 2). Every read is bounded by the
 //! entry and by each box's own end; anything unexpected leaves a field unknown, never panics.
 
 use super::boxes::{children, fourcc_name, BoxHeader, ReadBe};
@@ -19,6 +20,9 @@ pub struct Description {
     pub height: Option<u32>,
     pub sample_rate: Option<u32>,
     pub channels: Option<u32>,
+    /// AC-3/E-AC-3: the speakers as Dolby's 16-bit channel mask (L C R Ls Rs … LFE, most
+    /// significant bit first: 5.1 is `F801`), what DASH's Dolby channel scheme names.
+    pub channel_mask: Option<u16>,
 }
 
 /// Bytes of a VisualSampleEntry before its child boxes.
@@ -76,10 +80,34 @@ pub fn describe(moov: &[u8], stsd: &BoxHeader, handler: &[u8; 4]) -> Option<Desc
                 d.channels = body.u16_at(16).map(u32::from).filter(|&c| c > 0);
                 d.sample_rate = body.u32_at(24).map(|r| r >> 16).filter(|&r| r > 0);
             }
-            if &entry.kind == b"mp4a" {
-                if let Some(c) = child(fields, b"esds") {
-                    esds(&mut d, c);
+            match &entry.kind {
+                b"mp4a" => {
+                    if let Some(c) = child(fields, b"esds") {
+                        esds(&mut d, c);
+                    }
                 }
+                // The sample entry's channel count is fixed at 2 for these: the
+                // configuration box says how many there are.
+                b"ac-3" => {
+                    d.codec_string = "ac-3".into();
+                    if let Some(c) = child(fields, b"dac3") {
+                        dac3(&mut d, c);
+                    }
+                }
+                b"ec-3" => {
+                    d.codec_string = "ec-3".into();
+                    if let Some(c) = child(fields, b"dec3") {
+                        dec3(&mut d, c);
+                    }
+                }
+                b"Opus" => {
+                    d.codec_string = "opus".into();
+                    // OpusSpecificBox: version, OutputChannelCount, …
+                    if let Some(c) = child(fields, b"dOps").and_then(|c| c.u8_at(1)).filter(|&c| c > 0) {
+                        d.channels = Some(u32::from(c));
+                    }
+                }
+                _ => {}
             }
         }
         _ => {}
@@ -231,6 +259,60 @@ fn esds(d: &mut Description, esds: &[u8]) {
     }
 }
 
+/// Dolby channel mask and count of an AC-3 `acmod` (audio coding mode) and `lfeon`.
+fn ac3_speakers(acmod: u32, lfe: bool) -> (u16, u32) {
+    let (mask, n) = match acmod {
+        0 | 2 => (0xA000, 2), // L R (mode 0: two mono programmes)
+        1 => (0x4000, 1),     // C
+        3 => (0xE000, 3),     // L C R
+        4 => (0xA100, 3),     // L R Cs
+        5 => (0xE100, 4),     // L C R Cs
+        6 => (0xB800, 4),     // L R Ls Rs
+        _ => (0xF800, 5),     // L C R Ls Rs
+    };
+    if lfe {
+        (mask | 1, n + 1)
+    } else {
+        (mask, n)
+    }
+}
+
+/// AC-3: channels from the `dac3` box (fscod 2, bsid 5, bsmod 3, acmod 3, lfeon 1, …).
+fn dac3(d: &mut Description, dac3: &[u8]) {
+    let mut bits = Bits { data: dac3, pos: 10 };
+    let (Some(acmod), Some(lfe)) = (bits.take(3), bits.take(1)) else { return };
+    let (mask, n) = ac3_speakers(acmod, lfe == 1);
+    d.channel_mask = Some(mask);
+    d.channels = Some(n);
+}
+
+/// E-AC-3: channels from the `dec3` box's first independent substream (data_rate 13,
+/// num_ind_sub 3; then fscod 2, bsid 5, reserved 1, asvc 1, bsmod 3, acmod 3, lfeon 1,
+/// reserved 3, num_dep_sub 4, and `chan_loc` 9 when there are dependent substreams).
+fn dec3(d: &mut Description, dec3: &[u8]) {
+    let mut bits = Bits { data: dec3, pos: 16 + 12 };
+    let (Some(acmod), Some(lfe)) = (bits.take(3), bits.take(1)) else { return };
+    let (mut mask, mut n) = ac3_speakers(acmod, lfe == 1);
+    bits.pos += 3;
+    if bits.take(4).is_some_and(|deps| deps > 0) {
+        if let Some(loc) = bits.take(9) {
+            // chan_loc bits 8..1 are the mask's bits 10..3 (pairs count two), bit 0 is LFE2.
+            for b in 1..9 {
+                if loc & (1 << b) != 0 {
+                    mask |= 1 << (b + 2);
+                    n += if matches!(b, 8 | 7 | 4 | 3 | 2) { 2 } else { 1 };
+                }
+            }
+            if loc & 1 != 0 {
+                mask |= 2;
+                n += 1;
+            }
+        }
+    }
+    d.channel_mask = Some(mask);
+    d.channels = Some(n);
+}
+
 /// Reads bits MSB first, `None` past the end.
 struct Bits<'a> {
     data: &'a [u8],
@@ -252,6 +334,37 @@ impl Bits<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dolby_and_opus_channels_come_from_their_boxes() {
+        // An AudioSampleEntry (channel count 2, 48 kHz) with one child box.
+        let entry = |kind: &[u8; 4], child: Vec<u8>| {
+            let mut body = vec![0u8; 28];
+            body[6..8].copy_from_slice(&1u16.to_be_bytes());
+            body[16..18].copy_from_slice(&2u16.to_be_bytes());
+            body[24..28].copy_from_slice(&(48000u32 << 16).to_be_bytes());
+            body.extend_from_slice(&child);
+            boxed(kind, &body)
+        };
+        let sound = |e: Vec<u8>| {
+            let (moov, h) = stsd_with(e);
+            describe(&moov, &h, b"soun").unwrap()
+        };
+        // dac3: fscod 0, bsid 8, bsmod 0, acmod 7, lfeon 1 (5.1).
+        let d = sound(entry(b"ac-3", boxed(b"dac3", &[0x10, 0x3d, 0x40])));
+        assert_eq!((d.codec_string.as_str(), d.channels, d.channel_mask), ("ac-3", Some(6), Some(0xF801)));
+        // dec3: data_rate, one independent substream, acmod 2 (stereo), no LFE, no dependents.
+        let d = sound(entry(b"ec-3", boxed(b"dec3", &[0x0c, 0x00, 0x20, 0x04, 0x00])));
+        assert_eq!((d.codec_string.as_str(), d.channels, d.channel_mask), ("ec-3", Some(2), Some(0xA000)));
+        // dec3: 5.1 plus a dependent substream carrying Lrs/Rrs (7.1).
+        let d = sound(entry(b"ec-3", boxed(b"dec3", &[0x0c, 0x00, 0x20, 0x0f, 0x02, 0x80])));
+        assert_eq!((d.channels, d.channel_mask), (Some(8), Some(0xFA01)));
+        let d = sound(entry(b"Opus", boxed(b"dOps", &[0, 6, 0x01, 0x38, 0, 0, 0xbb, 0x80, 0, 0, 1])));
+        assert_eq!((d.codec_string.as_str(), d.channels, d.sample_rate), ("opus", Some(6), Some(48000)));
+        // A truncated box leaves the channels as the entry says.
+        let d = sound(entry(b"ac-3", boxed(b"dac3", &[0x10])));
+        assert_eq!((d.channels, d.channel_mask), (Some(2), None));
+    }
 
     /// A box of `kind` around `body`.
     fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {

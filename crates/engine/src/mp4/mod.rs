@@ -178,6 +178,28 @@ impl Movie {
         Ok(movie)
     }
 
+    /// The same file described by another `moov` made in memory (a fragmented movie seen as
+    /// a progressive one, `crate::fmp4::defrag::in_place_moov`): its chunk offsets must be
+    /// offsets in this file. Not fragmented, no marks.
+    pub fn with_moov(&self, moov: Vec<u8>) -> Result<Movie> {
+        let root = children(&moov, 0, moov.len() as u64)
+            .next()
+            .transpose()?
+            .filter(|h| &h.kind == b"moov")
+            .ok_or_else(|| Error::corrupt(0, "the made moov is not a 'moov'"))?;
+        Ok(Movie {
+            src: self.src.clone(),
+            top: self.top.clone(),
+            moov: Arc::new(MoovBytes::Owned(moov)),
+            root,
+            ftyp: self.ftyp.clone(),
+            transient: false,
+            marks: None,
+            fragmented: false,
+            fragments: None,
+        })
+    }
+
     /// The source `ftyp` box (empty when there is none or it is over 64 KiB).
     pub fn ftyp_bytes(&self) -> &[u8] {
         &self.ftyp

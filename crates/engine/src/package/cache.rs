@@ -97,8 +97,9 @@ impl PackageCache {
                 m.check_moov_size(max_moov)?;
                 m
             }
-            // Read, not mapped: a file truncated while served must not fault the server.
-            None => Arc::new(Movie::open_with(src, false, max_moov)?),
+            // Read, not mapped: a file truncated while served must not fault the server. A
+            // fragmented file is seen through sample tables made from its fragments.
+            None => Arc::new(super::fragmented::progressive(Movie::open_with(src, false, max_moov)?, None, max_moov)?),
         };
         let package = Arc::new(Package::build(&movie, clip, options)?);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,9 +1,11 @@
-//! The DASH MPD (static, CMAF segments) written from a [`Package`]: one `AdaptationSet` per
-//! media type, a `Representation` per track with `codecs`, `bandwidth`, `width`/`height`,
-//! `frameRate`, `audioSamplingRate`, and a `SegmentTemplate` with a `SegmentTimeline`
+//! The DASH MPD (static, CMAF segments) written from a [`Package`] (or several, for a
+//! ladder): a video `AdaptationSet` and an audio one per codec, a `Representation` per
+//! track with `codecs`, `bandwidth`, `width`/`height`, `frameRate`, `audioSamplingRate`,
+//! the channel configuration, and a `SegmentTemplate` with a `SegmentTimeline`
 //! (`$Number$` URLs naming the same `.m4s` segments as the HLS playlists); subtitles as a
 //! text `AdaptationSet` naming one WebVTT document.
 
+use super::hls::Part;
 use super::segments::Media;
 use super::Package;
 use std::fmt::Write;
@@ -37,8 +39,17 @@ fn gcd(a: u64, b: u64) -> u64 {
     }
 }
 
-/// The MPD.
+/// The MPD of one movie.
 pub fn mpd(package: &Package, query: &str) -> String {
+    mpd_of(&[Part { prefix: String::new(), package }], query)
+}
+
+/// The MPD of several renditions (a ladder): every part's video tracks in the video
+/// `AdaptationSet` (representation ids and URLs prefixed by the part's, `r2v1`, `r2/v1/`),
+/// audio and subtitles from the first part, its duration the first part's.
+pub fn mpd_of(parts: &[Part<'_>], query: &str) -> String {
+    let Some(first) = parts.first() else { return String::new() };
+    let (package, p0) = (first.package, xml(&first.prefix).replace('$', "$$"));
     let index = &package.index;
     // `$` starts a template identifier: doubled it is a literal dollar.
     let q = xml(query).replace('$', "$$");
@@ -50,8 +61,33 @@ pub fn mpd(package: &Package, query: &str) -> String {
     );
     s.push_str("  <Period id=\"1\" start=\"PT0S\">\n");
     let mut set_id = 0;
-    for (media, kind, mime) in [(Media::Video, "video", "video/mp4"), (Media::Audio, "audio", "audio/mp4")] {
-        let members: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == media).collect();
+    // (prefix, package, track): video from every part, audio from the first.
+    let of = |media: Media, take: usize| -> Vec<(String, &Package, usize)> {
+        parts
+            .iter()
+            .take(take)
+            .flat_map(|p| {
+                let idx = &p.package.index;
+                (0..idx.tracks.len())
+                    .filter(move |&k| idx.tracks[k].media == media)
+                    .map(|k| (xml(&p.prefix).replace('$', "$$"), p.package, k))
+            })
+            .collect()
+    };
+    // One video set; one audio set per codec (a player picks the one it can decode).
+    let mut sets = vec![(Media::Video, "video", "video/mp4", of(Media::Video, parts.len()))];
+    let audio = of(Media::Audio, 1);
+    let mut codecs: Vec<&str> = Vec::new();
+    for (_, p, k) in &audio {
+        if !codecs.contains(&p.facts[*k].codecs.as_str()) {
+            codecs.push(&p.facts[*k].codecs);
+        }
+    }
+    for c in codecs {
+        let members = audio.iter().filter(|(_, p, k)| p.facts[*k].codecs == c).cloned().collect();
+        sets.push((Media::Audio, "audio", "audio/mp4", members));
+    }
+    for (media, kind, mime, members) in sets {
         if members.is_empty() {
             continue;
         }
@@ -60,12 +96,14 @@ pub fn mpd(package: &Package, query: &str) -> String {
             s,
             "    <AdaptationSet id=\"{set_id}\" contentType=\"{kind}\" mimeType=\"{mime}\" segmentAlignment=\"true\" startWithSAP=\"1\">"
         );
-        for k in members {
+        for (prefix, package, k) in members {
+            let index = &package.index;
             let t = &index.tracks[k];
             let f = &package.facts[k];
             let _ = write!(
                 s,
-                "      <Representation id=\"{}{}\" codecs=\"{}\" bandwidth=\"{}\"",
+                "      <Representation id=\"{}{}{}\" codecs=\"{}\" bandwidth=\"{}\"",
+                prefix.trim_end_matches('/'),
                 media.letter(),
                 t.id,
                 xml(&f.codecs),
@@ -92,13 +130,18 @@ pub fn mpd(package: &Package, query: &str) -> String {
                 let _ = write!(s, " audioSamplingRate=\"{r}\"");
             }
             s.push_str(">\n");
-            if let Some(ch) = f.description.channels.filter(|_| media == Media::Audio) {
+            if let (Some(mask), "ac-3" | "ec-3") = (f.description.channel_mask, f.codecs.as_str()) {
+                let _ = writeln!(
+                    s,
+                    "        <AudioChannelConfiguration schemeIdUri=\"tag:dolby.com,2014:dash:audio_channel_configuration:2011\" value=\"{mask:04X}\"/>"
+                );
+            } else if let Some(ch) = f.description.channels.filter(|_| media == Media::Audio) {
                 let _ = writeln!(
                     s,
                     "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{ch}\"/>"
                 );
             }
-            let dir = format!("{}{}", media.letter(), t.id);
+            let dir = format!("{prefix}{}{}", media.letter(), t.id);
             let _ = writeln!(
                 s,
                 "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"{dir}/init.mp4{q}\" media=\"{dir}/$Number$.m4s{q}\" startNumber=\"1\">",
@@ -146,8 +189,10 @@ pub fn mpd(package: &Package, query: &str) -> String {
         let lang = package.facts[k].language.as_deref().map(|l| format!(" lang=\"{l}\"")).unwrap_or_default();
         let _ = writeln!(
             s,
-            "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\"{lang}>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"s{}\" bandwidth=\"256\">\n        <BaseURL>s{}/all.vtt{q}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
-            t.id, t.id
+            "    <AdaptationSet id=\"{set_id}\" contentType=\"text\" mimeType=\"text/vtt\"{lang}>\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"{}s{}\" bandwidth=\"256\">\n        <BaseURL>{p0}s{}/all.vtt{q}</BaseURL>\n      </Representation>\n    </AdaptationSet>",
+            p0.trim_end_matches('/'),
+            t.id,
+            t.id
         );
     }
     s.push_str("  </Period>\n</MPD>\n");

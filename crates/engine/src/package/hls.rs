@@ -1,9 +1,9 @@
-//! HLS playlists (version 7, fragmented MP4) written from a [`Package`]: the multivariant
-//! playlist (`master.m3u8`: one `EXT-X-STREAM-INF` per video track, audio and subtitles as
-//! `EXT-X-MEDIA` rendition groups, an `EXT-X-I-FRAME-STREAM-INF` per video track), the media
-//! playlists (`v1/index.m3u8`, `a2/index.m3u8`, WebVTT `s3/index.m3u8`) and the I-frame
-//! playlists (`v1/iframes.m3u8`,
-//! byte ranges of the media segments holding their first, key, frame). Every URL is
+//! HLS playlists (version 7, fragmented MP4) written from a [`Package`] (or several, for a
+//! ladder): the multivariant playlist (`master.m3u8`: one `EXT-X-STREAM-INF` per video track
+//! and audio group, audio (a group per codec) and subtitles as `EXT-X-MEDIA` rendition
+//! groups, an `EXT-X-I-FRAME-STREAM-INF` per video track), the media playlists
+//! (`v1/index.m3u8`, `a2/index.m3u8`, WebVTT `s3/index.m3u8`) and the I-frame playlists
+//! (`v1/iframes.m3u8`, byte ranges of the media segments holding their first, key, frame). Every URL is
 //! relative and carries the caller's query suffix.
 
 use super::segments::Media;
@@ -21,45 +21,73 @@ fn target_duration(package: &Package, k: usize) -> u64 {
     package.index.cells_of(k).map(|c| (c.duration as f64 / f64::from(ts)).round() as u64).max().unwrap_or(1).max(1)
 }
 
-/// The audio codecs of the movie's packaged audio tracks, each once.
-fn audio_codecs(package: &Package) -> Vec<&str> {
-    let mut out: Vec<&str> = Vec::new();
-    for (k, t) in package.index.tracks.iter().enumerate() {
-        if t.media == Media::Audio {
-            let c = package.facts[k].codecs.as_str();
-            if !out.contains(&c) {
-                out.push(c);
+/// The audio rendition groups of a package: (group id, tracks, highest peak and average
+/// bits per second), one per codec in the order of first appearance; the one group is
+/// `audio` when all audio tracks share a codec.
+fn audio_groups(package: &Package) -> Vec<(String, Vec<usize>, u64, u64)> {
+    let index = &package.index;
+    let mut groups: Vec<(String, Vec<usize>, u64, u64)> = Vec::new();
+    for k in (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Audio) {
+        let f = &package.facts[k];
+        let codec = clean(&f.codecs);
+        match groups.iter_mut().find(|g| g.0 == codec) {
+            Some(g) => {
+                g.1.push(k);
+                g.2 = g.2.max(f.peak_bps);
+                g.3 = g.3.max(f.average_bps);
             }
+            None => groups.push((codec, vec![k], f.peak_bps, f.average_bps)),
         }
     }
-    out
+    let single = groups.len() == 1;
+    for g in &mut groups {
+        g.0 = if single { "audio".into() } else { format!("audio-{}", g.0) };
+    }
+    groups
 }
 
-/// The multivariant playlist.
+/// One rendition of a presentation: the URL prefix of its tracks (empty for a movie, `r2/`
+/// in a ladder) and its package.
+pub struct Part<'a> {
+    pub prefix: String,
+    pub package: &'a Package,
+}
+
+/// The multivariant playlist of one movie.
 pub fn master(package: &Package, query: &str) -> String {
+    master_of(&[Part { prefix: String::new(), package }], query)
+}
+
+/// The multivariant playlist of several renditions (a ladder): a variant per video track of
+/// every part; audio and subtitle groups from the first part.
+pub fn master_of(parts: &[Part<'_>], query: &str) -> String {
     let q = clean(query);
-    let index = &package.index;
     let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let audio: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Audio).collect();
-    let (mut audio_peak, mut audio_avg) = (0u64, 0u64);
-    for (i, &k) in audio.iter().enumerate() {
-        let t = &index.tracks[k];
-        let f = &package.facts[k];
-        audio_peak = audio_peak.max(f.peak_bps);
-        audio_avg = audio_avg.max(f.average_bps);
-        let _ = write!(
-            s,
-            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio {}\",DEFAULT={},AUTOSELECT=YES",
-            t.id,
-            if i == 0 { "YES" } else { "NO" }
-        );
-        if let Some(lang) = &f.language {
-            let _ = write!(s, ",LANGUAGE=\"{lang}\"");
+    let Some(first) = parts.first() else { return s };
+    let (package, p0) = (first.package, clean(&first.prefix));
+    let index = &package.index;
+    // One rendition group per audio codec (`audio`, or `audio-ac-3`, `audio-mp4a.40.2`… when
+    // there are several): a variant names one group, so a player that cannot decode one
+    // codec still finds a variant it can play.
+    let groups = audio_groups(package);
+    for (gid, members, _, _) in &groups {
+        for (i, &k) in members.iter().enumerate() {
+            let t = &index.tracks[k];
+            let f = &package.facts[k];
+            let _ = write!(
+                s,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{gid}\",NAME=\"audio {}\",DEFAULT={},AUTOSELECT=YES",
+                t.id,
+                if i == 0 { "YES" } else { "NO" }
+            );
+            if let Some(lang) = &f.language {
+                let _ = write!(s, ",LANGUAGE=\"{lang}\"");
+            }
+            if let Some(ch) = f.description.channels {
+                let _ = write!(s, ",CHANNELS=\"{ch}\"");
+            }
+            let _ = writeln!(s, ",URI=\"{p0}a{}/index.m3u8{q}\"", t.id);
         }
-        if let Some(ch) = f.description.channels {
-            let _ = write!(s, ",CHANNELS=\"{ch}\"");
-        }
-        let _ = writeln!(s, ",URI=\"a{}/index.m3u8{q}\"", t.id);
     }
     let subtitles: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Subtitle).collect();
     for &k in &subtitles {
@@ -68,39 +96,54 @@ pub fn master(package: &Package, query: &str) -> String {
         if let Some(lang) = &package.facts[k].language {
             let _ = write!(s, ",LANGUAGE=\"{lang}\"");
         }
-        let _ = writeln!(s, ",DEFAULT=NO,AUTOSELECT=YES,URI=\"s{}/index.m3u8{q}\"", t.id);
+        let _ = writeln!(s, ",DEFAULT=NO,AUTOSELECT=YES,URI=\"{p0}s{}/index.m3u8{q}\"", t.id);
     }
-    let audio_list = audio_codecs(package);
-    let video: Vec<usize> = (0..index.tracks.len()).filter(|&k| index.tracks[k].media == Media::Video).collect();
-    for &k in &video {
-        let t = &index.tracks[k];
-        let f = &package.facts[k];
-        let mut codecs = vec![f.codecs.as_str()];
-        codecs.extend(&audio_list);
-        let _ = write!(
-            s,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
-            f.peak_bps.saturating_add(audio_peak),
-            f.average_bps.saturating_add(audio_avg),
-            codecs.join(",")
-        );
-        if let (Some(w), Some(h)) = (f.description.width, f.description.height) {
-            let _ = write!(s, ",RESOLUTION={w}x{h}");
+    // (prefix, package, track) of every video track of every part.
+    let video: Vec<(String, &Package, usize)> = parts
+        .iter()
+        .flat_map(|p| {
+            let idx = &p.package.index;
+            (0..idx.tracks.len())
+                .filter(|&k| idx.tracks[k].media == Media::Video)
+                .map(|k| (clean(&p.prefix), p.package, k))
+        })
+        .collect();
+    // Each video track once per audio group (once when there is no audio).
+    let none = [(String::new(), Vec::new(), 0u64, 0u64)];
+    let variants = if groups.is_empty() { &none[..] } else { &groups[..] };
+    for (prefix, pkg, k) in &video {
+        for (gid, members, audio_peak, audio_avg) in variants {
+            let t = &pkg.index.tracks[*k];
+            let f = &pkg.facts[*k];
+            let mut codecs = vec![f.codecs.as_str()];
+            if let Some(&a) = members.first() {
+                codecs.push(package.facts[a].codecs.as_str());
+            }
+            let _ = write!(
+                s,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+                f.peak_bps.saturating_add(*audio_peak),
+                f.average_bps.saturating_add(*audio_avg),
+                codecs.join(",")
+            );
+            if let (Some(w), Some(h)) = (f.description.width, f.description.height) {
+                let _ = write!(s, ",RESOLUTION={w}x{h}");
+            }
+            if let Some(r) = f.frame_rate {
+                let _ = write!(s, ",FRAME-RATE={r:.3}");
+            }
+            if !members.is_empty() {
+                let _ = write!(s, ",AUDIO=\"{gid}\"");
+            }
+            if !subtitles.is_empty() {
+                s.push_str(",SUBTITLES=\"subs\"");
+            }
+            let _ = writeln!(s, "\n{prefix}v{}/index.m3u8{q}", t.id);
         }
-        if let Some(r) = f.frame_rate {
-            let _ = write!(s, ",FRAME-RATE={r:.3}");
-        }
-        if !audio.is_empty() {
-            s.push_str(",AUDIO=\"audio\"");
-        }
-        if !subtitles.is_empty() {
-            s.push_str(",SUBTITLES=\"subs\"");
-        }
-        let _ = writeln!(s, "\nv{}/index.m3u8{q}", t.id);
     }
-    for &k in &video {
-        let t = &index.tracks[k];
-        let f = &package.facts[k];
+    for (prefix, pkg, k) in &video {
+        let t = &pkg.index.tracks[*k];
+        let f = &pkg.facts[*k];
         let _ = write!(
             s,
             "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
@@ -111,17 +154,24 @@ pub fn master(package: &Package, query: &str) -> String {
         if let (Some(w), Some(h)) = (f.description.width, f.description.height) {
             let _ = write!(s, ",RESOLUTION={w}x{h}");
         }
-        let _ = writeln!(s, ",URI=\"v{}/iframes.m3u8{q}\"", t.id);
+        let _ = writeln!(s, ",URI=\"{prefix}v{}/iframes.m3u8{q}\"", t.id);
     }
     if video.is_empty() {
-        // Audio only: the first audio track is the variant.
-        if let Some(&k) = audio.first() {
-            let f = &package.facts[k];
-            let _ = writeln!(
-                s,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\na{}/index.m3u8{q}",
-                f.peak_bps, f.average_bps, f.codecs, index.tracks[k].id
-            );
+        // Audio only: the first audio track of each part is a variant.
+        for p in parts {
+            let idx = &p.package.index;
+            if let Some(k) = (0..idx.tracks.len()).find(|&k| idx.tracks[k].media == Media::Audio) {
+                let f = &p.package.facts[k];
+                let _ = writeln!(
+                    s,
+                    "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}a{}/index.m3u8{q}",
+                    f.peak_bps,
+                    f.average_bps,
+                    f.codecs,
+                    clean(&p.prefix),
+                    idx.tracks[k].id
+                );
+            }
         }
     }
     s

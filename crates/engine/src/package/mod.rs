@@ -11,8 +11,10 @@
 pub mod cache;
 pub mod dash;
 pub mod fragment;
+pub mod fragmented;
 pub mod hls;
 pub mod init;
+pub mod ladder;
 pub mod layout;
 pub mod route;
 pub mod segments;
@@ -112,7 +114,6 @@ impl Package {
                 .and_then(|h| describe(&movie.moov, &h, &t.handler))
                 .unwrap_or_default();
             let codecs = match &t.codec {
-                b"Opus" => "opus".to_string(),
                 b"tx3g" => "wvtt".to_string(),
                 _ => description.codec_string.clone(),
             };

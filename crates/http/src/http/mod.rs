@@ -15,6 +15,7 @@
 
 pub mod conditional;
 pub mod exchange;
+mod ladder;
 pub mod listing;
 pub mod package;
 pub mod path;
@@ -192,6 +193,7 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
@@ -252,6 +254,10 @@ fn respond_inner(
         return r;
     }
     if let Some(r) = package::respond(cfg, req, now, cache.is_some()) {
+        return r;
+    }
+    // A bitrate ladder's presentation (`/title.ladder/master.m3u8`, `…/r2/v1/3.m4s`).
+    if let Some(r) = ladder::respond(cfg, req, now, cache.is_some()) {
         return r;
     }
     // A directory, when listings are on: its own signature check comes before anything is

@@ -13,6 +13,7 @@ use crate::package::cache::PackageCache;
 use crate::package::{self, Clip, Options, Package, PackageRequest};
 use crate::request::{BareUnit, Position, Request};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// The packages `serve` keeps (movie and segment index per file version and clip).
@@ -27,7 +28,7 @@ pub fn cache_stats() -> (u64, u64) {
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
 
 /// The CORS headers of every packaging answer.
-fn cors_headers(resp: &mut Response) {
+pub(super) fn cors_headers(resp: &mut Response) {
     resp.headers.push(("Access-Control-Allow-Origin", "*".into()));
     resp.headers.push(("Access-Control-Expose-Headers", EXPOSED.into()));
 }
@@ -63,7 +64,7 @@ fn split(target: &Target) -> Option<(Target, PackageRequest)> {
 
 /// The query suffix carried to every URL a playlist names: `start`, `end`, `expires` and
 /// `sig` as given (re-encoded), nothing else.
-fn suffix(q: &query::Query) -> String {
+pub(super) fn suffix(q: &query::Query) -> String {
     let enc = |v: &str| -> String {
         v.bytes()
             .map(|b| match b {
@@ -94,6 +95,46 @@ pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) ->
     Some(resp)
 }
 
+/// `start` and `end` of a packaging query, in seconds.
+pub(super) fn clip_of(q: &query::Query) -> crate::Result<(Option<f64>, Option<f64>)> {
+    let secs = |t: &Option<String>| -> crate::Result<Option<f64>> {
+        match t.as_deref().map(|t| Position::parse(t, BareUnit::Seconds)).transpose()? {
+            None => Ok(None),
+            Some(Position::Seconds(s)) => Ok(Some(s)),
+            Some(Position::Byte(_)) => Err(crate::Error::bad_request("positions of an MP4 are given in seconds")),
+        }
+    };
+    Ok((secs(&q.start)?, secs(&q.end)?))
+}
+
+/// The opened movie and its package for `source` (already confined): from the shared cache
+/// in `serve`; built per request in the CGI, with the whole movie's index kept in
+/// `index_cache`. A fragmented file is seen through sample tables made from its fragments.
+pub(super) fn packaged(
+    cfg: &Config,
+    source: crate::media::Source,
+    clip: Clip,
+    options: &Options,
+    serve: bool,
+) -> crate::Result<(Arc<Movie>, Arc<Package>)> {
+    if serve {
+        // Shared by every viewer of the movie: the segment index is built once.
+        return PACKAGES.get(source, clip, options, cfg.max_moov_bytes);
+    }
+    let movie = Movie::open(source)?;
+    movie.check_moov_size(cfg.max_moov_bytes)?;
+    let movie = package::fragmented::progressive(movie, cfg.index_cache.as_deref(), cfg.max_moov_bytes)?;
+    let pkg = match &cfg.index_cache {
+        // Only the whole movie's index is kept: one file per distinct clip would let
+        // anyone fill the directory with made-up `start` values.
+        Some(dir) if movie.root.size >= crate::mp4::MARKS_MIN_MOOV && clip == Clip::default() => {
+            package::cache::load_or_build(&movie, clip, options, dir)?
+        }
+        _ => Package::build(&movie, clip, options)?,
+    };
+    Ok((Arc::new(movie), Arc::new(pkg)))
+}
+
 fn respond_to(
     cfg: &Config,
     req: &HttpRequest,
@@ -121,41 +162,17 @@ fn respond_to(
         Ok(o) => return Response::error(404, Some(format!("{}: not an MP4 movie", o.real.display()))),
         Err(e) => return Response::error(e.status(), Some(e.reason())),
     };
-    let secs = |t: &Option<String>| -> crate::Result<Option<f64>> {
-        match t.as_deref().map(|t| Position::parse(t, BareUnit::Seconds)).transpose()? {
-            None => Ok(None),
-            Some(Position::Seconds(s)) => Ok(Some(s)),
-            Some(Position::Byte(_)) => Err(crate::Error::bad_request("positions of an MP4 are given in seconds")),
-        }
-    };
-    let (start, end) = match (secs(&q.start), secs(&q.end)) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(e), _) | (_, Err(e)) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
+    let (start, end) = match clip_of(&q) {
+        Ok(c) => c,
+        Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
     };
     let real = opened.real.display().to_string();
     let options = Options { target: cfg.segment_seconds };
     let clip = Clip { start, end };
     let query = suffix(&q);
     // The answer, and the tracks left out of the manifests (logged with a manifest answer).
-    let planned = if serve {
-        // Shared by every viewer of the movie: the segment index is built once.
-        PACKAGES
-            .get(opened.source, clip, &options, cfg.max_moov_bytes)
-            .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())))
-    } else {
-        Movie::open(opened.source).and_then(|movie| {
-            movie.check_moov_size(cfg.max_moov_bytes)?;
-            let pkg = match &cfg.index_cache {
-                // Only the whole movie's index is kept: one file per distinct clip would let
-                // anyone fill the directory with made-up `start` values.
-                Some(dir) if movie.root.size >= crate::mp4::MARKS_MIN_MOOV && clip == Clip::default() => {
-                    package::cache::load_or_build(&movie, clip, &options, dir)?
-                }
-                _ => Package::build(&movie, clip, &options)?,
-            };
-            Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone()))
-        })
-    };
+    let planned = packaged(cfg, opened.source, clip, &options, serve)
+        .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())));
     let (plan, skipped) = match planned {
         Ok(p) => p,
         Err(e) => return Response::error(e.http_status(), Some(format!("{real}: {e}"))),

@@ -135,6 +135,58 @@ pub fn normalize(cfg: &Config, target: &Target) -> Result<RelPath, PathError> {
     Ok(rel)
 }
 
+/// [`normalize`] for a ladder sidecar (`title.ladder`, see `crate::package::ladder`): the
+/// same checks except the extension rule (a sidecar is never served itself; the renditions
+/// it names go through [`normalize`]).
+pub fn normalize_sidecar(cfg: &Config, target: &Target) -> Result<RelPath, PathError> {
+    let decoded = match target {
+        Target::Url(raw) => {
+            reject_encoded_specials(raw)?;
+            if !raw.starts_with('/') {
+                return Err(forbidden("path does not start with /"));
+            }
+            let bytes =
+                super::percent::decode(raw.as_bytes(), false).ok_or_else(|| forbidden("bad percent-encoding"))?;
+            let text = String::from_utf8(bytes).map_err(|_| forbidden("path is not UTF-8"))?;
+            reject_encoded_specials(&text)?;
+            text
+        }
+        Target::Decoded(p) => {
+            reject_encoded_specials(p)?;
+            p.clone()
+        }
+        Target::Translated(p) => relative_to_root(cfg, p)?,
+    };
+    split_checked(&decoded)
+}
+
+/// Opens a ladder sidecar beneath the root with the rules of [`open`] (no way out of the
+/// root unless `follow_symlinks`; a regular file only): its real path and the open file.
+pub fn open_sidecar(cfg: &Config, rel: &RelPath) -> Result<(PathBuf, File), PathError> {
+    let root = &cfg.document_root;
+    let joined = root.join(rel.fs_path());
+    let real = joined.canonicalize().map_err(|e| io_refusal(&e, &joined))?;
+    if !real.starts_with(root) && !cfg.follow_symlinks {
+        return Err(forbidden("leads outside the document root (through a symlink)"));
+    }
+    let fd = if cfg.follow_symlinks || rel.components.is_empty() {
+        rustix::fs::open(&real, OPEN_FLAGS, Mode::empty()).map_err(|e| io_refusal(&e.into(), &real))?
+    } else {
+        open_beneath(root, &rel.fs_path(), OPEN_FLAGS).or_else(|e| match e {
+            BeneathError::Unavailable => {
+                rustix::fs::open(&real, OPEN_FLAGS, Mode::empty()).map_err(|e| io_refusal(&e.into(), &real))
+            }
+            BeneathError::Refused(r) => Err(r),
+        })?
+    };
+    let file = File::from(fd);
+    let meta = file.metadata().map_err(|e| io_refusal(&e, &real))?;
+    if !meta.is_file() {
+        return Err(forbidden("is not a regular file"));
+    }
+    Ok((real, file))
+}
+
 /// `%2e`, `%2f`, `%5c`, `%00` (any case) — also what a double-encoded `%252e` leaves after
 /// the web server's decoding.
 fn reject_encoded_specials(s: &str) -> Result<(), PathError> {

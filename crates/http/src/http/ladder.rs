@@ -1,0 +1,189 @@
+//! The HTTP side of bitrate ladders (`crate::package::ladder`): `/path/title.ladder/master.m3u8`,
+//! `/manifest.mpd` and each rendition's URLs below `r{n}/`. The sidecar is confined like any
+//! served path and the signature covers its path (`/path/title.ladder`); each rendition it
+//! names is a path below the sidecar's directory that goes through the same normalisation,
+//! extension rule and confined open as a requested movie. Manifests of renditions whose
+//! segment boundaries do not line up are refused with 409 and the reason.
+
+use super::package::{clip_of, cors_headers, packaged, suffix};
+use super::path::{self, Target};
+use super::{answer_plan, query, signed, HttpRequest, Response};
+use crate::config::Config;
+use crate::media::Kind;
+use crate::mp4::Movie;
+use crate::package::ladder::{self, Ladder, LadderRequest};
+use crate::package::{self, Clip, Options, Package};
+use crate::plan::{Bytes, Piece, Plan};
+use crate::request::{Position, Request};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Answers a request below a ladder sidecar, or `None` when `req` is not one.
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
+    let (target, lreq) = split(&req.target)?;
+    let mut resp = respond_to(cfg, req, &target, lreq, now, serve);
+    if cfg.cors {
+        cors_headers(&mut resp);
+    }
+    Some(resp)
+}
+
+fn split(target: &Target) -> Option<(Target, LadderRequest)> {
+    match target {
+        Target::Url(p) => ladder::split(p).map(|(l, r)| (Target::Url(l.to_string()), r)),
+        Target::Decoded(p) => ladder::split(p).map(|(l, r)| (Target::Decoded(l.to_string()), r)),
+        Target::Translated(p) => ladder::split(p.to_str()?).map(|(l, r)| (Target::Translated(l.into()), r)),
+    }
+}
+
+/// One rendition, opened and packaged.
+struct Rendition {
+    name: String,
+    movie: Arc<Movie>,
+    package: Arc<Package>,
+}
+
+fn respond_to(
+    cfg: &Config,
+    req: &HttpRequest,
+    target: &Target,
+    lreq: LadderRequest,
+    now: SystemTime,
+    serve: bool,
+) -> Response {
+    let q = match query::Query::parse(&req.query) {
+        Ok(q) => q,
+        Err(e) => return Response::error(400, Some(e.to_string())),
+    };
+    let rel = match path::normalize_sidecar(cfg, target) {
+        Ok(r) => r,
+        Err(e) => return Response::error(e.status(), Some(e.reason())),
+    };
+    let url_path = rel.url_path();
+    if let Some(secret) = &cfg.secret {
+        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if let Err(e) = signed::verify(secret, &url_path, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
+            return Response::error(403, Some(format!("{url_path}: {e}")));
+        }
+    }
+    let (real, file) = match path::open_sidecar(cfg, &rel) {
+        Ok(o) => o,
+        Err(e) => return Response::error(e.status(), Some(e.reason())),
+    };
+    let shown = real.display().to_string();
+    let sidecar_meta = file.metadata().ok();
+    let mut text = String::new();
+    let read = (&file).take(ladder::MAX_BYTES + 1).read_to_string(&mut text);
+    let parsed = match read {
+        Err(e) => Err(format!("cannot read it as UTF-8 text: {}", crate::error::plain_io(&e))),
+        Ok(n) if n as u64 > ladder::MAX_BYTES => Err(format!("it is over {} bytes", ladder::MAX_BYTES)),
+        Ok(_) => Ladder::parse(&text),
+    };
+    let lad = match parsed {
+        Ok(l) => l,
+        // The server's file is wrong: the client is told, as for a broken movie.
+        Err(e) => return Response::error(500, Some(format!("{shown}: {e}"))),
+    };
+    let (start, end) = match clip_of(&q) {
+        Ok(c) => c,
+        Err(e) => return Response::error(400, Some(format!("{url_path}: {e}"))),
+    };
+    let clip = Clip { start, end };
+    let options = Options { target: cfg.segment_seconds };
+    let query = suffix(&q);
+    let dir = &rel.components[..rel.components.len().saturating_sub(1)];
+    // Rendition `n` (from 1): its path below the sidecar's directory, confined like a movie.
+    // Refusals are (status, reason).
+    let open = |n: usize| -> Result<Rendition, (u16, String)> {
+        let name = &lad.renditions[n - 1];
+        let joined: Vec<&str> = dir.iter().map(String::as_str).chain(name.split('/')).collect();
+        let refuse = |status: u16, why: String| (status, format!("{shown}: {name}: {why}"));
+        let rrel = path::normalize(cfg, &Target::Decoded(format!("/{}", joined.join("/"))))
+            .map_err(|e| refuse(e.status(), e.reason()))?;
+        let opened = path::open(cfg, &rrel).map_err(|e| refuse(e.status(), e.reason()))?;
+        if opened.kind != Kind::Mp4 {
+            return Err(refuse(415, "a rendition must be an MP4 movie".into()));
+        }
+        let (movie, package) =
+            packaged(cfg, opened.source, clip, &options, serve).map_err(|e| refuse(e.http_status(), e.to_string()))?;
+        Ok(Rendition { name: name.clone(), movie, package })
+    };
+    let (plan, log) = match lreq {
+        LadderRequest::Master | LadderRequest::Mpd => {
+            let mut all = Vec::with_capacity(lad.renditions.len());
+            for n in 1..=lad.renditions.len() {
+                match open(n) {
+                    Ok(r) => all.push(r),
+                    Err((status, why)) => return Response::error(status, Some(why)),
+                }
+            }
+            let named: Vec<(&str, &Package)> = all.iter().map(|r| (r.name.as_str(), &*r.package)).collect();
+            if let Err(why) = ladder::check_aligned(&named) {
+                return Response::error(409, Some(format!("{shown}: {why}")));
+            }
+            let packages: Vec<&Package> = all.iter().map(|r| &*r.package).collect();
+            let parts = ladder::parts(&packages);
+            let body = match lreq {
+                LadderRequest::Master => package::hls::master_of(&parts, &query),
+                _ => package::dash::mpd_of(&parts, &query),
+            };
+            // Validators that change when the sidecar or any rendition changes: no single
+            // file's time and length fit, so the ETag is keyed on a digest of all of their
+            // identities (in `source_len`) and no `Last-Modified` is sent (without a time, the
+            // sink does not compare the plan's file with `source_len` either).
+            let mut facts = Vec::new();
+            let mut fact = |len: u64, modified: Option<SystemTime>, id: String| {
+                let ns =
+                    modified.and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+                facts.extend_from_slice(format!("{len}|{ns}|{id};").as_bytes());
+            };
+            if let Some(m) = &sidecar_meta {
+                fact(m.len(), m.modified().ok(), text.clone());
+            }
+            for r in &all {
+                fact(r.movie.src.len, r.movie.src.modified, format!("{:?}", r.movie.src.version));
+            }
+            let mut info = all[0].movie.src.info(lreq.content_type());
+            info.header_len = body.len() as u64;
+            info.modified = None;
+            info.source_len = crate::mp4::marks::checksum(&facts);
+            let skipped: Vec<String> = all
+                .iter()
+                .filter(|r| !r.package.index.skipped.is_empty())
+                .map(|r| format!("{}: {}", r.name, r.package.index.skipped.join("; ")))
+                .collect();
+            let log = (!skipped.is_empty()).then(|| format!("{shown}: left out of HLS/DASH: {}", skipped.join("; ")));
+            match Plan::new(all[0].movie.src.clone(), vec![Piece::Synth(Arc::new(Bytes(body.into_bytes())))], info) {
+                Ok(p) => (p, log),
+                Err(e) => return Response::error(e.http_status(), Some(format!("{shown}: {e}"))),
+            }
+        }
+        LadderRequest::Rendition { n, req: preq } => {
+            if n > lad.renditions.len() {
+                return Response::error(404, Some(format!("{shown}: no rendition {n}")));
+            }
+            let r = match open(n) {
+                Ok(r) => r,
+                Err((status, why)) => return Response::error(status, Some(why)),
+            };
+            match package::answer_with(&r.movie, &r.package, &preq, &query) {
+                Ok(p) => (p, None),
+                Err(e) => return Response::error(e.http_status(), Some(format!("{shown}: {}: {e}", r.name))),
+            }
+        }
+    };
+    let request = Request {
+        start: start.map(Position::Seconds),
+        end: end.map(Position::Seconds),
+        exact: false,
+        force_co64: false,
+    };
+    let mut resp = answer_plan(plan, &request, req);
+    resp.headers.retain(|(n, _)| *n != "X-Content-Duration");
+    resp.headers.push(("Cache-Control", "public, max-age=86400".into()));
+    if log.is_some() {
+        resp.log = log;
+    }
+    resp
+}
