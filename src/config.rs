@@ -125,6 +125,12 @@ pub struct Config {
     /// CGI: a directory where each movie's seek marks are kept between processes (see
     /// `mp4::marks`), so a request jumps into the sample tables instead of scanning them.
     pub index_cache: Option<PathBuf>,
+    /// `Cache-Control: public, max-age=N` on media answers (`cache_max_age_secs`), so a cache
+    /// in front (Varnish, a CDN) may keep them; `None`: no `Cache-Control` header.
+    pub cache_max_age: Option<u64>,
+    /// `serve`: media read from S3-compatible object storage instead of `document_root`
+    /// (`[storage]`, see `crate::storage`).
+    pub storage: Option<crate::storage::StorageConfig>,
 }
 
 /// The file as written; every key optional except the root.
@@ -142,6 +148,8 @@ struct RawConfig {
     listing: Option<bool>,
     server: Option<ServerLimits>,
     index_cache: Option<PathBuf>,
+    cache_max_age_secs: Option<u64>,
+    storage: Option<crate::storage::RawStorage>,
 }
 
 /// Where to look for the configuration.
@@ -201,6 +209,8 @@ impl Config {
             listing: None,
             server: None,
             index_cache: None,
+            cache_max_age_secs: None,
+            storage: None,
         };
         Config::validate(raw, Path::new("(defaults)"))
     }
@@ -300,6 +310,15 @@ impl Config {
                 return Err(invalid(format!("index_cache {} must be an absolute path", dir.display())));
             }
         }
+        if let Some(age) = raw.cache_max_age_secs {
+            if age > 31_536_000 {
+                return Err(invalid(format!("cache_max_age_secs {age} must be at most 31536000 (a year)")));
+            }
+        }
+        let storage = match raw.storage {
+            None => None,
+            Some(s) => Some(crate::storage::StorageConfig::validate(s).map_err(invalid)?),
+        };
         let server = raw.server.unwrap_or_default();
         if server.max_connections == 0 || server.max_header_bytes < 256 || server.header_timeout_secs == 0 {
             return Err(invalid(
@@ -324,6 +343,8 @@ impl Config {
             listing: raw.listing.unwrap_or(false),
             server,
             index_cache: raw.index_cache,
+            cache_max_age: raw.cache_max_age_secs,
+            storage,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod request;
 pub mod serve;
 pub mod sink;
+pub mod storage;
 pub mod throttle;
 
 pub use error::{Error, Result};

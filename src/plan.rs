@@ -96,6 +96,9 @@ pub struct PlanInfo {
     pub modified: Option<SystemTime>,
     /// The source file's length, for `ETag`.
     pub source_len: u64,
+    /// A version of the source beyond its length and modification time (an object's ETag in
+    /// object storage), for `ETag`; `None` for local files.
+    pub source_version: Option<String>,
 }
 
 impl PlanInfo {

@@ -24,6 +24,12 @@ pub fn etag(info: &PlanInfo, plan_len: u64, req: &Request) -> String {
         req.force_co64,
         plan_len
     );
+    // An object's own version (its store ETag) decides the bytes too; local files have none,
+    // and their entity tags stay what they were.
+    let facts = match &info.source_version {
+        Some(v) => format!("{facts}|{v}"),
+        None => facts,
+    };
     let a = fnv1a(0xcbf2_9ce4_8422_2325, facts.as_bytes());
     let b = fnv1a(0x6c62_272e_07bb_0142, facts.as_bytes());
     format!("\"{a:016x}{:08x}\"", b >> 32)

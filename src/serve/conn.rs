@@ -137,11 +137,23 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         };
         drop(head);
         let cfg = shared.config.get();
-        let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
+        // Media in object storage (`[storage]`): answered from the store, data streamed from it.
+        let (resp, mut remote) = if cfg.storage.is_some() && !is_listing(&cfg, &parsed.request) {
+            let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
+                .await;
+            (a.response, a.remote)
+        } else {
+            (answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await, None)
+        };
         let keep = parsed.keep_alive && !*stop.borrow();
         let mut bytes = 0u64;
         let mut cut_short = None;
-        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await;
+        let ok = match remote.as_mut() {
+            Some(r) => write_remote(&mut stream, &resp, r, parsed.http10, keep, &cfg, &mut bytes, &mut cut_short).await,
+            None => {
+                write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await
+            }
+        };
         shared.log.write(
             &cfg.log,
             &Entry {
@@ -234,6 +246,42 @@ async fn write_response(
                     false
                 }
             }
+        }
+    }
+}
+
+/// Whether the listing page answers this request (a directory with `listing` on).
+fn is_listing(cfg: &Config, req: &http::HttpRequest) -> bool {
+    cfg.listing && (req.method == "GET" || req.method == "HEAD") && listing::resolve(cfg, &req.target).is_some()
+}
+
+/// [`write_response`] for an answer from object storage: its data pieces come from the store.
+#[allow(clippy::too_many_arguments)]
+async fn write_remote(
+    stream: &mut TcpStream,
+    resp: &Response,
+    remote: &mut crate::storage::send::Remote,
+    http10: bool,
+    keep: bool,
+    cfg: &Arc<Config>,
+    bytes: &mut u64,
+    cut_short: &mut Option<std::io::Error>,
+) -> bool {
+    let Body::Plan { plan, range } = &resp.body else {
+        return write_response(stream, resp, http10, keep, Some(cfg), bytes, cut_short).await;
+    };
+    let head = resp.http_head(http10, keep, SystemTime::now());
+    if send::write_all(stream, head.as_bytes()).await.is_err() {
+        return false;
+    }
+    let pacer = Pacer::for_plan(cfg, plan, range);
+    match crate::storage::send::send_plan(stream, plan, range.clone(), remote, pacer.as_ref(), bytes).await {
+        Ok(()) => true,
+        Err(e) => {
+            if crate::sink::is_source_fault(&e) {
+                *cut_short = Some(e);
+            }
+            false
         }
     }
 }

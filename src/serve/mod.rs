@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub stop: watch::Sender<bool>,
     /// Opened MP4 movies, shared by all viewers of a file (one mapped moov, one descriptor).
     pub movies: Arc<crate::media::MovieCache>,
+    /// The object store when `[storage]` is configured (see [`crate::storage`]).
+    pub storage: crate::storage::StorageState,
 }
 
 /// Counts a connection for `max_connections` while it lives.
@@ -121,6 +123,7 @@ impl Server {
             starved: std::sync::atomic::AtomicBool::new(false),
             stop: watch::channel(false).0,
             movies: Arc::new(crate::media::MovieCache::new(MOVIE_CACHE)),
+            storage: crate::storage::StorageState::default(),
         });
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let runtime = if threads <= 1 {
