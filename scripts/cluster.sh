@@ -102,7 +102,8 @@ up() {
   chmod 755 "$state"
   mkdir -p "$(dirname "$pointer")"
   echo "$state" >"$pointer"
-  trap 'echo "cluster.sh: up failed; logs in $state" >&2; stop_all "$state"' ERR
+  # Any failure from here on stops what was started (the logs stay for reading).
+  trap 'rc=$?; if ((rc != 0)); then echo "cluster.sh: up failed; logs in $state" >&2; stop_all "$state"; rm -f "$pointer"; fi' EXIT
 
   # --- SeaweedFS: master, volume, filer and S3 gateway in one `weed server` -------------------
   local p_master p_volume p_filer p_s3 g_master g_volume g_filer g_s3
@@ -142,11 +143,12 @@ EOF
   local probe=sample.mp4
   [[ -f $media/short.mp4 ]] && probe=short.mp4
 
-  # --- two origins reading from the bucket ------------------------------------------------------
+  # --- two origins reading from the bucket, sharing one index cache directory (as origins on
+  # one host would; each keeps its own in memory) -----------------------------------------------
   local i port
   for i in 1 2; do
     port=$(free_port)
-    mkdir -p "$state/origin$i/root" "$state/origin$i/index"
+    mkdir -p "$state/origin$i/root" "$state/index"
     cat >"$state/origin$i/stream.conf" <<EOF
 document_root = "$state/origin$i/root"
 cache_max_age_secs = 300
@@ -157,7 +159,7 @@ endpoint = "http://127.0.0.1:$p_s3"
 bucket = "$bucket"
 region = "us-east-1"
 allow_http = true
-index_dir = "$state/origin$i/index"
+index_dir = "$state/index"
 storage_timeout_secs = 5
 EOF
     AWS_ACCESS_KEY_ID=$access_key AWS_SECRET_ACCESS_KEY=$secret_key \
@@ -176,7 +178,7 @@ EOF
     -s malloc,256m -p default_ttl=60
   echo "http://127.0.0.1:$p_varnish" >"$state/varnish.url"
   wait_for 60 curl -sf -I "http://127.0.0.1:$p_varnish/$probe" || die "Varnish did not answer (see $state/varnish.log)"
-  trap - ERR
+  trap - EXIT
   echo "state: $state"
   echo "store (S3): $(cat "$state/s3.url") bucket $bucket"
   echo "origins: http://127.0.0.1:$(cat "$state/origin1.port") http://127.0.0.1:$(cat "$state/origin2.port")"

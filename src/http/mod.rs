@@ -305,18 +305,15 @@ pub fn answer_source(
     cfg: &Config,
     req: &HttpRequest,
     url: &str,
-    kind: Kind,
-    stand_in: &std::path::Path,
+    opened: path::Opened,
     request: &Request,
     cache: Option<&crate::media::MovieCache>,
     adjust: impl FnOnce(&mut crate::plan::PlanInfo),
 ) -> Response {
-    let planned = crate::media::Source::open(stand_in)
-        .and_then(|src| plan_source(cfg, kind, stand_in, src, request, cache))
-        .map(|mut plan| {
-            adjust(&mut plan.info);
-            plan
-        });
+    let planned = plan_source(cfg, opened.kind, &opened.real, opened.source, request, cache).map(|mut plan| {
+        adjust(&mut plan.info);
+        plan
+    });
     let mut resp = answer_planned(cfg, planned, url, request, req);
     if req.method == "HEAD" {
         resp.body = Body::Empty;

@@ -28,6 +28,9 @@ use std::time::{Duration, SystemTime};
 /// Bytes read ahead at each place the box walk looks (a box header, and whatever small boxes
 /// follow it).
 const WINDOW: u64 = 64 * 1024;
+/// A tail of the object at most this long is read in one go (a moov at the end and what
+/// follows it).
+const TAIL: u64 = 16 << 20;
 /// Top-level boxes walked at most (a fragmented file has two per fragment).
 const MAX_BOXES: usize = 200_000;
 /// A `.meta` file is never larger.
@@ -302,8 +305,8 @@ impl Window {
 }
 
 /// Walks the object's top-level boxes: each box kept whole except `mdat` (header only), the
-/// first window kept too. The reads: one window where a box header is looked for (when what
-/// remains of the object is at most `max_moov`, all of it, so a moov at the end costs one
+/// first window kept too. The reads: one window where a box header is looked for (past the first,
+/// when what remains of the object is at most 16 MiB and `max_moov`, all of it, so a moov at the end costs one
 /// suffix read), and the rest of a box larger than its window. The kept bytes are bounded by
 /// `max_moov` plus one window.
 async fn walk_boxes(
@@ -331,7 +334,8 @@ async fn walk_boxes(
             Some(h) if h.len() >= 16 || head_end == len => h,
             _ => {
                 let rest = len - pos;
-                let take = if rest <= max_moov.min(64 << 20) { rest } else { WINDOW.min(rest) };
+                // Past the first window (a moov at the end), the whole tail when it is small.
+                let take = if pos > 0 && rest <= max_moov.min(TAIL) { rest } else { WINDOW.min(rest) };
                 let w = Window { start: pos, bytes: store.read(id, pos..pos + take, count).await? };
                 if pos == 0 {
                     kept_bytes += w.bytes.len() as u64;

@@ -244,13 +244,14 @@ impl Store {
             .with_endpoint(&cfg.endpoint)
             .with_bucket_name(&cfg.bucket)
             .with_region(&cfg.region)
-            .with_allow_http(cfg.allow_http)
             .with_virtual_hosted_style_request(false)
             .with_client_options(
                 ClientOptions::new()
                     .with_timeout(cfg.timeout)
                     .with_connect_timeout(cfg.timeout.min(Duration::from_secs(5))),
             )
+            // allow_http lives in the client options: set after them, or they would reset it.
+            .with_allow_http(cfg.allow_http)
             // One try: the answer's own deadline (storage_timeout_secs) is the bound, and a cache
             // in front retries on another origin.
             .with_retry(RetryConfig { max_retries: 0, retry_timeout: cfg.timeout, ..RetryConfig::default() });
@@ -459,7 +460,11 @@ pub async fn answer(
         let (cfg2, req2, id2, url2, request2) = (cfg.clone(), req.clone(), id.clone(), url.clone(), request.clone());
         let movies2 = movies.clone();
         let planned = tokio::task::spawn_blocking(move || {
-            http::answer_source(&cfg2, &req2, &url2, kind, &shadow, &request2, Some(&movies2), |info| {
+            let opened = match crate::media::Source::open(&shadow) {
+                Ok(source) => http::path::Opened { real: shadow, kind, source },
+                Err(e) => return Response::error_private(500, "the index cache failed", e.to_string()),
+            };
+            http::answer_source(&cfg2, &req2, &url2, opened, &request2, Some(&movies2), |info| {
                 info.modified = id2.modified;
                 info.source_version = Some(id2.etag.clone());
             })
