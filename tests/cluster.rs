@@ -10,7 +10,9 @@
 //! 3. an origin killed during a `loomiere bench` run through Varnish fails at most the
 //!    requests in flight on it.
 //!
-//! Needs varnishd, python3 (with venv, for SeaweedFS from PyPI), curl, ffmpeg: missing ones
+//! The nginx `proxy_cache` alternative (contrib/nginx/proxy-cache.conf) is checked in phase 1.
+//!
+//! Needs varnishd, nginx, python3 (with venv, for SeaweedFS from PyPI), curl, ffmpeg: missing ones
 //! fail the test under `LOOMIERE_REQUIRE_ALL=1`.
 
 mod common;
@@ -115,6 +117,46 @@ impl Drop for Local {
     }
 }
 
+/// nginx with contrib/nginx/proxy-cache.conf in front of the cluster's origins.
+struct Nginx {
+    child: Child,
+    url: String,
+}
+
+impl Nginx {
+    fn start(cluster: &Cluster, dir: &Path) -> Nginx {
+        require_tool("nginx");
+        let run = dir.join("nginx");
+        std::fs::create_dir_all(&run).unwrap();
+        let port = free_port();
+        let conf =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/nginx/proxy-cache.conf"))
+                .unwrap()
+                .replace("@RUN@", &run.display().to_string())
+                .replace("@PORT@", &port.to_string())
+                .replace("@ORIGIN1_PORT@", &cluster.read("origin1.port"))
+                .replace("@ORIGIN2_PORT@", &cluster.read("origin2.port"));
+        let path = run.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new("nginx").arg("-p").arg(&run).arg("-c").arg(&path).spawn().unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Nginx { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGQUIT: the master stops its workers and exits.
+        let _ = Command::new("kill").args(["-QUIT", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -140,7 +182,7 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn tools_or_skip() -> bool {
-    ["varnishd", "python3", "curl", "ffmpeg"].iter().all(|t| tool_or_skip("cluster", t))
+    ["varnishd", "nginx", "python3", "curl", "ffmpeg"].iter().all(|t| tool_or_skip("cluster", t))
 }
 
 #[test]
@@ -209,9 +251,48 @@ fn varnish_origins_and_object_storage() {
     assert_eq!(s, 200);
     assert!(second == want, "the overwritten object was answered from its old index");
 
+    // The nginx proxy_cache alternative (contrib/nginx/proxy-cache.conf) in front of the same
+    // origins gives the same bytes, from its cache on a repeat.
+    {
+        let nginx = Nginx::start(&cluster, &dir);
+        for url in ["/long.mp4?start=600&end=640", "/short.mp4?start=1"] {
+            let (s, _, body) = get(&format!("{}{url}", nginx.url), &[]);
+            assert_eq!(s, 200, "{url} through nginx");
+            assert!(body == get(&format!("{}{url}", local.1), &[]).2, "{url} through nginx differs");
+            let (_, h, again) = get(&format!("{}{url}", nginx.url), &[]);
+            assert!(again == body);
+            assert_eq!(header(&h, "x-cache"), Some("HIT"), "{url}: a repeat is served by nginx's cache");
+        }
+    }
+
     // --- 2. store faults -------------------------------------------------------------------
     let (s, _, body) = get(&format!("{}/missing.mp4?start=1", cluster.origin(1)), &[]);
     assert_eq!(s, 404, "{}", String::from_utf8_lossy(&body));
+    // The store refusing the origin's credentials (403) is the gateway's failure: 502.
+    {
+        let port = free_port();
+        let mut refused = loomiere()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(cluster.state.join("origin1/stream.conf"))
+            .env("AWS_ACCESS_KEY_ID", "loomiere-test")
+            .env("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let (s, _, body) = get(&format!("http://127.0.0.1:{port}/short.mp4?start=1"), &[]);
+        let _ = refused.kill();
+        let out = refused.wait_with_output().unwrap();
+        assert_eq!(s, 502, "wrong credentials: {}", String::from_utf8_lossy(&body));
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!log.contains("not-the-secret"), "a secret key was logged: {log}");
+    }
     let weed = cluster.pid("weed");
     assert!(Command::new("kill").args(["-STOP", &weed.to_string()]).status().unwrap().success());
     // A seek not asked before (nothing cached anywhere): the store must be asked, and does
