@@ -153,6 +153,10 @@ impl IndexDir {
             let _ = std::fs::remove_file(&tmp_meta);
         }
         result?;
+        // Written by this process: no need to check it on its first use.
+        if let Ok(m) = std::fs::symlink_metadata(&shadow) {
+            self.checked.lock().unwrap_or_else(|p| p.into_inner()).insert((shadow.clone(), m.ino(), m.ctime()));
+        }
         self.evict();
         Ok(shadow)
     }
