@@ -9,6 +9,10 @@
 //! - [`listing`]: the directory page with a player;
 //! - [`access_log`]: common log format lines.
 //!
+//! With `[storage]` in the configuration, media come from object storage instead
+//! ([`crate::storage`]: `conn` hands those requests to `storage::answer` and sends their data
+//! pieces from the store).
+//!
 //! Limits come from the configuration's `[server]` table: `listen_backlog` (the kernel's
 //! accept queue, set at start-up), `max_connections` (when reached, idle keep-alive
 //! connections are closed oldest first to admit a new one; without any, further clients wait
@@ -98,6 +102,11 @@ impl Server {
         let config = ConfigCell::new(settings)
             .map_err(|e| Error::Config(format!("not starting: the configuration is invalid: {e}")))?;
         let backlog = effective_backlog(config.get().server.listen_backlog);
+        let storage = crate::storage::StorageState::default();
+        if let Some(st) = &config.get().storage {
+            // Credentials that cannot be read are a start-up error, not a site of 500s.
+            storage.store(st).map_err(|e| Error::Config(format!("not starting: {e}")))?;
+        }
         let listener = listen_on(listen, backlog).map_err(|e| {
             let fix = match e.kind() {
                 std::io::ErrorKind::AddrInUse => {
@@ -123,7 +132,7 @@ impl Server {
             starved: std::sync::atomic::AtomicBool::new(false),
             stop: watch::channel(false).0,
             movies: Arc::new(crate::media::MovieCache::new(MOVIE_CACHE)),
-            storage: crate::storage::StorageState::default(),
+            storage,
         });
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let runtime = if threads <= 1 {

@@ -533,6 +533,25 @@ mod tests {
     }
 
     #[test]
+    fn the_table_in_stream_conf() {
+        let dir = std::env::temp_dir();
+        let text = format!(
+            "document_root = {:?}\ncache_max_age_secs = 60\n[storage]\nendpoint = \"https://s3.example\"\n\
+             bucket = \"media\"\nindex_dir = \"/var/cache/x\"\nstorage_timeout_secs = 3\n",
+            dir.display().to_string()
+        );
+        let c = Config::parse(&text, std::path::Path::new("t.conf")).unwrap();
+        assert_eq!(c.cache_max_age, Some(60));
+        let s = c.storage.unwrap();
+        assert_eq!((s.bucket.as_str(), s.timeout, s.region.as_str()), ("media", Duration::from_secs(3), "us-east-1"));
+        let bad = text.replace("storage_timeout_secs = 3", "storage_timeout_secs = 0");
+        let e = Config::parse(&bad, std::path::Path::new("t.conf")).unwrap_err().to_string();
+        assert!(e.contains("storage_timeout_secs"), "{e}");
+        let unknown = text.replace("bucket =", "bukket =");
+        assert!(Config::parse(&unknown, std::path::Path::new("t.conf")).is_err());
+    }
+
+    #[test]
     fn the_store_is_never_printed_with_credentials() {
         std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "very-secret-key");
