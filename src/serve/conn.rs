@@ -138,6 +138,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         drop(head);
         let cfg = shared.config.get();
         // Media in object storage (`[storage]`): answered from the store, data streamed from it.
+        #[cfg(feature = "storage")]
         let (resp, mut remote) = if cfg.storage.is_some() && !is_listing(&cfg, &parsed.request) {
             let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
                 .await;
@@ -145,15 +146,20 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         } else {
             (answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await, None)
         };
+        #[cfg(not(feature = "storage"))]
+        let resp = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone()).await;
         let keep = parsed.keep_alive && !*stop.borrow();
         let mut bytes = 0u64;
         let mut cut_short = None;
+        #[cfg(feature = "storage")]
         let ok = match remote.as_mut() {
             Some(r) => write_remote(&mut stream, &resp, r, parsed.http10, keep, &cfg, &mut bytes, &mut cut_short).await,
             None => {
                 write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await
             }
         };
+        #[cfg(not(feature = "storage"))]
+        let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut bytes, &mut cut_short).await;
         shared.log.write(
             &cfg.log,
             &Entry {
@@ -251,11 +257,13 @@ async fn write_response(
 }
 
 /// Whether the listing page answers this request (a directory with `listing` on).
+#[cfg(feature = "storage")]
 fn is_listing(cfg: &Config, req: &http::HttpRequest) -> bool {
     cfg.listing && (req.method == "GET" || req.method == "HEAD") && listing::resolve(cfg, &req.target).is_some()
 }
 
 /// [`write_response`] for an answer from object storage: its data pieces come from the store.
+#[cfg(feature = "storage")]
 #[allow(clippy::too_many_arguments)]
 async fn write_remote(
     stream: &mut TcpStream,

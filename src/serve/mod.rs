@@ -67,6 +67,7 @@ pub(crate) struct Shared {
     /// Opened MP4 movies, shared by all viewers of a file (one mapped moov, one descriptor).
     pub movies: Arc<crate::media::MovieCache>,
     /// The object store when `[storage]` is configured (see [`crate::storage`]).
+    #[cfg(feature = "storage")]
     pub storage: crate::storage::StorageState,
 }
 
@@ -102,10 +103,16 @@ impl Server {
         let config = ConfigCell::new(settings)
             .map_err(|e| Error::Config(format!("not starting: the configuration is invalid: {e}")))?;
         let backlog = effective_backlog(config.get().server.listen_backlog);
+        #[cfg(feature = "storage")]
         let storage = crate::storage::StorageState::default();
-        if let Some(st) = &config.get().storage {
+        if let Some(_st) = &config.get().storage {
             // Credentials that cannot be read are a start-up error, not a site of 500s.
-            storage.store(st).map_err(|e| Error::Config(format!("not starting: {e}")))?;
+            #[cfg(feature = "storage")]
+            storage.store(_st).map_err(|e| Error::Config(format!("not starting: {e}")))?;
+            #[cfg(not(feature = "storage"))]
+            return Err(Error::Config(
+                "not starting: [storage] needs loomiere built with the `storage` feature".into(),
+            ));
         }
         let listener = listen_on(listen, backlog).map_err(|e| {
             let fix = match e.kind() {
@@ -132,6 +139,7 @@ impl Server {
             starved: std::sync::atomic::AtomicBool::new(false),
             stop: watch::channel(false).0,
             movies: Arc::new(crate::media::MovieCache::new(MOVIE_CACHE)),
+            #[cfg(feature = "storage")]
             storage,
         });
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
