@@ -15,6 +15,7 @@ pub mod percent;
 pub mod query;
 pub mod range;
 pub mod signed;
+pub mod stand_in;
 pub mod wire;
 
 use crate::config::{Config, ConfigError};
@@ -218,6 +219,7 @@ pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
 /// the viewers of one file share one opened movie, its mapped `moov` and its descriptor.
 pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Response {
     let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(cache));
+    crate::storage::add_cache_headers(cfg, &mut resp);
     if req.method == "HEAD" {
         resp.body = Body::Empty;
     }
@@ -226,7 +228,9 @@ pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::Mov
 
 /// [`respond`] at a given time (signed-URL expiry), body included even for HEAD.
 pub fn respond_full(cfg: &Config, req: &HttpRequest, now: SystemTime) -> Response {
-    respond_inner(cfg, req, now, None)
+    let mut resp = respond_inner(cfg, req, now, None);
+    crate::storage::add_cache_headers(cfg, &mut resp);
+    resp
 }
 
 fn respond_inner(
@@ -235,11 +239,26 @@ fn respond_inner(
     now: SystemTime,
     cache: Option<&crate::media::MovieCache>,
 ) -> Response {
-    let (rel, q) = match check_request(cfg, req, now) {
-        Ok(x) => x,
-        Err(r) => return *r,
+    if req.method != "GET" && req.method != "HEAD" {
+        let mut r = Response::error(405, Some(format!("method {:?} is not served (GET and HEAD are)", req.method)));
+        r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
+    }
+    let q = match query::Query::parse(&req.query) {
+        Ok(q) => q,
+        Err(e) => return Response::error(400, Some(e.to_string())),
+    };
+    let rel = match path::normalize(cfg, &req.target) {
+        Ok(r) => r,
+        Err(e) => return Response::error(e.status(), Some(e.reason())),
     };
     let url = rel.url_path();
+    if let Some(secret) = &cfg.secret {
+        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if let Err(e) = signed::verify(secret, &url, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
+            return Response::refused(403, &url, &e.to_string());
+        }
+    }
     let opened = match path::open(cfg, &rel) {
         Ok(o) => o,
         Err(e) => return Response::refused(e.status(), &url, &e.reason()),
@@ -248,107 +267,35 @@ fn respond_inner(
         Ok(r) => r,
         Err(e) => return Response::refused(400, &url, &e.to_string()),
     };
-    let planned = plan_source(cfg, opened.kind, &opened.real, opened.source, &request, cache);
-    answer_planned(cfg, planned, &url, &request, req)
-}
-
-/// The checks every request passes before any file or object is touched, in this order:
-/// method, query, path confinement, signature. Returns the normalised path and the query, or
-/// the refusal.
-pub fn check_request(
-    cfg: &Config,
-    req: &HttpRequest,
-    now: SystemTime,
-) -> Result<(path::RelPath, query::Query), Box<Response>> {
-    if req.method != "GET" && req.method != "HEAD" {
-        let mut r = Response::error(405, Some(format!("method {:?} is not served (GET and HEAD are)", req.method)));
-        r.headers.push(("Allow", "GET, HEAD".into()));
-        return Err(Box::new(r));
-    }
-    let q = match query::Query::parse(&req.query) {
-        Ok(q) => q,
-        Err(e) => return Err(Box::new(Response::error(400, Some(e.to_string())))),
+    let planned = match cache {
+        Some(c) => c.plan_for(opened.kind, &opened.real, opened.source, &request, cfg.max_moov_bytes),
+        None => crate::media::plan_limited(
+            opened.kind,
+            &opened.real,
+            opened.source,
+            &request,
+            cfg.max_moov_bytes,
+            cfg.index_cache.as_deref(),
+        ),
     };
-    let rel = match path::normalize(cfg, &req.target) {
-        Ok(r) => r,
-        Err(e) => return Err(Box::new(Response::error(e.status(), Some(e.reason())))),
-    };
-    let url = rel.url_path();
-    if let Some(secret) = &cfg.secret {
-        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if let Err(e) = signed::verify(secret, &url, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
-            return Err(Box::new(Response::refused(403, &url, &e.to_string())));
-        }
-    }
-    Ok((rel, q))
-}
-
-/// The plan for an opened source, through the movie cache when given.
-fn plan_source(
-    cfg: &Config,
-    kind: Kind,
-    real: &std::path::Path,
-    source: crate::media::Source,
-    request: &Request,
-    cache: Option<&crate::media::MovieCache>,
-) -> crate::Result<Plan> {
-    match cache {
-        Some(c) => c.plan_for(kind, real, source, request, cfg.max_moov_bytes),
-        None => crate::media::plan_limited(kind, real, source, request, cfg.max_moov_bytes, cfg.index_cache.as_deref()),
-    }
-}
-
-/// Answers `req` on a local stand-in for a remote object (object storage: a shadow file of
-/// the object's boxes, see `crate::storage`): planned like a local file, with `adjust`
-/// setting the object's own validators on the plan. HEAD bodies are stripped.
-pub fn answer_source(
-    cfg: &Config,
-    req: &HttpRequest,
-    url: &str,
-    opened: path::Opened,
-    request: &Request,
-    cache: Option<&crate::media::MovieCache>,
-    adjust: impl FnOnce(&mut crate::plan::PlanInfo),
-) -> Response {
-    let planned = plan_source(cfg, opened.kind, &opened.real, opened.source, request, cache).map(|mut plan| {
-        adjust(&mut plan.info);
-        plan
-    });
-    let mut resp = answer_planned(cfg, planned, url, request, req);
-    if req.method == "HEAD" {
-        resp.body = Body::Empty;
-    }
-    resp
-}
-
-/// The answer for a plan (or the engine's refusal).
-fn answer_planned(
-    cfg: &Config,
-    planned: crate::Result<Plan>,
-    url: &str,
-    request: &Request,
-    req: &HttpRequest,
-) -> Response {
     let plan = match planned {
         Ok(p) => p,
         // Engine errors speak of the file's contents, never of its place on the server.
-        Err(e) => return Response::refused(e.http_status(), url, &e.to_string()),
+        Err(e) => return Response::refused(e.http_status(), &url, &e.to_string()),
     };
     // A synthesised header (a rewritten moov) is bounded; a whole file sent as it is is not.
     let synthesised = matches!(plan.pieces().first(), Some(crate::plan::Piece::Synth(_)));
     if synthesised && plan.info.header_len > cfg.max_moov_bytes {
         return Response::refused(
             500,
-            url,
+            &url,
             &format!(
                 "the rewritten header of {} bytes is over max_moov_bytes {}",
                 plan.info.header_len, cfg.max_moov_bytes
             ),
         );
     }
-    let mut resp = answer_plan(plan, request, req);
-    crate::storage::add_cache_headers(cfg, &mut resp);
-    resp
+    answer_plan(plan, &request, req)
 }
 
 /// The engine request for a query: a bare `start`/`end` number is bytes for FLV, seconds

@@ -137,6 +137,10 @@ impl StorageConfig {
 /// `cache_max_age_secs`; errors are not marked (a cache applies its own short default).
 pub fn add_cache_headers(cfg: &Config, resp: &mut Response) {
     let Some(age) = cfg.cache_max_age else { return };
+    // An answer that says its own (a packager's manifest or segment) keeps it.
+    if resp.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("Cache-Control")) {
+        return;
+    }
     if matches!(resp.status, 200 | 206 | 304) {
         resp.headers.push(("Cache-Control", format!("public, max-age={age}")));
     }
@@ -168,6 +172,23 @@ mod tests {
         let c = StorageConfig::validate(raw("http://127.0.0.1:8333", Some(true))).unwrap();
         assert_eq!(c.key("/a/b.mp4"), "videos/a/b.mp4");
         assert_eq!(c.timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn media_answers_are_cacheable_errors_are_not() {
+        let dir = std::env::temp_dir().join(format!("loomiere-cache-control-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("x.jpg"), b"not really a picture").unwrap();
+        let mut cfg = Config::with_root(&dir).unwrap();
+        let at = std::time::SystemTime::now();
+        let plain = crate::http::respond_full(&cfg, &crate::http::HttpRequest::get("/x.jpg", ""), at);
+        assert_eq!(plain.header("Cache-Control"), None, "off unless configured");
+        cfg.cache_max_age = Some(600);
+        let ok = crate::http::respond_full(&cfg, &crate::http::HttpRequest::get("/x.jpg", ""), at);
+        assert_eq!((ok.status, ok.header("Cache-Control")), (200, Some("public, max-age=600")));
+        let missing = crate::http::respond_full(&cfg, &crate::http::HttpRequest::get("/y.jpg", ""), at);
+        assert_eq!((missing.status, missing.header("Cache-Control")), (404, None));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -295,7 +295,7 @@ pub async fn answer(
         Ok(s) => s,
         Err(e) => return plain(Response::error_private(500, "the media store is not configured right", e)),
     };
-    let (rel, q) = match http::check_request(&cfg, &req, SystemTime::now()) {
+    let (rel, q) = match http::stand_in::check_request(&cfg, &req, SystemTime::now()) {
         Ok(x) => x,
         Err(r) => return plain(*r),
     };
@@ -343,7 +343,7 @@ pub async fn answer(
                 Ok(source) => http::path::Opened { real: shadow, kind, source },
                 Err(e) => return Response::error_private(500, "the index cache failed", e.to_string()),
             };
-            http::answer_source(&cfg2, &req2, &url2, opened, &request2, Some(&movies2), |info| {
+            http::stand_in::answer_source(&cfg2, &req2, &url2, opened, &request2, &movies2, |info| {
                 info.modified = id2.modified;
                 info.source_version = Some(id2.etag.clone());
             })
