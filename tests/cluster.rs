@@ -5,7 +5,8 @@
 //!
 //! 1. seeks, whole files, a range and an image through Varnish equal byte for byte the
 //!    answers of `loomiere serve` on the local files, and decode cleanly; repeats are cache
-//!    hits; a warm seek costs one storage request; an overwritten object is re-indexed;
+//!    hits; a warm seek costs one storage request; an overwritten object is re-indexed; the
+//!    nginx proxy_cache config gives the same; signed URLs through Varnish stay signed;
 //! 2. a store that stops answering (SIGSTOP) gives 504, a missing object 404;
 //! 3. an origin killed during a `loomiere bench` run through Varnish fails at most the
 //!    requests in flight on it.
@@ -160,6 +161,86 @@ impl Drop for Nginx {
     }
 }
 
+/// A process this test started (an extra origin, an extra Varnish), stopped with SIGTERM.
+struct Process {
+    child: Child,
+    port: String,
+}
+
+impl Process {
+    /// `loomiere serve` with origin 1's configuration plus `extra` top-level lines.
+    fn origin_with(cluster: &Cluster, dir: &Path, extra: &str) -> Process {
+        let conf = std::fs::read_to_string(cluster.state.join("origin1/stream.conf")).unwrap();
+        let path = dir.join("origin-extra.conf");
+        std::fs::write(&path, format!("{extra}\n{conf}")).unwrap();
+        let port = free_port();
+        let child = loomiere()
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+            .arg(&path)
+            .env("AWS_ACCESS_KEY_ID", "loomiere-test")
+            .env("AWS_SECRET_ACCESS_KEY", "loomiere-test-secret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_port(port);
+        Process { child, port: port.to_string() }
+    }
+
+    /// varnishd with contrib/varnish/default.vcl, both backends at `origin_port`.
+    fn varnish(dir: &Path, origin_port: &str, probe: &str) -> Process {
+        let vcl = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/varnish/default.vcl"))
+            .unwrap()
+            .replace("@ORIGIN1_PORT@", origin_port)
+            .replace("@ORIGIN2_PORT@", origin_port)
+            .replace("@PROBE_URL@", probe);
+        let work = dir.join("varnish-extra");
+        std::fs::create_dir_all(&work).unwrap();
+        let path = work.join("default.vcl");
+        std::fs::write(&path, vcl).unwrap();
+        let port = free_port();
+        let child = Command::new("varnishd")
+            .args(["-F", "-a", &format!("127.0.0.1:{port}"), "-T", "none", "-s", "malloc,64m", "-f"])
+            .arg(&path)
+            .arg("-n")
+            .arg(work.join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_port(port);
+        // Healthy once the probe answered twice (window 3, threshold 2, every second).
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if get(&format!("{url}{probe}"), &["-I"]).0 == 200 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Process { child, port: port.to_string() }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -266,6 +347,32 @@ fn varnish_origins_and_object_storage() {
             assert!(again == body);
             assert_eq!(header(&h, "x-cache"), Some("HIT"), "{url}: a repeat is served by nginx's cache");
         }
+    }
+
+    // Signed URLs behind the cache: an origin with a `secret`, Varnish (the same VCL) in
+    // front. The signature is part of the cache key: a cached signed answer is never given to
+    // an unsigned or differently signed request.
+    {
+        let secret = "cluster-test-secret-0123456789";
+        let signed = Process::origin_with(&cluster, &dir, &format!("secret = {secret:?}"));
+        let far = 4_000_000_000u64;
+        let probe = format!("/short.mp4?{}", loomiere::http::signed::query(secret, "/short.mp4", far));
+        let front = Process::varnish(&dir, &signed.port, &probe);
+        let path = "/long.mp4";
+        let url = |expires: u64| {
+            format!("{}{path}?start=900&end=905&{}", front.url(), loomiere::http::signed::query(secret, path, expires))
+        };
+        let (s, _, _) = get(&format!("{}{path}?start=900&end=905", front.url()), &[]);
+        assert_eq!(s, 403, "an unsigned request through the cache");
+        let (s, _, body) = get(&url(far), &[]);
+        assert_eq!(s, 200, "a signed request through the cache");
+        assert!(body == get(&format!("{}{path}?start=900&end=905", local.1), &[]).2);
+        let (_, h, _) = get(&url(far), &[]);
+        assert_eq!(header(&h, "x-cache"), Some("hit"), "the same signed URL again");
+        let (s, h, _) = get(&url(far - 1), &[]);
+        assert_eq!((s, header(&h, "x-cache")), (200, Some("miss")), "another signature is another entry");
+        let forged = url(far).replace("expires=4000000000", "expires=4000000001");
+        assert_eq!(get(&forged, &[]).0, 403, "a forged expiry through the cache");
     }
 
     // --- 2. store faults -------------------------------------------------------------------
