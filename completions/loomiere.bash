@@ -97,7 +97,7 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__bench)
-            opts="-n -d -h -V --viewers --duration --ramp --seek --start --playback-rate --fast --bitrate --read-ahead --timeout --threads --json --help --version"
+            opts="-n -d -h -V --viewers --duration --ramp --seek --start --playback-rate --fast --bitrate --read-ahead --timeout --threads --watch --max-error-rate --seed --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -144,6 +144,18 @@ _loomiere() {
                     return 0
                     ;;
                 --threads)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watch)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-error-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seed)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -397,12 +409,19 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__inspect)
-            opts="-h -V --json --keyframes --help --version"
+            opts="-h -V --json --keyframes --segments --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --segments)
+                    COMPREPLY=("${cur}")
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o nospace
+                    fi
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;

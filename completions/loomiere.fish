@@ -36,6 +36,7 @@ complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "completions" -d '
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "man" -d 'Print the man page (roff) to stdout'
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "serve-cgi" -d 'Answer one CGI request (or, with --inetd, one HTTP connection on stdin/stdout)'
 complete -c loomiere -n "__fish_loomiere_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l segments -d 'Also show the HLS/DASH segment layout (MP4) for a target segment duration in seconds' -r -f
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l json -d 'Print JSON for scripts instead of tables'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -l keyframes -d 'Also list every keyframe: presentation time and byte offset'
 complete -c loomiere -n "__fish_loomiere_using_subcommand inspect" -s h -l help -d 'Print help'
@@ -55,13 +56,16 @@ complete -c loomiere -n "__fish_loomiere_using_subcommand index" -s V -l version
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -s n -l viewers -d 'Simulated viewers (concurrent streams)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -s d -l duration -d 'Run time in seconds; streams still playing at the end are cut' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l ramp -d 'Start the viewers evenly over this many seconds' -r
-complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l seek -d 'Where viewers seek with ?start= (default: random, or fixed when --start is given)' -r -f -a "random\t'Uniformly random within the media (its duration comes from a HEAD request)'
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l seek -d 'Where viewers seek with start= (default: random, or fixed when --start is given); a start already in the URL is replaced' -r -f -a "random\t'Uniformly random within the media (its duration comes from the server\'s X-Content-Duration or the file\'s index)'
 fixed\t'Always --start seconds'"
-complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l start -d 'The start time for --seek fixed, in seconds (0: no start parameter)' -r
-complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l bitrate -d 'Playback rate in kbit/s for responses without X-Content-Duration' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l start -d 'The start time for --seek fixed, in seconds (0: the URL as written)' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l bitrate -d 'Playback rate in kbit/s for answers whose duration is unknown' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l read-ahead -d 'Seconds a paced viewer buffers ahead of playback' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l timeout -d 'Connect timeout and longest wait for data, in seconds' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l threads -d 'Runtime worker threads (1: a single-threaded runtime). Default: CPUs, at most 4' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l watch -d 'Seconds each viewer watches before leaving: all, retention (many leave in the first minute, a tail stays to the end; see docs/bench.md), S, or A..B (uniform)' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l max-error-rate -d 'Fail (exit status 1) when more than this percentage of requests fail' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l seed -d 'Seed for seek positions and watch times (the same seed draws the same viewers)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l playback-rate -d 'Read at the media\'s playback rate, like a player (the default)'
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l fast -d 'Read as fast as the server sends'
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l json -d 'Print the report as JSON'

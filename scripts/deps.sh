@@ -14,7 +14,7 @@ case $what in
   demo) pkgs=(ffmpeg ca-certificates) ;;
   install) pkgs=(libc6-dev binutils) ;;
   test) pkgs=(ffmpeg python3 util-linux yamdi flvmeta nginx lighttpd busybox ipsvd apache2 fcgiwrap xinetd mini-httpd curl
-              chromium chromium-driver time iproute2 ca-certificates varnish python3-venv python3-pip) ;;
+              chromium chromium-driver npm time iproute2 ca-certificates varnish python3-venv python3-pip) ;;
   *) echo "usage: $0 demo|test|install" >&2; exit 2 ;;
 esac
 

@@ -1,18 +1,22 @@
 //! `loomiere bench` end to end against tiny in-test HTTP servers (std threads on
 //! 127.0.0.1:0) that serve a fixed body with `X-Content-Duration`, misbehave on purpose
-//! (404, short bodies) or are absent; plus the loopback-only refusal. Checks that the JSON
-//! report's numbers are consistent, never how fast anything was.
+//! (404, short bodies) or are absent, and against `loomiere serve` on the test media (its
+//! access log shows what the bench asked); plus the loopback-only refusal and the exit
+//! status. Checks that the JSON report's numbers are consistent, never how fast anything was.
 
 mod common;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Copy)]
 enum Behaviour {
-    /// 200 with the body and `X-Content-Duration: seconds`, keep-alive.
+    /// 200 with the body and `X-Content-Duration: seconds`, keep-alive; with a `start=`
+    /// parameter, half of both (a seeking server answers less than the whole file).
     Serve { len: usize, seconds: f64 },
     /// 404 with a small body.
     NotFound,
@@ -58,6 +62,7 @@ fn serve(conn: TcpStream, behaviour: Behaviour, paths: &Mutex<Vec<String>>) {
         let mut parts = line.split_whitespace();
         let method = parts.next().unwrap_or("").to_string();
         let target = parts.next().unwrap_or("").to_string();
+        let mut ranged = false;
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -66,11 +71,14 @@ fn serve(conn: TcpStream, behaviour: Behaviour, paths: &Mutex<Vec<String>>) {
             if h == "\r\n" {
                 break;
             }
+            ranged |= h.to_ascii_lowercase().starts_with("range:");
         }
-        paths.lock().unwrap().push(format!("{method} {target}"));
+        let ranged = if ranged { " (range)" } else { "" };
+        paths.lock().unwrap().push(format!("{method} {target}{ranged}"));
         let body_wanted = method != "HEAD";
         let ok = match behaviour {
             Behaviour::Serve { len, seconds } => {
+                let (len, seconds) = if target.contains("start=") { (len / 2, seconds / 2.0) } else { (len, seconds) };
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: {len}\r\nX-Content-Duration: {seconds}\r\n\r\n"
                 );
@@ -138,8 +146,10 @@ fn fast_viewers_fetch_whole_bodies() {
     assert_eq!(u(&r, "unpaced"), 0);
     assert!(u(&r, "nofile_limit") >= 4);
     assert_latency_sane(&r);
-    // Fixed seek at 0 sends no start parameter.
-    assert!(server.paths.lock().unwrap().iter().all(|p| p == "GET /movie.mp4"));
+    // Fixed seek at 0 sends no start parameter (the probe's HEAD and range reads aside).
+    let paths = server.paths.lock().unwrap();
+    let gets: Vec<&String> = paths.iter().filter(|p| p.starts_with("GET ") && !p.ends_with("(range)")).collect();
+    assert!(!gets.is_empty() && gets.iter().all(|p| *p == "GET /movie.mp4"), "{paths:?}");
 }
 
 #[test]
@@ -161,7 +171,7 @@ fn paced_viewers_hold_their_streams_and_seek_randomly() {
     assert_eq!(paths.first().map(String::as_str), Some("HEAD /movie.mp4?token=abc"), "duration probe first");
     let starts: Vec<f64> = paths
         .iter()
-        .filter(|p| p.starts_with("GET "))
+        .filter(|p| p.starts_with("GET ") && !p.ends_with("(range)"))
         .map(|p| {
             let s = p.split("&start=").nth(1).unwrap_or_else(|| panic!("no start in {p}"));
             s.parse().unwrap()
@@ -189,6 +199,8 @@ fn bad_answers_are_counted_by_kind() {
         "1",
         "--ramp",
         "0",
+        "--max-error-rate",
+        "100",
     ]);
     let e = &r["errors"];
     assert!(e["status"]["404"].as_u64().unwrap_or(0) >= 1, "{r}");
@@ -209,4 +221,139 @@ fn refuses_non_loopback_targets() {
     }
     let out = common::run(common::loomiere().args(["bench", "http://127.0.0.1:9/", "--viewers", "0"]));
     assert!(!out.status.success());
+}
+
+#[test]
+fn exit_status_says_when_requests_fail() {
+    // Nothing listens: every connection is refused.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{closed}/c.mp4");
+    let out = common::run(common::loomiere().args(["bench", &url, "--duration", "1", "--viewers", "2", "--json"]));
+    assert!(!out.status.success(), "all refused must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no request succeeded") && err.contains("refused"), "{err}");
+    let r: Value = serde_json::from_slice(&out.stdout).expect("the report is still printed");
+    assert_eq!(u(&r, "succeeded"), 0);
+    assert!(!r["warnings"].as_array().unwrap().is_empty(), "the probe said it: {r}");
+    // Half the answers are 404: over the default 2 %, fine under --max-error-rate 100.
+    let missing = Server::start(Behaviour::NotFound);
+    let fine = Server::start(Behaviour::Serve { len: 1000, seconds: 1.0 });
+    let args = [&missing.url("/a.mp4"), &fine.url("/b.mp4"), "--fast", "--viewers", "2", "--duration", "1", "--json"];
+    let out = common::run(common::loomiere().arg("bench").args(args));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-error-rate"), "{err}");
+    bench(&[&args[..args.len() - 1], &["--max-error-rate", "100"]].concat());
+}
+
+#[test]
+fn viewers_leave_at_their_watch_time_and_waste_what_they_did_not_watch() {
+    // 200 B/s: one read buffers far more than the 0.2 s each viewer watches.
+    let server = Server::start(Behaviour::Serve { len: 200_000, seconds: 1000.0 });
+    let r = bench(&[&server.url("/movie.mp4"), "--viewers", "3", "--duration", "2", "--ramp", "0", "--watch", "0.2"]);
+    assert_eq!(r["watch"], "0.2");
+    assert_eq!(u(&r["errors"], "total"), 0, "{r}");
+    assert!(u(&r, "left") >= 3, "every viewer left at least once: {r}");
+    assert!(u(&r, "requests") >= u(&r, "left"), "{r}");
+    let (bytes, watched, wasted) = (u(&r, "bytes"), u(&r, "bytes_watched"), u(&r, "bytes_wasted"));
+    assert!(wasted > 0 && watched + wasted <= bytes, "{r}");
+    assert!((f(&r, "wasted_fraction") - wasted as f64 / bytes as f64).abs() < 1e-9, "{r}");
+    // --watch is for paced viewers only; a bad model is refused with the forms it takes.
+    let out = common::run(common::loomiere().args(["bench", &server.url("/m.mp4"), "--fast", "--watch", "5"]));
+    assert!(!out.status.success());
+    let out = common::run(common::loomiere().args(["bench", &server.url("/m.mp4"), "--watch", "later"]));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention"));
+}
+
+/// A running `loomiere serve` on the test media, access log on stderr into a file; killed
+/// by PID on drop.
+struct Serve {
+    child: Child,
+    addr: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(name: &str) -> Serve {
+        let log = common::scratch(&format!("bench-{name}")).join("stderr.log");
+        let mut child = common::loomiere()
+            .arg("serve")
+            .arg(common::media_dir())
+            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start loomiere serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
+        if addr.is_empty() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        }
+        Serve { child, addr, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The request targets of the GETs in the access log.
+    fn gets(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split("\"GET ").nth(1)?.split(' ').next().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a short paced bench of `path` against `serve`; checks it got no error and no
+/// warning, and returns the report.
+fn bench_serve(serve: &Serve, path: &str) -> Value {
+    let r = bench(&[&serve.url(path), "--viewers", "3", "--duration", "2", "--ramp", "0.5", "--watch", "retention"]);
+    assert_eq!(u(&r["errors"], "total"), 0, "no 4xx, no error: {r}");
+    assert_eq!(r["warnings"].as_array().map(Vec::len), Some(0), "{r}");
+    assert!(u(&r, "succeeded") >= 3 && u(&r, "unpaced") == 0, "{r}");
+    r
+}
+
+#[test]
+fn serve_plain_mp4_url_gets_seeks() {
+    let serve = Serve::start("plain-mp4");
+    bench_serve(&serve, "/short.mp4");
+    let seeks: Vec<String> = serve.gets().into_iter().filter(|g| g.starts_with("/short.mp4?start=")).collect();
+    assert!(seeks.len() >= 3, "the viewers seek: {:?}", serve.gets());
+    assert!(seeks.iter().all(|s| s.matches("start=").count() == 1), "{seeks:?}");
+}
+
+#[test]
+fn serve_flv_seeks_in_a_form_it_takes() {
+    let serve = Serve::start("flv");
+    bench_serve(&serve, "/short.flv");
+    let seeks: Vec<String> = serve.gets().into_iter().filter(|g| g.starts_with("/short.flv?start=")).collect();
+    assert!(seeks.len() >= 3, "the viewers seek: {:?}", serve.gets());
+}
+
+#[test]
+fn serve_url_with_a_start_gets_it_replaced_not_doubled() {
+    let serve = Serve::start("query");
+    bench_serve(&serve, "/short.mp4?start=0");
+    let gets = serve.gets();
+    let seeks: Vec<&String> = gets.iter().filter(|g| g.contains("start=")).collect();
+    assert!(seeks.len() >= 3, "{gets:?}");
+    assert!(seeks.iter().all(|s| s.matches("start=").count() == 1), "{seeks:?}");
+    // --seek fixed keeps the URL as written.
+    let r = bench(&[&serve.url("/short.mp4?start=0"), "--seek", "fixed", "--viewers", "1", "--duration", "1"]);
+    assert_eq!(u(&r["errors"], "total"), 0, "{r}");
+    assert!(serve.gets().iter().any(|g| g == "/short.mp4?start=0"));
 }

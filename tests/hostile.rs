@@ -3,7 +3,9 @@
 //! many lengths, has its box/tag sizes, entry counts, versions and types overwritten with
 //! awkward values (the sample descriptions `inspect` decodes too), and is mutated at random (fixed seed) a few thousand times; each variant
 //! goes through the engine in-process with the fuzz harness (fuzz/fuzz_targets/harness.rs):
-//! plan several requests, read every planned byte back. A panic anywhere fails the test; an
+//! plan several requests, read every planned byte back; MP4s are also packaged for HLS/DASH
+//! (segment index for three clips and its byte form, every playlist, MPD, init, media and
+//! WebVTT segment, and segments planned from a forged index). A panic anywhere fails the test; an
 //! input that makes no progress for a minute is reported as a hang.
 
 mod common;

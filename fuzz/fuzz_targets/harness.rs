@@ -61,7 +61,7 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     };
     for req in requests() {
         let src = Source::nameless(Arc::clone(&file), data.len() as u64);
-        if let Ok(plan) = media::plan_for(kind, Path::new(name), src, &req) {
+        if let Ok(plan) = media::plan(src, &req, &media::Options::for_kind(kind, Path::new(name))) {
             pace(&plan);
             read_back(&plan);
         }
@@ -71,6 +71,7 @@ pub fn exercise(kind: Kind, data: &[u8]) {
         let _ = loomiere::mp4::inspect_with(src, loomiere::mp4::inspect::Options { keyframes: true });
         marks_agree(&file, data);
         defragment(&file, data);
+        package_all(&file, data);
     }
 }
 
@@ -84,6 +85,81 @@ fn defragment(file: &Arc<File>, data: &[u8]) {
     let Ok(index) = index::build(&movie.src, &movie) else { return };
     if let Ok(plan) = defrag::plan(&movie, &index, &defrag::whole(&index), "video/mp4") {
         read_back(&plan);
+    }
+}
+
+/// HLS/DASH packaging of the input: the segment index for a few clips and segment
+/// durations, every playlist, the MPD, every init segment, WebVTT document and (up to a
+/// bound) every media segment planned and read back, also from a forged index; the index
+/// survives its byte form, and the input's bytes read as an index file never panic.
+fn package_all(file: &Arc<File>, data: &[u8]) {
+    use loomiere::mp4::Movie;
+    use loomiere::package::{self, Clip, Media, Options, Package, PackageRequest, SegmentIndex};
+    let Ok(movie) = Movie::open(Source::nameless(Arc::clone(file), data.len() as u64)) else { return };
+    let clips = [
+        (Clip::default(), 6.0),
+        (Clip { start: Some(0.5), end: Some(1.5) }, 1.0),
+        (Clip { start: Some(0.2), end: None }, 1.0),
+    ];
+    for (clip, target) in clips {
+        let options = Options { target };
+        let Ok(pkg) = Package::build(&movie, clip, &options) else { continue };
+        if let Ok(tracks) = movie.tracks() {
+            let key = movie.key();
+            let bytes = pkg.index.encode(&key);
+            let back = SegmentIndex::decode(&bytes, &key, clip, &options, &tracks);
+            let same = back.is_some_and(|b| {
+                (&b.tracks, &b.cells, b.count) == (&pkg.index.tracks, &pkg.index.cells, pkg.index.count)
+            });
+            assert!(same, "segment index does not survive its byte form");
+            let _ = SegmentIndex::decode(data, &key, clip, &options, &tracks);
+        }
+        let mut requests = vec![PackageRequest::Master, PackageRequest::Mpd];
+        for t in &pkg.index.tracks {
+            let (media, id) = (t.media, t.id);
+            requests.push(PackageRequest::Playlist { media, id });
+            requests.push(PackageRequest::Init { media, id });
+            if media == Media::Video {
+                requests.push(PackageRequest::IFrames { id });
+            }
+            if media == Media::Subtitle {
+                requests.push(PackageRequest::Vtt { id, number: None });
+                requests.push(PackageRequest::Vtt { id, number: Some(1) });
+            }
+            for number in 1..=pkg.index.count.min(40) as u32 {
+                requests.push(PackageRequest::Segment { media, id, number });
+            }
+        }
+        for r in &requests {
+            if let Ok(plan) = package::answer_with(&movie, &pkg, r, "?start=1&sig=x") {
+                read_back(&plan);
+            }
+        }
+        // A forged index (as a damaged or planted cache file could hold): table positions and
+        // sizes taken from the input's bytes. Wrong answers are allowed, panics and reads
+        // outside the file are not.
+        let mut forged = (*pkg.index).clone();
+        let word = |i: usize| -> u64 {
+            let at = (i * 8) % data.len().max(1);
+            data.get(at..at + 8).map_or(i as u64, |b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        };
+        for (i, c) in forged.cells.iter_mut().enumerate() {
+            match i % 6 {
+                0 => c.stts = (word(i) % 8, word(i + 1) % 64, word(i + 2)),
+                1 => c.ctts = (word(i) % 8, word(i + 1) % 64),
+                2 => c.stsc = (word(i) % 8, word(i + 1) % 64),
+                3 => c.bytes = word(i),
+                4 => c.dts = word(i),
+                _ => c.duration = word(i),
+            }
+        }
+        let Ok(tracks) = movie.tracks() else { continue };
+        let forged = Package::with_index(&movie, &tracks, Arc::new(forged));
+        for r in &requests {
+            if let Ok(plan) = package::answer_with(&movie, &forged, r, "") {
+                read_back(&plan);
+            }
+        }
     }
 }
 

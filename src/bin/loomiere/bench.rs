@@ -1,18 +1,20 @@
 //! `loomiere bench URL... [--viewers N] [--duration S] …`: parses arguments into a
 //! `loomiere::bench::Config`, shows live progress on a terminal (indicatif) while the
-//! library runs the load, then prints a table (comfy-table) or JSON.
+//! library runs the load, then prints a table (comfy-table) or JSON; fails (non-zero exit)
+//! when nothing succeeded or more requests failed than `--max-error-rate` allows.
 
 use anyhow::Result;
 use clap::ValueEnum;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use indicatif::{ProgressBar, ProgressStyle};
-use loomiere::bench::{Bench, Config, Pace, Report, Seek};
+use loomiere::bench::{Bench, Config, Pace, Report, Seek, Watch};
 use std::io::IsTerminal;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum SeekMode {
-    /// Uniformly random within the media (its duration comes from a HEAD request).
+    /// Uniformly random within the media (its duration comes from the server's
+    /// X-Content-Duration or the file's index).
     Random,
     /// Always --start seconds.
     Fixed,
@@ -32,10 +34,11 @@ pub struct Args {
     /// Start the viewers evenly over this many seconds.
     #[arg(long, default_value_t = 1.0)]
     pub ramp: f64,
-    /// Where viewers seek with ?start= (default: random, or fixed when --start is given).
+    /// Where viewers seek with start= (default: random, or fixed when --start is given); a
+    /// start already in the URL is replaced.
     #[arg(long, value_enum)]
     pub seek: Option<SeekMode>,
-    /// The start time for --seek fixed, in seconds (0: no start parameter).
+    /// The start time for --seek fixed, in seconds (0: the URL as written).
     #[arg(long)]
     pub start: Option<f64>,
     /// Read at the media's playback rate, like a player (the default).
@@ -44,7 +47,7 @@ pub struct Args {
     /// Read as fast as the server sends.
     #[arg(long)]
     pub fast: bool,
-    /// Playback rate in kbit/s for responses without X-Content-Duration.
+    /// Playback rate in kbit/s for answers whose duration is unknown.
     #[arg(long)]
     pub bitrate: Option<f64>,
     /// Seconds a paced viewer buffers ahead of playback.
@@ -56,6 +59,16 @@ pub struct Args {
     /// Runtime worker threads (1: a single-threaded runtime). Default: CPUs, at most 4.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Seconds each viewer watches before leaving: all, retention (many leave in the first
+    /// minute, a tail stays to the end; see docs/bench.md), S, or A..B (uniform).
+    #[arg(long, default_value = "all", value_name = "MODEL")]
+    pub watch: String,
+    /// Fail (exit status 1) when more than this percentage of requests fail.
+    #[arg(long, default_value_t = 2.0, value_name = "PERCENT")]
+    pub max_error_rate: f64,
+    /// Seed for seek positions and watch times (the same seed draws the same viewers).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -81,8 +94,12 @@ pub fn run(a: Args) -> Result<()> {
         timeout: seconds("timeout", a.timeout)?,
         read_ahead: a.read_ahead,
         threads: a.threads,
-        ..Config::default()
+        watch: Watch::parse(&a.watch)?,
+        seed: a.seed.unwrap_or(Config::default().seed),
     };
+    if !(a.max_error_rate.is_finite() && (0.0..=100.0).contains(&a.max_error_rate)) {
+        anyhow::bail!("--max-error-rate must be a percentage between 0 and 100");
+    }
     let total = config.duration;
     let bench = Bench::new(config)?;
     let progress = std::io::stderr().is_terminal().then(|| spawn_progress(&bench, total));
@@ -96,6 +113,29 @@ pub fn run(a: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}", table(&report));
+    }
+    verdict(&report, a.max_error_rate)
+}
+
+/// The exit status: an error when nothing succeeded or too many requests failed.
+fn verdict(r: &Report, max_error_rate: f64) -> Result<()> {
+    let e = &r.errors;
+    if r.succeeded == 0 {
+        let why = if e.connect > 0 && e.connect == e.total {
+            format!("every connection was refused or timed out ({} tries); is the server running?", e.connect)
+        } else if e.total > 0 {
+            format!("all {} requests failed (see the errors above)", e.total)
+        } else {
+            "no request was answered in the run's time".to_string()
+        };
+        anyhow::bail!("no request succeeded: {why}");
+    }
+    let pct = r.error_rate * 100.0;
+    if pct > max_error_rate {
+        anyhow::bail!(
+            "{pct:.1} % of requests failed, more than --max-error-rate {max_error_rate} % ({} errors)",
+            e.total
+        );
     }
     Ok(())
 }
@@ -138,7 +178,10 @@ fn table(r: &Report) -> Table {
         t.add_row(vec![Cell::new(k), Cell::new(v).set_alignment(CellAlignment::Right)]);
     };
     row("targets", r.targets.join(" "));
-    row("viewers / mode / seek", format!("{} / {} / {}", r.viewers, r.mode, r.seek));
+    row("viewers / mode / seek / watch", format!("{} / {} / {} / {}", r.viewers, r.mode, r.seek, r.watch));
+    for w in &r.warnings {
+        row("WARNING", w.clone());
+    }
     row("runtime", r.runtime.clone());
     row("elapsed", format!("{:.2} s", r.elapsed_s));
     row("requests sent / answered", format!("{} / {}", r.requests, r.responses));
@@ -148,6 +191,16 @@ fn table(r: &Report) -> Table {
     let l = &r.ttfb_ms;
     row("TTFB p50 / p90 / p99 / max", format!("{:.2} / {:.2} / {:.2} / {:.2} ms", l.p50, l.p90, l.p99, l.max));
     row("stalls", format!("{} ({:.2} s waiting)", r.stalls, r.stall_s));
+    row("media watched", format!("{:.1} min ({} bytes, prefixes included)", r.watched_s / 60.0, r.bytes_watched));
+    row(
+        "wasted (received, not watched)",
+        format!(
+            "{} bytes = {:.1} % of received; {} viewers left early",
+            r.bytes_wasted,
+            r.wasted_fraction * 100.0,
+            r.left
+        ),
+    );
     if r.unpaced > 0 {
         row("unpaced (no rate known)", r.unpaced.to_string());
     }
@@ -161,6 +214,7 @@ fn table(r: &Report) -> Table {
     }
     errs.push(')');
     row("errors", errs);
+    row("error rate", format!("{:.2} % ({} answers succeeded)", r.error_rate * 100.0, r.succeeded));
     row("peak streams held", r.peak_streams.to_string());
     row("open-file limit", r.nofile_limit.to_string());
     if let Some(kib) = r.peak_rss_kib {
