@@ -307,6 +307,18 @@ fn varnish_origins_and_object_storage() {
         assert!(again == body, "{url}: the cached copy differs");
         assert_eq!(header(&h2, "x-cache"), Some("hit"), "{url}: a repeat is served by Varnish");
     }
+    // HLS and DASH below a movie in the store: manifests, init and media segments equal the
+    // local server's byte for byte, and ffmpeg decodes the HLS stream through Varnish.
+    let hls = ["/short.mp4/master.m3u8", "/short.mp4/manifest.mpd", "/short.mp4/v1/init.mp4", "/short.mp4/v1/2.m4s"];
+    for url in hls.iter().chain(["/short.mp4/a2/init.mp4", "/short.mp4/a2/1.m4s"].iter()) {
+        let (status, h, body) = get(&format!("{varnish}{url}"), &[]);
+        let (lstatus, _, want) = get(&format!("{}{url}", local.1), &[]);
+        assert_eq!((status, lstatus), (200, 200), "{url}");
+        assert!(body == want, "{url}: {} bytes through Varnish, {} from the local file", body.len(), want.len());
+        assert!(header(&h, "cache-control").is_some(), "{url}");
+    }
+    assert_eq!(decode_errors(Path::new(&format!("{varnish}/short.mp4/master.m3u8"))), "", "HLS through Varnish");
+
     // A byte range of a seek, cut by Varnish from its cached copy, equals the local one.
     let url = "/long.mp4?start=3600&end=3630";
     let (s, _, part) = get(&format!("{varnish}{url}"), &["-H", "Range: bytes=1000-99999"]);

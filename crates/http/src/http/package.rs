@@ -22,7 +22,7 @@ static PACKAGES: PackageCache = PackageCache::new(32);
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
 
 /// The CORS headers of every packaging answer.
-fn cors_headers(resp: &mut Response) {
+pub(crate) fn cors_headers(resp: &mut Response) {
     resp.headers.push(("Access-Control-Allow-Origin", "*".into()));
     resp.headers.push(("Access-Control-Expose-Headers", EXPOSED.into()));
 }
@@ -44,7 +44,7 @@ pub fn preflight(cfg: &Config, req: &HttpRequest) -> Option<Response> {
 }
 
 /// Splits the request target into the movie's target and a packaging request.
-fn split(target: &Target) -> Option<(Target, PackageRequest)> {
+pub(crate) fn split(target: &Target) -> Option<(Target, PackageRequest)> {
     let is_mp4 = |name: &str| Kind::of(Path::new(name)) == Some(Kind::Mp4);
     match target {
         Target::Url(p) => package::route::split(p, is_mp4).map(|(m, r)| (Target::Url(m.to_string()), r)),
@@ -116,6 +116,20 @@ fn respond_to(
         Ok(o) => return Response::error(404, Some(format!("{}: not an MP4 movie", o.real.display()))),
         Err(e) => return Response::error(e.status(), Some(e.reason())),
     };
+    answer_opened(cfg, req, preq, &rel, &q, opened, serve)
+}
+
+/// The packaging answer for an opened movie (a local file, or the stand-in of an object in
+/// storage: `crate::storage`), after the path and signature checks.
+pub(crate) fn answer_opened(
+    cfg: &Config,
+    req: &HttpRequest,
+    preq: &PackageRequest,
+    rel: &path::RelPath,
+    q: &query::Query,
+    opened: path::Opened,
+    serve: bool,
+) -> Response {
     let secs = |t: &Option<String>| -> crate::Result<Option<f64>> {
         match t.as_deref().map(|t| Position::parse(t, BareUnit::Seconds)).transpose()? {
             None => Ok(None),

@@ -295,7 +295,12 @@ pub async fn answer(
         Ok(s) => s,
         Err(e) => return plain(Response::error_private(500, "the media store is not configured right", e)),
     };
-    let (rel, q) = match http::stand_in::check_request(&cfg, &req, SystemTime::now()) {
+    // HLS/DASH below a movie (`/movie.mp4/master.m3u8`): the movie is the object.
+    let (movie_req, package) = match http::package::split(&req.target) {
+        Some((target, preq)) => (HttpRequest { target, ..req.clone() }, Some(preq)),
+        None => (req.clone(), None),
+    };
+    let (rel, q) = match http::stand_in::check_request(&cfg, &movie_req, SystemTime::now()) {
         Ok(x) => x,
         Err(r) => return plain(*r),
     };
@@ -303,6 +308,9 @@ pub async fn answer(
     let Some(kind) = rel.kind() else {
         return plain(Response::refused(404, &url, "no such file"));
     };
+    if package.is_some() && kind != Kind::Mp4 {
+        return plain(Response::refused(404, &url, "not an MP4 movie"));
+    }
     let request = match http::media_request(kind, &q) {
         Ok(r) => r,
         Err(e) => return plain(Response::refused(400, &url, &e.to_string())),
@@ -338,6 +346,7 @@ pub async fn answer(
         };
         let (cfg2, req2, id2, url2, request2) = (cfg.clone(), req.clone(), id.clone(), url.clone(), request.clone());
         let movies2 = movies.clone();
+        let (rel2, q2) = (rel.clone(), q.clone());
         let planned = tokio::task::spawn_blocking(move || {
             // The shadow file with the object's identity: its length, Last-Modified and ETag
             // are what the movie cache keys on and what the answer's validators say.
@@ -353,7 +362,19 @@ pub async fn answer(
                 }
                 Err(e) => return Response::error_private(500, "the index cache failed", e.to_string()),
             };
-            http::stand_in::answer_source(&cfg2, &req2, &url2, opened, &request2, &movies2)
+            match package {
+                Some(preq) => {
+                    let mut r = http::package::answer_opened(&cfg2, &req2, &preq, &rel2, &q2, opened, true);
+                    if cfg2.cors {
+                        http::package::cors_headers(&mut r);
+                    }
+                    if req2.method == "HEAD" {
+                        r.body = http::Body::Empty;
+                    }
+                    r
+                }
+                None => http::stand_in::answer_source(&cfg2, &req2, &url2, opened, &request2, &movies2),
+            }
         })
         .await;
         let mut response = match planned {
