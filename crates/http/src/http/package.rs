@@ -144,7 +144,7 @@ pub(crate) fn answer_opened(
     let real = opened.real.display().to_string();
     let options = Options { target: cfg.segment_seconds };
     let clip = Clip { start, end };
-    let query = suffix(&q);
+    let query = suffix(q);
     // The answer, and the tracks left out of the manifests (logged with a manifest answer).
     let planned = if serve {
         // Shared by every viewer of the movie: the segment index is built once.
