@@ -4,12 +4,14 @@
 //! calls. The engine stays unchanged and runtime-free: an object's top-level boxes other than
 //! the media data (`ftyp`, `moov`, `moof`…, never `mdat`'s payload) are fetched once into a
 //! sparse local "shadow" file of the object's length in the persistent index cache
-//! ([`index`]), the engine plans on that file as on any other, and the plan's data pieces —
-//! ranges of the object — are fetched from the store by the async sender ([`send`]) and
-//! streamed to the client with back-pressure. No whole object is ever held in memory or on
-//! disk.
+//! ([`index`]), the engine plans on that file as on any other — a `Source` with the object's
+//! length, Last-Modified and `Version::Tag(ETag)`, so the movie and package caches and the
+//! answers' validators know the object, not the file — and the plan's data pieces (ranges of
+//! the object) are fetched from the store by the async sender ([`send`]) and streamed to the
+//! client with back-pressure. No whole object is ever held in memory or on disk. Progressive
+//! answers and HLS/DASH below a movie (`http::package::answer_opened`) both work this way.
 //!
-//! Storage requests an answer costs (`X-Storage-Requests` on the answer, and the log): a cold
+//! Storage requests an answer costs (`X-Storage-Requests` on the answer): a cold
 //! seek = one HEAD + one or two ranged GETs for the boxes + one ranged GET per data range; a
 //! warm one (index on disk, identity known within `revalidate_secs`) = one ranged GET per
 //! data range, sent with `If-Match: <ETag>` so a changed object is noticed and re-indexed.
