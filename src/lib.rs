@@ -10,4 +10,4 @@
 
 pub use loomiere_bench as bench;
 pub use loomiere_engine::*;
-pub use loomiere_http::{cgi, config, demo, http, metrics, serve, throttle};
+pub use loomiere_http::{cgi, config, demo, http, metrics, serve, storage, throttle};

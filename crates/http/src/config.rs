@@ -184,6 +184,12 @@ pub struct Config {
     pub cors: bool,
     /// HLS/DASH: target media segment duration in seconds.
     pub segment_seconds: f64,
+    /// `Cache-Control: public, max-age=N` on media answers (`cache_max_age_secs`), so a cache
+    /// in front (Varnish, a CDN) may keep them; `None`: no `Cache-Control` header.
+    pub cache_max_age: Option<u64>,
+    /// `serve`: media read from S3-compatible object storage instead of `document_root`
+    /// (`[storage]`, see `crate::storage`).
+    pub storage: Option<crate::storage::StorageConfig>,
 }
 
 /// The file as written; every key optional except the root.
@@ -206,6 +212,8 @@ struct RawConfig {
     tls: Option<TlsConfig>,
     cors: Option<bool>,
     segment_seconds: Option<f64>,
+    cache_max_age_secs: Option<u64>,
+    storage: Option<crate::storage::RawStorage>,
 }
 
 /// Where to look for the configuration.
@@ -270,6 +278,8 @@ impl Config {
             tls: None,
             cors: None,
             segment_seconds: None,
+            cache_max_age_secs: None,
+            storage: None,
         };
         Config::validate(raw, Path::new("(defaults)"))
     }
@@ -374,6 +384,15 @@ impl Config {
         if !(lo..=hi).contains(&segment_seconds) {
             return Err(invalid(format!("segment_seconds {segment_seconds} must be between {lo} and {hi}")));
         }
+        if let Some(age) = raw.cache_max_age_secs {
+            if age > 31_536_000 {
+                return Err(invalid(format!("cache_max_age_secs {age} must be at most 31536000 (a year)")));
+            }
+        }
+        let storage = match raw.storage {
+            None => None,
+            Some(s) => Some(crate::storage::StorageConfig::validate(s).map_err(invalid)?),
+        };
         let server = raw.server.unwrap_or_default();
         if server.max_connections == 0 || server.max_header_bytes < 256 || server.header_timeout_secs == 0 {
             return Err(invalid(
@@ -422,6 +441,8 @@ impl Config {
             tls: raw.tls,
             cors: raw.cors.unwrap_or(true),
             segment_seconds,
+            cache_max_age: raw.cache_max_age_secs,
+            storage,
         })
     }
 

@@ -17,4 +17,5 @@ pub mod demo;
 pub mod http;
 pub mod metrics;
 pub mod serve;
+pub mod storage;
 pub mod throttle;

@@ -12,6 +12,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// facts that decide the bytes do; a cryptographic hash would cost a CGI process its CPU
 /// feature probe for nothing.
 pub fn etag(info: &PlanInfo, plan_len: u64, req: &Request) -> String {
+    etag_versioned(info, plan_len, req, None)
+}
+
+/// [`etag`] for a source with a version of its own beyond length and modification time (an
+/// object's store ETag, `Version::Tag`), which decides the bytes too.
+pub fn etag_versioned(info: &PlanInfo, plan_len: u64, req: &Request, version: Option<&str>) -> String {
     let mtime = info.modified.and_then(|m| m.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
     let facts = format!(
         "loomiere {}|{}|{}|{:?}|{:?}|{}|{}|{}",
@@ -24,6 +30,11 @@ pub fn etag(info: &PlanInfo, plan_len: u64, req: &Request) -> String {
         req.force_co64,
         plan_len
     );
+    // Local files have no such version: their entity tags stay what they were.
+    let facts = match version {
+        Some(v) => format!("{facts}|{v}"),
+        None => facts,
+    };
     let a = fnv1a(0xcbf2_9ce4_8422_2325, facts.as_bytes());
     let b = fnv1a(0x6c62_272e_07bb_0142, facts.as_bytes());
     format!("\"{a:016x}{:08x}\"", b >> 32)

@@ -23,6 +23,7 @@ pub mod percent;
 pub mod query;
 pub mod range;
 pub mod signed;
+pub mod stand_in;
 pub mod wire;
 
 use crate::config::{Config, ConfigError};
@@ -227,6 +228,7 @@ pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
 /// the viewers of one file share one opened movie, its mapped `moov` and its descriptor.
 pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Response {
     let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(cache));
+    crate::storage::add_cache_headers(cfg, &mut resp);
     if req.method == "HEAD" {
         resp.body = Body::Empty;
     }
@@ -235,7 +237,9 @@ pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::Mov
 
 /// [`respond`] at a given time (signed-URL expiry), body included even for HEAD.
 pub fn respond_full(cfg: &Config, req: &HttpRequest, now: SystemTime) -> Response {
-    respond_inner(cfg, req, now, None)
+    let mut resp = respond_inner(cfg, req, now, None);
+    crate::storage::add_cache_headers(cfg, &mut resp);
+    resp
 }
 
 fn respond_inner(
@@ -339,7 +343,12 @@ pub fn media_request(kind: Kind, q: &query::Query) -> crate::Result<Request> {
 /// Headers, validators, conditional and range handling for a built plan.
 pub(crate) fn answer_plan(plan: Plan, request: &Request, req: &HttpRequest) -> Response {
     let len = plan.len();
-    let etag = conditional::etag(&plan.info, len, request);
+    // An object in storage is known by its store ETag as well (see `crate::storage`).
+    let version = match &plan.source().version {
+        crate::source::Version::Tag(t) => Some(&**t),
+        _ => None,
+    };
+    let etag = conditional::etag_versioned(&plan.info, len, request, version);
     let mut headers: Vec<(&'static str, String)> = vec![("Content-Type", plan.info.content_type.to_string())];
     let mut validators = vec![("ETag", etag.clone())];
     if let Some(m) = plan.info.modified {

@@ -28,7 +28,7 @@ pub fn cache_stats() -> (u64, u64) {
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
 
 /// The CORS headers of every packaging answer.
-pub(super) fn cors_headers(resp: &mut Response) {
+pub(crate) fn cors_headers(resp: &mut Response) {
     resp.headers.push(("Access-Control-Allow-Origin", "*".into()));
     resp.headers.push(("Access-Control-Expose-Headers", EXPOSED.into()));
 }
@@ -50,7 +50,7 @@ pub fn preflight(cfg: &Config, req: &HttpRequest) -> Option<Response> {
 }
 
 /// Splits the request target into the movie's target and a packaging request.
-fn split(target: &Target) -> Option<(Target, PackageRequest)> {
+pub(crate) fn split(target: &Target) -> Option<(Target, PackageRequest)> {
     let is_mp4 = |name: &str| Kind::of(Path::new(name)) == Some(Kind::Mp4);
     match target {
         Target::Url(p) => package::route::split(p, is_mp4).map(|(m, r)| (Target::Url(m.to_string()), r)),
@@ -162,14 +162,28 @@ fn respond_to(
         Ok(o) => return Response::error(404, Some(format!("{}: not an MP4 movie", o.real.display()))),
         Err(e) => return Response::error(e.status(), Some(e.reason())),
     };
-    let (start, end) = match clip_of(&q) {
+    answer_opened(cfg, req, preq, &rel, &q, opened, serve)
+}
+
+/// The packaging answer for an opened movie (a local file, or the stand-in of an object in
+/// storage: `crate::storage`), after the path and signature checks.
+pub(crate) fn answer_opened(
+    cfg: &Config,
+    req: &HttpRequest,
+    preq: &PackageRequest,
+    rel: &path::RelPath,
+    q: &query::Query,
+    opened: path::Opened,
+    serve: bool,
+) -> Response {
+    let (start, end) = match clip_of(q) {
         Ok(c) => c,
         Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
     };
     let real = opened.real.display().to_string();
     let options = Options { target: cfg.segment_seconds };
     let clip = Clip { start, end };
-    let query = suffix(&q);
+    let query = suffix(q);
     // The answer, and the tracks left out of the manifests (logged with a manifest answer).
     let planned = packaged(cfg, opened.source, clip, &options, serve)
         .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())));

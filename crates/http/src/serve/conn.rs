@@ -141,6 +141,18 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
             (None, None, None)
         };
         drop(head);
+        // Media in object storage (`[storage]`): answered from the store, data streamed from it.
+        #[cfg(feature = "storage")]
+        let ((resp, kind), mut remote) =
+            if cfg.storage.is_some() && !is_listing(&cfg, &parsed.request) && !ops::is_reserved(role, &cfg, &url_path_of(&parsed.request)) {
+                let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
+                    .await;
+                let kind = RequestKind::of_path(&url_path_of(&parsed.request));
+                ((a.response, kind), a.remote)
+            } else {
+                (answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await, None)
+            };
+        #[cfg(not(feature = "storage"))]
         let (resp, kind) = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await;
         let served = match &resp.body {
             Body::Plan { plan, .. } => plan.info.start.map(|s| (s, s + plan.info.duration.unwrap_or(0.0))),
@@ -150,6 +162,12 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
         let mut out = Outcome::default();
         let listed =
             matches!(resp.body, Body::Plan { .. }).then(|| shared.sending(format!("{} \"{request_line}\"", peer.ip())));
+        #[cfg(feature = "storage")]
+        let ok = match remote.as_mut() {
+            Some(r) => write_remote(&mut stream, &resp, r, parsed.http10, keep, &cfg, &mut out).await,
+            None => write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut out).await,
+        };
+        #[cfg(not(feature = "storage"))]
         let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut out).await;
         drop(listed);
         let first_byte = out.first_byte.map(|t| t.saturating_duration_since(began));
@@ -328,6 +346,66 @@ async fn write_response(
                     false
                 }
             }
+        }
+    }
+}
+
+/// Whether the listing page answers this request (a directory with `listing` on).
+#[cfg(feature = "storage")]
+/// The URL path of a request (empty for other request targets).
+#[cfg(feature = "storage")]
+fn url_path_of(req: &http::HttpRequest) -> String {
+    match &req.target {
+        http::path::Target::Url(p) => p.clone(),
+        _ => String::new(),
+    }
+}
+
+fn is_listing(cfg: &Config, req: &http::HttpRequest) -> bool {
+    cfg.listing && (req.method == "GET" || req.method == "HEAD") && http::listing::resolve(cfg, &req.target).is_some()
+}
+
+/// [`write_response`] for an answer from object storage: its data pieces come from the store.
+#[cfg(feature = "storage")]
+#[allow(clippy::too_many_arguments)]
+async fn write_remote(
+    stream: &mut Stream,
+    resp: &Response,
+    remote: &mut crate::storage::send::Remote,
+    http10: bool,
+    keep: bool,
+    cfg: &Arc<Config>,
+    out: &mut Outcome,
+) -> bool {
+    let Body::Plan { plan, range } = &resp.body else {
+        return write_response(stream, resp, http10, keep, Some(cfg), out).await;
+    };
+    let head = resp.http_head(http10, keep, SystemTime::now());
+    let sent = match stream {
+        Stream::Plain(s) => send::write_all(s, head.as_bytes()).await,
+        Stream::Tls(s) => send::write_all(s.as_mut(), head.as_bytes()).await,
+    };
+    if sent.is_err() {
+        return false;
+    }
+    out.first_byte.get_or_insert_with(Instant::now);
+    let pacer = crate::throttle::pacer_for(cfg, plan, range);
+    let result = match stream {
+        Stream::Plain(s) => {
+            crate::storage::send::send_plan(s, plan, range.clone(), remote, pacer.as_ref(), &mut out.bytes).await
+        }
+        Stream::Tls(s) => {
+            crate::storage::send::send_plan(s.as_mut(), plan, range.clone(), remote, pacer.as_ref(), &mut out.bytes)
+                .await
+        }
+    };
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            if crate::sink::is_source_fault(&e) {
+                out.cut_short = Some(e);
+            }
+            false
         }
     }
 }

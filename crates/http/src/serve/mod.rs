@@ -12,6 +12,10 @@
 //! - `transport`, `tls`: plain TCP or rustls TLS under a connection;
 //! - `activation`: listening sockets passed by systemd (`LISTEN_FDS`).
 //!
+//! With `[storage]` in the configuration, media come from object storage instead
+//! ([`crate::storage`]: `conn` hands those requests to `storage::answer` and sends their data
+//! pieces from the store).
+//!
 //! Limits come from the configuration's `[server]` table: `listen_backlog` (the kernel's
 //! accept queue, set at start-up), `max_connections` (when reached, idle keep-alive
 //! connections are closed oldest first to admit a new one; without any, further clients wait
@@ -72,6 +76,9 @@ pub(crate) struct Shared {
     /// Answers being sent, by id: what a shutdown that runs out of grace cuts.
     pub sending: std::sync::Mutex<std::collections::HashMap<u64, String>>,
     pub next_id: std::sync::atomic::AtomicU64,
+    /// The object store when `[storage]` is configured (see [`crate::storage`]).
+    #[cfg(feature = "storage")]
+    pub storage: crate::storage::StorageState,
 }
 
 /// An answer being sent, listed in [`Shared::sending`] while it lives.
@@ -139,6 +146,17 @@ impl Server {
             .map_err(|e| Error::Config(format!("not starting: the configuration is invalid: {e}")))?;
         let cfg = config.get();
         let backlog = effective_backlog(cfg.server.listen_backlog);
+        #[cfg(feature = "storage")]
+        let storage = crate::storage::StorageState::default();
+        if let Some(_st) = &cfg.storage {
+            // Credentials that cannot be read are a start-up error, not a site of 500s.
+            #[cfg(feature = "storage")]
+            storage.store(_st).map_err(|e| Error::Config(format!("not starting: {e}")))?;
+            #[cfg(not(feature = "storage"))]
+            return Err(Error::Config(
+                "not starting: [storage] needs loomiere built with the `storage` feature".into(),
+            ));
+        }
         let tls = match &cfg.tls {
             Some(t) => Some(tls::Tls::new(t).map_err(|e| Error::Config(format!("not starting: {e}")))?),
             None => None,
@@ -190,6 +208,8 @@ impl Server {
             tls,
             sending: Default::default(),
             next_id: Default::default(),
+            #[cfg(feature = "storage")]
+            storage,
         });
         let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let runtime = if threads <= 1 {
