@@ -445,11 +445,13 @@ pub(super) async fn session(
         Seek::Random => ((rng.unit() * segments.len() as f64) as usize).min(segments.len() - 1),
         Seek::Fixed(s) if s > 0.0 => {
             let mut t = 0.0;
-            segments.iter().position(|seg| {
-                t += seg.duration;
-                t > s
-            })
-            .unwrap_or(segments.len() - 1)
+            segments
+                .iter()
+                .position(|seg| {
+                    t += seg.duration;
+                    t > s
+                })
+                .unwrap_or(segments.len() - 1)
         }
         Seek::Fixed(_) => 0,
     };

@@ -283,8 +283,7 @@ fn fill(template: &str, id: &str, bandwidth: u64, number: u64, time: u64) -> Res
     let mut out = String::with_capacity(template.len() + 16);
     let mut parts = template.split('$');
     out.push_str(parts.next().unwrap_or(""));
-    loop {
-        let Some(ident) = parts.next() else { break };
+    while let Some(ident) = parts.next() {
         let Some(after) = parts.next() else { return Err(format!("unbalanced $ in template {template:?}")) };
         if ident.is_empty() {
             out.push('$');
@@ -292,7 +291,9 @@ fn fill(template: &str, id: &str, bandwidth: u64, number: u64, time: u64) -> Res
             let (name, format) = ident.split_once('%').unwrap_or((ident, ""));
             let width: usize = match format {
                 "" => 0,
-                f => f.strip_prefix('0').unwrap_or(f).strip_suffix('d').and_then(|w| w.parse().ok()).unwrap_or(0).min(32),
+                f => {
+                    f.strip_prefix('0').unwrap_or(f).strip_suffix('d').and_then(|w| w.parse().ok()).unwrap_or(0).min(32)
+                }
             };
             match name {
                 "RepresentationID" => out.push_str(id),
@@ -398,7 +399,11 @@ pub fn parse_mpd(xml: &str, variant: usize) -> Result<(MediaList, usize), String
 
 /// Hands a finished `SegmentTemplate` to the Representation being read, else to the
 /// AdaptationSet.
-fn store(current: &mut Option<Template>, rep: &mut Option<(String, u64, Option<Template>)>, set: &mut Option<Template>) {
+fn store(
+    current: &mut Option<Template>,
+    rep: &mut Option<(String, u64, Option<Template>)>,
+    set: &mut Option<Template>,
+) {
     let Some(t) = current.take() else { return };
     match rep.as_mut() {
         Some(r) => r.2 = Some(t),
@@ -522,7 +527,10 @@ mod tests {
             #EXTINF:2.5,\n2.m4s\n#EXT-X-ENDLIST\n";
         let Ok(Hls::Media(m)) = parse_hls(media) else { panic!() };
         assert_eq!(m.init.as_deref(), Some("init.mp4"));
-        assert_eq!(m.segments, vec![Segment { uri: "1.m4s".into(), duration: 6.0 }, Segment { uri: "2.m4s".into(), duration: 2.5 }]);
+        assert_eq!(
+            m.segments,
+            vec![Segment { uri: "1.m4s".into(), duration: 6.0 }, Segment { uri: "2.m4s".into(), duration: 2.5 }]
+        );
         assert!(parse_hls("<html>").is_err());
         assert!(parse_hls("#EXTM3U\n#EXTINF:nan,\na\n").is_err());
         assert!(parse_hls("#EXTM3U\n#EXTINF:-1,\na\n").is_err());

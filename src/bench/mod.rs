@@ -346,13 +346,15 @@ impl Bench {
             peak_streams: live.peak.load(Relaxed),
             nofile_limit: self.nofile,
             peak_rss_kib: stats::peak_rss_kib(),
-            abr: c.urls.iter().any(|u| Target::parse(u).is_ok_and(|t| manifest::Kind::of(&t.path).is_some())).then(|| {
-                let mut r = live.abr.report();
-                if let Ok(Some(e)) = live.abr.first_error.lock().map(|e| e.clone()) {
-                    r.first_error = Some(e);
-                }
-                r
-            }),
+            abr: c.urls.iter().any(|u| Target::parse(u).is_ok_and(|t| manifest::Kind::of(&t.path).is_some())).then(
+                || {
+                    let mut r = live.abr.report();
+                    if let Ok(Some(e)) = live.abr.first_error.lock().map(|e| e.clone()) {
+                        r.first_error = Some(e);
+                    }
+                    r
+                },
+            ),
         }
     }
 }
