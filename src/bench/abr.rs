@@ -499,10 +499,17 @@ pub(super) async fn session(
         acc.total = acc.total.saturating_add(got);
         match fetched {
             Err(_) => {
-                *conn = None;
                 if Instant::now() >= shared.deadline {
+                    *conn = None;
                     live.cut_at_end.fetch_add(1, Relaxed);
                     return Ok(());
+                }
+                // Leaving mid-segment: what already reached this machine unread crossed the
+                // network all the same (received, and wasted), as for progressive viewers.
+                if let Some(c) = conn.as_ref() {
+                    let queued = rustix::io::ioctl_fionread(&c.stream).unwrap_or(0);
+                    acc.total = acc.total.saturating_add(queued);
+                    live.bytes.fetch_add(queued, Relaxed);
                 }
                 leave(&mut acc, conn, watch.unwrap_or(f64::INFINITY));
                 return Ok(());
