@@ -463,7 +463,7 @@ fn expand(id: &str, bw: u64, t: &Template, presentation: Option<f64>) -> Result<
         }
         let mut time = 0u64;
         for i in 0..count as u64 {
-            let left = whole - (i * d) as f64;
+            let left = whole - i.saturating_mul(d) as f64;
             push(&mut list, number, time, (left as u64).min(d).max(1))?;
             number = number.checked_add(1).ok_or("segment number overflows")?;
             time = time.saturating_add(d);
@@ -569,6 +569,28 @@ mod tests {
         let huge = mpd.replace("r=\"9\"", "r=\"999999999999\"");
         assert!(parse_mpd(&huge, 1).unwrap_err().contains("more than"));
         assert!(parse_mpd("<MPD><Period><Representation id=\"x\" bandwidth=\"q\"/>", 1).is_err());
+    }
+
+    #[test]
+    fn truncated_and_mangled_manifests_never_panic() {
+        let mpd = r#"<?xml version="1.0"?><MPD mediaPresentationDuration="PT1M"><Period><AdaptationSet>
+<SegmentTemplate timescale="1000" duration="18446744073709551615" media="$Number%05d$.m4s" initialization="i.mp4"/>
+<Representation id="a" bandwidth="1"><SegmentTemplate timescale="0" media="$Time$.m4s"><SegmentTimeline>
+<S t="18446744073709551615" d="18446744073709551615" r="-1"/><S d="1" r="-9"/></SegmentTimeline></SegmentTemplate>
+</Representation></AdaptationSet></Period></MPD>"#;
+        let m3u8 = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n#EXT-X-MAP:URI=\"i\n#EXTINF:1e400,\nx\n";
+        for text in [mpd, m3u8] {
+            for cut in (0..=text.len()).filter(|&i| text.is_char_boundary(i)) {
+                let (head, tail) = text.split_at(cut);
+                for t in [head, tail] {
+                    for v in [0, 1, 2, 7] {
+                        let _ = parse_mpd(t, v);
+                    }
+                    let _ = parse_hls(t);
+                    let _ = resolve(t, t);
+                }
+            }
+        }
     }
 
     #[test]
