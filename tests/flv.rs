@@ -16,7 +16,7 @@ use std::process::Command;
 /// The onMetaData of a file and its keyframe index as (seconds, position) pairs.
 fn index_of(path: &Path) -> (Value, Vec<(f64, u64)>) {
     let src = Source::open(path).unwrap();
-    let mut r = Reader::new(&src.file, src.len);
+    let mut r = Reader::new(&src, src.len);
     let h = r.header().unwrap();
     let first = r.tag_at(h.first_tag()).unwrap().unwrap();
     let meta = read_metadata(&r, &first).unwrap();
@@ -31,14 +31,14 @@ fn index_of(path: &Path) -> (Value, Vec<(f64, u64)>) {
 /// The tag at `pos` in `path`.
 fn tag_at(path: &Path, pos: u64) -> Option<Tag> {
     let src = Source::open(path).unwrap();
-    let mut r = Reader::new(&src.file, src.len);
+    let mut r = Reader::new(&src, src.len);
     r.tag_at(pos).ok().flatten()
 }
 
 /// All tags of a file (panics on a damaged file: outputs must walk cleanly).
 fn tags_of(path: &Path) -> Vec<Tag> {
     let src = Source::open(path).unwrap();
-    let mut r = Reader::new(&src.file, src.len);
+    let mut r = Reader::new(&src, src.len);
     let h = r.header().unwrap();
     Walk::new(&mut r, h.first_tag()).collect::<loomiere::Result<_>>().unwrap()
 }

@@ -30,7 +30,7 @@ fn bytes(plan: &Plan) -> Vec<u8> {
                 }
                 out.extend_from_slice(&buf);
             }
-            Piece::File { offset, len } => {
+            Piece::Source { offset, len } => {
                 out.extend_from_slice(b"FILE");
                 out.extend_from_slice(&offset.to_le_bytes());
                 out.extend_from_slice(&len.to_le_bytes());

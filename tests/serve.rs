@@ -496,7 +496,7 @@ fn idle_keep_alive_connections_make_room_oldest_first() {
 fn a_burst_of_2000_connections_is_answered() {
     const CLIENTS: usize = 2000;
     const THREADS: usize = 16;
-    let have = loomiere::bench::raise_nofile_to(4 * CLIENTS as u64 + 256);
+    let have = loomiere::serve::raise_nofile_to(4 * CLIENTS as u64 + 256);
     assert!(have >= 2 * CLIENTS as u64 + 64, "the open-file limit ({have}) is too low for {CLIENTS} connections");
     let root = root("serve-burst");
     let conf = common::scratch("serve-burst-file").join("stream.conf");

@@ -17,7 +17,7 @@ fn plan(dir: &std::path::Path, name: &str) -> Plan {
     f.write_all(&vec![7u8; 101_000]).unwrap();
     let file = Arc::new(std::fs::File::open(&path).unwrap());
     let info = PlanInfo { duration: Some(10.0), header_len: 1000, source_len: 101_000, ..PlanInfo::default() };
-    Plan::new(file, vec![Piece::File { offset: 0, len: 101_000 }], info).unwrap()
+    Plan::new(loomiere::Source::nameless(file, 101_000), vec![Piece::Source { offset: 0, len: 101_000 }], info).unwrap()
 }
 
 #[test]

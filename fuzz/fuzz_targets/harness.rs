@@ -61,7 +61,7 @@ pub fn exercise(kind: Kind, data: &[u8]) {
     };
     for req in requests() {
         let src = Source::nameless(Arc::clone(&file), data.len() as u64);
-        if let Ok(plan) = media::plan_for(kind, Path::new(name), src, &req) {
+        if let Ok(plan) = media::plan(src, &req, &media::Options::for_kind(kind, Path::new(name))) {
             pace(&plan);
             read_back(&plan);
         }

@@ -45,8 +45,12 @@ pub fn run(args: Args) -> Result<()> {
     // truncated while it is read ends the process with a message, not a signal.
     loomiere::fault::exit_on_sigbus();
     let began = std::time::Instant::now();
-    let plan =
-        loomiere::media::open_lean(&args.file, &req).with_context(|| format!("cannot cut {}", args.file.display()))?;
+    let plan = loomiere::media::Options::for_path(&args.file)
+        .and_then(|opts| {
+            let opts = loomiere::media::Options { lean: true, ..opts };
+            loomiere::media::plan(loomiere::Source::open(&args.file)?, &req, &opts)
+        })
+        .with_context(|| format!("cannot cut {}", args.file.display()))?;
     let planned = began.elapsed();
     if args.dry_run {
         println!("content type: {}", plan.info.content_type);
@@ -57,7 +61,7 @@ pub fn run(args: Args) -> Result<()> {
         for p in plan.pieces() {
             match p {
                 Piece::Synth(s) => println!("synthesised:  {} bytes", s.len()),
-                Piece::File { offset, len } => println!("file range:   {offset}..{} ({len} bytes)", offset + len),
+                Piece::Source { offset, len } => println!("file range:   {offset}..{} ({len} bytes)", offset + len),
             }
         }
         println!("total:        {} bytes", plan.len());

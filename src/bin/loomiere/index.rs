@@ -4,8 +4,8 @@
 //! files are defragmented into a progressive faststart MP4.
 
 use anyhow::{bail, Context, Result};
-use loomiere::media::Source;
-use loomiere::Kind;
+use loomiere::container::{self, Indexed};
+use loomiere::{Kind, Source};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -29,26 +29,29 @@ pub fn run(args: Args) -> Result<()> {
     // An MP4's moov is mapped: a file truncated while it is read ends the process with a
     // message, not a signal.
     loomiere::fault::exit_on_sigbus();
-    match Kind::of(&args.file) {
-        Some(Kind::Flv) => flv(args),
-        Some(Kind::Mp4) => mp4(args),
-        Some(Kind::Image(_)) | None => bail!("{}: index works on .flv (and .mp4) files", args.file.display()),
+    let Some(kind) = Kind::of(&args.file).filter(|k| k.format().index.is_some()) else {
+        let what = container::described(|f| f.index.is_some());
+        bail!("{}: index works on {what} files", args.file.display())
+    };
+    if args.check {
+        let opts = container::Options::for_kind(kind, &args.file);
+        let c = container::check_index(Source::open(&args.file)?, &opts)
+            .with_context(|| format!("cannot check {}", args.file.display()))?;
+        for line in &c.lines {
+            println!("{}: {line}", args.file.display());
+        }
+        if !c.indexed {
+            std::process::exit(1);
+        }
+        return Ok(());
     }
+    write(kind, &args)
 }
 
-fn flv(args: Args) -> Result<()> {
+/// Builds the indexed rewrite through the file's container and writes it (atomically over
+/// the file, or to `-o`).
+fn write(kind: Kind, args: &Args) -> Result<()> {
     let src = Source::open(&args.file)?;
-    if args.check {
-        let c = loomiere::flv::index::check(&src).with_context(|| format!("cannot check {}", args.file.display()))?;
-        if c.ok {
-            println!("{}: index is correct ({} keyframes)", args.file.display(), c.keyframes);
-            return Ok(());
-        }
-        for p in &c.problems {
-            println!("{}: {p}", args.file.display());
-        }
-        std::process::exit(1);
-    }
     let len = src.len;
     let bar = (std::io::stderr().is_terminal() && len > PROGRESS_OVER).then(|| {
         let b = indicatif::ProgressBar::new(len * 2);
@@ -59,18 +62,29 @@ fn flv(args: Args) -> Result<()> {
         b.set_message("indexing");
         b
     });
-    let idx = loomiere::flv::index::build(src, |at| {
+    let opts = container::Options::for_kind(kind, &args.file);
+    let indexed = container::index(src, &opts, &mut |at| {
         if let Some(b) = &bar {
             b.set_position(at);
         }
     })
     .with_context(|| format!("cannot index {}", args.file.display()))?;
+    if let Indexed::Mp4(r) = &indexed {
+        if r.already_faststart && args.output.is_none() {
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            eprintln!("{}: already in faststart order (moov before mdat); left untouched", args.file.display());
+            return Ok(());
+        }
+    }
+    let plan = indexed.plan();
     let dest = args.output.clone().unwrap_or_else(|| args.file.clone());
     if let Some(b) = &bar {
-        b.set_length(len + idx.plan.len());
+        b.set_length(len + plan.len());
         b.set_message("writing");
     }
-    loomiere::output::write(&idx.plan, &dest, |n| {
+    let n = loomiere::output::write(plan, &dest, |n| {
         if let Some(b) = &bar {
             b.set_position(len + n);
         }
@@ -78,48 +92,14 @@ fn flv(args: Args) -> Result<()> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    eprintln!("{}: {} keyframes, {:.3} s, {} bytes", dest.display(), idx.keyframes, idx.duration, idx.plan.len());
-    Ok(())
-}
-
-fn mp4(args: Args) -> Result<()> {
-    use loomiere::mp4::Faststart;
-    if args.check {
-        let movie = loomiere::mp4::Movie::open(Source::open(&args.file)?)?;
-        if loomiere::mp4::faststart::is_faststart(&movie) {
-            println!("{}: moov is before mdat (faststart)", args.file.display());
-            return Ok(());
+    match &indexed {
+        Indexed::Flv(idx) => {
+            eprintln!("{}: {} keyframes, {:.3} s, {} bytes", dest.display(), idx.keyframes, idx.duration, n);
         }
-        if movie.fragmented {
-            println!("{}: fragmented MP4 (run `loomiere index` to defragment it)", args.file.display());
-        } else {
-            println!("{}: moov is after mdat (run `loomiere index` to move it to the front)", args.file.display());
+        Indexed::Mp4(r) if r.defragmented => {
+            eprintln!("{}: defragmented into a progressive MP4 (moov first), {n} bytes", dest.display());
         }
-        std::process::exit(1);
-    }
-    let len = Source::open(&args.file)?.len;
-    let bar = (std::io::stderr().is_terminal() && len > PROGRESS_OVER).then(|| indicatif::ProgressBar::new(len));
-    let done = loomiere::mp4::faststart(&args.file, args.output.as_deref(), |n| {
-        if let Some(b) = &bar {
-            b.set_position(n);
-        }
-    })
-    .with_context(|| format!("cannot index {}", args.file.display()))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    match done {
-        Faststart::AlreadyFaststart => {
-            eprintln!("{}: already in faststart order (moov before mdat); left untouched", args.file.display())
-        }
-        Faststart::Rewritten(n) => {
-            let dest = args.output.as_ref().unwrap_or(&args.file);
-            eprintln!("{}: moov moved before mdat, {n} bytes", dest.display())
-        }
-        Faststart::Defragmented(n) => {
-            let dest = args.output.as_ref().unwrap_or(&args.file);
-            eprintln!("{}: defragmented into a progressive MP4 (moov first), {n} bytes", dest.display())
-        }
+        Indexed::Mp4(_) => eprintln!("{}: moov moved before mdat, {n} bytes", dest.display()),
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `loomiere inspect FILE [--json] [--keyframes] [--segments[=SECONDS]]`: prints what the
 //! library's inspectors report.
 
+use crate::render::Render;
 use anyhow::{bail, Context, Result};
-use loomiere::media::Source;
-use loomiere::Kind;
+use loomiere::container::{self, Inspection};
+use loomiere::{Kind, Source};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -32,10 +33,17 @@ pub fn run(args: Args) -> Result<()> {
             print!("{text}");
         }
     };
-    match Kind::of(&args.file) {
-        Some(Kind::Mp4) => {
-            let options = loomiere::mp4::inspect::Options { keyframes: args.keyframes };
-            let mut report = loomiere::mp4::inspect_with(Source::open(&args.file)?, options);
+    let what = || format!("inspect reads {} files", container::described(|f| f.inspect.is_some()));
+    let Some(kind) = Kind::of(&args.file).filter(|k| k.format().inspect.is_some()) else {
+        bail!("{}: {}", args.file.display(), what())
+    };
+    if kind == Kind::Flv && args.segments.is_some() {
+        bail!("{}: --segments is for MP4 files (HLS/DASH are packaged from MP4 only)", args.file.display())
+    }
+    let opts = container::Options { keyframes: args.keyframes, ..container::Options::for_kind(kind, &args.file) };
+    let src = Source::open(&args.file)?;
+    match container::inspect(src, &opts).with_context(|| format!("cannot inspect {}", args.file.display()))? {
+        Inspection::Mp4(mut report) => {
             // The hint names the command to run: with this file's path.
             report.hint = report.hint.map(|h| h.replace("FILE", &args.file.display().to_string()));
             let layout = match args.segments {
@@ -62,21 +70,12 @@ pub fn run(args: Args) -> Result<()> {
             }
             Ok(())
         }
-        Some(Kind::Flv) if args.segments.is_some() => {
-            bail!("{}: --segments is for MP4 files (HLS/DASH are packaged from MP4 only)", args.file.display())
-        }
-        Some(Kind::Flv) => {
-            let src = Source::open(&args.file)?;
-            let report = loomiere::flv::inspect::inspect_with(&src, args.keyframes)
-                .with_context(|| format!("cannot inspect {}", args.file.display()))?;
+        Inspection::Flv(report) => {
             print(serde_json::to_string_pretty(&report)?, report.render());
             if let Some(fault) = &report.fault {
                 bail!("{}: {fault}", args.file.display());
             }
             Ok(())
-        }
-        Some(Kind::Image(_)) | None => {
-            bail!("{}: inspect reads .mp4 (.m4v .m4a .mov .f4v) and .flv files", args.file.display())
         }
     }
 }

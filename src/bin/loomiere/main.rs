@@ -11,9 +11,11 @@ mod completions;
 mod cut;
 mod demo;
 #[cfg_attr(test, allow(dead_code))]
+#[allow(unsafe_code)] // the C entry point: argv and the standard descriptors
 mod entry;
 mod index;
 mod inspect;
+mod render;
 mod serve;
 mod serve_cgi;
 
@@ -52,6 +54,7 @@ enum Command {
 /// The C entry point (see `entry` for why not std's): a CGI call is answered straight away,
 /// before anything else is set up; anything else is a command line for clap.
 #[cfg(not(test))]
+#[allow(unsafe_code)]
 #[no_mangle]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     // SAFETY: these are the arguments the C runtime passed to `main`.

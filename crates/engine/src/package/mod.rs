@@ -1,0 +1,221 @@
+//! HLS and DASH from the same MP4 files, packaged on request: a segment index per movie
+//! (`segments`), a CMAF initialisation segment per track (`init`), CMAF media segments as
+//! plans whose samples are ranges of the source (`fragment`), `tx3g` subtitles as WebVTT
+//! (`webvtt`), the HLS playlists (`hls`) and the DASH MPD (`dash`) written from the index,
+//! the URL tail below the movie (`route`), keeping built indexes in memory or on disk
+//! (`cache`), and the layout `inspect --segments` prints (`layout`). Depends only on the MP4
+//! engine and the plan; the HTTP side calls [`answer`] (or [`answer_with`]).
+//!
+//! URLs (all below `/path/movie.mp4/`) and the choices made are in docs/hls-dash.md.
+
+pub mod cache;
+pub mod dash;
+pub mod fragment;
+pub mod hls;
+pub mod init;
+pub mod layout;
+pub mod route;
+pub mod segments;
+pub mod webvtt;
+
+#[cfg(test)]
+mod tests;
+
+use crate::mp4::codec::{describe, Description};
+use crate::mp4::track::Track;
+use crate::mp4::Movie;
+use crate::plan::{Bytes, Piece, Plan};
+use crate::Result;
+pub use route::PackageRequest;
+pub use segments::{Clip, Media, Options, SegmentIndex};
+use std::sync::Arc;
+
+/// Content type of HLS playlists.
+pub const M3U8: &str = "application/vnd.apple.mpegurl";
+/// Content type of the DASH MPD.
+pub const MPD: &str = "application/dash+xml";
+/// Content type of segments.
+pub const MP4: &str = "video/mp4";
+/// Content type of subtitles.
+pub const VTT: &str = "text/vtt";
+
+/// What a packaged track's sample description and samples say, for the manifests.
+#[derive(Clone, Debug, Default)]
+pub struct TrackFacts {
+    pub description: Description,
+    /// RFC 6381 codec string (`avc1.64001f`, `mp4a.40.2`, `ac-3`, `opus`, `wvtt`).
+    pub codecs: String,
+    /// Frames per second (video).
+    pub frame_rate: Option<f64>,
+    /// Highest bits per second of one segment.
+    pub peak_bps: u64,
+    /// Bits per second over the whole output.
+    pub average_bps: u64,
+    /// Highest bits per second of the I-frame byte ranges (video).
+    pub iframe_peak_bps: u64,
+    /// Average bits per second of the I-frame byte ranges (video).
+    pub iframe_average_bps: u64,
+    /// ISO 639-2 language from `mdhd` (`None` for `und`).
+    pub language: Option<String>,
+}
+
+/// The language code of a track's `mdhd` (three packed 5-bit letters).
+fn language(moov: &[u8], trak: &crate::mp4::boxes::BoxHeader) -> Option<String> {
+    use crate::mp4::boxes::{find, ReadBe};
+    let mdia = find(moov, trak.body_start(), trak.end(), b"mdia").ok()??;
+    let mdhd = find(moov, mdia.body_start(), mdia.end(), b"mdhd").ok()??;
+    let body = crate::mp4::tables::body(moov, &mdhd).ok()?;
+    let at = if body.u8_at(0)? == 1 { 32 } else { 20 };
+    let packed = body.u16_at(at)?;
+    let letters: String = [10u16, 5, 0].iter().map(|s| char::from(((packed >> s) & 0x1f) as u8 + 0x60)).collect();
+    (letters.chars().all(|c| c.is_ascii_lowercase()) && letters != "und").then_some(letters)
+}
+
+/// A movie's packaging: its segment index and per-track facts, ready for any request.
+pub struct Package {
+    pub index: Arc<SegmentIndex>,
+    pub facts: Vec<TrackFacts>,
+}
+
+/// Bits per second of `bytes` over `ticks` of `timescale`.
+fn bps(bytes: u64, ticks: u64, timescale: u32) -> u64 {
+    if ticks == 0 {
+        return 0;
+    }
+    let v = bytes as f64 * 8.0 * f64::from(timescale) / ticks as f64;
+    if v.is_finite() {
+        v.ceil() as u64
+    } else {
+        0
+    }
+}
+
+impl Package {
+    /// Builds the segment index of `movie` for `clip` and the facts the manifests need.
+    pub fn build(movie: &Movie, clip: Clip, options: &Options) -> Result<Package> {
+        let tracks = movie.tracks()?;
+        let header = movie.header()?;
+        let index = SegmentIndex::build(&tracks, header.timescale, clip, options)?;
+        Ok(Package::with_index(movie, &tracks, Arc::new(index)))
+    }
+
+    /// The facts for an index already built (or loaded).
+    pub fn with_index(movie: &Movie, tracks: &[Track<'_>], index: Arc<SegmentIndex>) -> Package {
+        let mut facts = Vec::with_capacity(index.tracks.len());
+        for (k, info) in index.tracks.iter().enumerate() {
+            let Some(t) = tracks.get(info.index) else {
+                facts.push(TrackFacts::default());
+                continue;
+            };
+            let description = init::stsd_of(&movie.moov, &t.trak)
+                .ok()
+                .and_then(|h| describe(&movie.moov, &h, &t.handler))
+                .unwrap_or_default();
+            let codecs = match &t.codec {
+                b"Opus" => "opus".to_string(),
+                b"tx3g" => "wvtt".to_string(),
+                _ => description.codec_string.clone(),
+            };
+            let ts = info.timescale.max(1);
+            let (mut peak, mut ipeak, mut bytes, mut ticks, mut ibytes, mut samples) = (0, 0, 0u64, 0u64, 0u64, 0u64);
+            for c in index.cells_of(k) {
+                // A last segment much shorter than the target says little about the peak.
+                if c.duration as f64 >= f64::from(ts) * index.target / 2.0 || index.count == 1 {
+                    peak = peak.max(bps(c.bytes, c.duration, ts));
+                }
+                let ib = fragment::header_len(info.with_cts, c).saturating_add(u64::from(c.first_size));
+                ipeak = ipeak.max(bps(ib, c.duration, ts));
+                // Saturating: an index read from a cache file is checked, not trusted.
+                bytes = bytes.saturating_add(c.bytes);
+                ibytes = ibytes.saturating_add(ib);
+                ticks = ticks.saturating_add(c.duration);
+                samples = samples.saturating_add(c.s1.saturating_sub(c.s0));
+            }
+            let average = bps(bytes, ticks, ts);
+            let frame_rate =
+                (info.media == Media::Video && ticks > 0).then(|| samples as f64 * f64::from(ts) / ticks as f64);
+            facts.push(TrackFacts {
+                description,
+                codecs,
+                frame_rate,
+                peak_bps: peak.max(average),
+                average_bps: average,
+                iframe_peak_bps: ipeak,
+                iframe_average_bps: bps(ibytes, ticks, ts),
+                language: language(&movie.moov, &t.trak),
+            });
+        }
+        Package { index, facts }
+    }
+}
+
+/// A plan of bytes made in memory (playlists, MPD, init segments).
+fn text_plan(movie: &Movie, bytes: Vec<u8>, content_type: &'static str) -> Result<Plan> {
+    let mut info = movie.src.info(content_type);
+    info.header_len = bytes.len() as u64;
+    Plan::new(movie.src.clone(), vec![Piece::Synth(Arc::new(Bytes(bytes)))], info)
+}
+
+/// The answer to a packaging request on `movie`: a plan (playlists and the MPD are plans of
+/// in-memory bytes, so `Range` and conditional requests work the same on all of them) with
+/// its content type. `query` is appended to every URL a playlist names (`?start=…&sig=…`, or
+/// empty).
+pub fn answer(movie: &Movie, req: &PackageRequest, clip: Clip, options: &Options, query: &str) -> Result<Plan> {
+    let package = Package::build(movie, clip, options)?;
+    answer_with(movie, &package, req, query)
+}
+
+/// [`answer`] with a package already built.
+pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query: &str) -> Result<Plan> {
+    let index = &package.index;
+    let track = |media: Media, id: u32| -> Result<usize> {
+        match index.track(id) {
+            Some((k, t)) if t.media == media => Ok(k),
+            _ => Err(crate::Error::NotFound(format!("no packaged {media:?} track {id}").to_lowercase())),
+        }
+    };
+    match *req {
+        PackageRequest::Master => text_plan(movie, hls::master(package, query).into_bytes(), M3U8),
+        PackageRequest::Mpd => text_plan(movie, dash::mpd(package, query).into_bytes(), MPD),
+        PackageRequest::Playlist { media: Media::Subtitle, id } => {
+            text_plan(movie, hls::subtitle_playlist(package, track(Media::Subtitle, id)?, query).into_bytes(), M3U8)
+        }
+        PackageRequest::Playlist { media, id } => {
+            text_plan(movie, hls::media_playlist(package, track(media, id)?, query).into_bytes(), M3U8)
+        }
+        PackageRequest::IFrames { id } => {
+            text_plan(movie, hls::iframe_playlist(package, track(Media::Video, id)?, query).into_bytes(), M3U8)
+        }
+        PackageRequest::Init { media, id } => {
+            let k = track(media, id)?;
+            let tracks = movie.tracks()?;
+            let t = tracks.get(index.tracks[k].index).ok_or_else(|| crate::Error::NotFound("no such track".into()))?;
+            text_plan(movie, init::init_segment(movie, t)?, MP4)
+        }
+        PackageRequest::Segment { media, id, number } => {
+            let k = track(media, id)?;
+            let n = usize::try_from(number)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .filter(|&n| n < index.count)
+                .ok_or_else(|| crate::Error::NotFound(format!("no segment {number}")))?;
+            let tracks = movie.tracks()?;
+            fragment::plan_segment(movie, &tracks, index, k, n)
+        }
+        PackageRequest::Vtt { id, number } => {
+            let k = track(Media::Subtitle, id)?;
+            let window = match number {
+                None => None,
+                Some(number) => Some(
+                    usize::try_from(number)
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|n| index.span(n))
+                        .ok_or_else(|| crate::Error::NotFound(format!("no segment {number}")))?,
+                ),
+            };
+            let tracks = movie.tracks()?;
+            text_plan(movie, webvtt::document(movie, &tracks, index, k, window)?.into_bytes(), VTT)
+        }
+    }
+}

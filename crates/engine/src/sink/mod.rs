@@ -1,0 +1,328 @@
+//! Sending a plan to a file descriptor: a regular file (`copy_file_range`), a pipe or socket
+//! (`sendfile`), with a plain `pread`/`write` fallback when the kernel refuses. Synthesised
+//! pieces are pulled into a small caller-owned scratch buffer, so memory per stream is that
+//! buffer and a cursor, whatever the size of the `moov`.
+//!
+//! The sinks: [`send_range`] (blocking: a pipe, a socket, a file descriptor), [`pace`]
+//! (the same, burst then paced), [`file`] (an output path, atomically), and [`write_step`]
+//! for drivers with their own loop (the async server).
+//!
+//! The unit of work is [`write_step`]: at most one write of at most `max` bytes, which suits
+//! blocking callers (loop until done), throttled callers (a budget per step) and non-blocking
+//! callers (stop on `WouldBlock`, resume later) alike. This module never decides what to send.
+
+#[allow(unsafe_code)] // signal-safe clean-up of a temporary file
+pub mod file;
+pub mod pace;
+
+use crate::plan::{Piece, Plan};
+use crate::source::Source;
+use std::io;
+use std::ops::Range;
+use std::os::fd::{AsFd, BorrowedFd};
+
+/// Where a stream is in its output range.
+#[derive(Clone, Debug)]
+pub struct Cursor {
+    /// Next output offset to send.
+    pub pos: u64,
+    /// One past the last output offset to send.
+    pub end: u64,
+}
+
+impl Cursor {
+    /// A cursor over output bytes `range`.
+    pub fn new(range: Range<u64>) -> Cursor {
+        Cursor { pos: range.start, end: range.end.max(range.start) }
+    }
+
+    /// A cursor over the whole plan.
+    pub fn whole(plan: &Plan) -> Cursor {
+        Cursor::new(0..plan.len())
+    }
+
+    /// Bytes still to send.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+
+    /// True when everything has been sent.
+    pub fn is_done(&self) -> bool {
+        self.pos >= self.end
+    }
+}
+
+/// How file ranges reach the output; starts at the best method for the descriptor and steps
+/// down when the kernel says a method is not possible for this pair of descriptors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyMethod {
+    /// `copy_file_range(2)`: file to file, in the kernel (and reflinks where supported).
+    CopyFileRange,
+    /// `sendfile(2)`: file to socket or pipe.
+    Sendfile,
+    /// `pread` into the scratch buffer, then `write`.
+    ReadWrite,
+}
+
+impl CopyMethod {
+    /// The best method for writing to `out`.
+    pub fn for_output(out: BorrowedFd<'_>) -> CopyMethod {
+        match rustix::fs::fstat(out) {
+            Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() => CopyMethod::CopyFileRange,
+            _ => CopyMethod::Sendfile,
+        }
+    }
+
+    fn next(self) -> CopyMethod {
+        match self {
+            CopyMethod::CopyFileRange => CopyMethod::Sendfile,
+            _ => CopyMethod::ReadWrite,
+        }
+    }
+}
+
+/// Default scratch size for synthesised bytes and the read/write fallback: one pipe buffer
+/// (Linux's default), so a CGI process writes a synthesised moov in as few calls as the
+/// pipe can take.
+pub const SCRATCH: usize = 64 * 1024;
+
+/// Sends at most `max` bytes of `plan` at `cur` to `out` with one write-like call, and
+/// advances `cur` by what was written. Returns the byte count (0 only when `cur` is done or
+/// `max` is 0). `io::ErrorKind::WouldBlock` and `Interrupted` are passed to the caller
+/// unchanged; a source file that ends early, or that was modified since the plan was made, is
+/// `UnexpectedEof` ([`is_source_fault`]), never a hang and never other bytes.
+pub fn write_step(
+    plan: &Plan,
+    cur: &mut Cursor,
+    out: BorrowedFd<'_>,
+    max: u64,
+    scratch: &mut [u8],
+    method: &mut CopyMethod,
+) -> io::Result<u64> {
+    if cur.is_done() || max == 0 || scratch.is_empty() {
+        return Ok(0);
+    }
+    check_source(plan)?;
+    let Some((piece, at)) = plan.locate(cur.pos) else {
+        cur.pos = cur.end;
+        return Ok(0);
+    };
+    let want = (piece.len() - at).min(cur.remaining()).min(max);
+    let n = match piece {
+        Piece::Synth(s) => {
+            let take = want.min(scratch.len() as u64) as usize;
+            let got = s.read_at(at, &mut scratch[..take]);
+            if got == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "synthesised piece ended early"));
+            }
+            rustix::io::write(out, &scratch[..got])? as u64
+        }
+        Piece::Source { offset, .. } => {
+            let src_off = offset + at;
+            copy_source_bytes(plan.source(), src_off, want, out, scratch, method)?
+        }
+    };
+    cur.pos += n;
+    Ok(n)
+}
+
+/// Copies source bytes to `out`: in the kernel from a local file, else read into `scratch`.
+fn copy_source_bytes(
+    src: &Source,
+    src_off: u64,
+    want: u64,
+    out: BorrowedFd<'_>,
+    scratch: &mut [u8],
+    method: &mut CopyMethod,
+) -> io::Result<u64> {
+    // Kernel copies move at most about 2 GiB per call.
+    let chunk = want.min(1 << 30) as usize;
+    let Some(file) = src.as_local_file() else {
+        return read_write(src, src_off, chunk, out, scratch);
+    };
+    loop {
+        let res = match *method {
+            CopyMethod::CopyFileRange => {
+                let mut off = src_off;
+                rustix::fs::copy_file_range(file.as_fd(), Some(&mut off), out, None, chunk)
+            }
+            CopyMethod::Sendfile => {
+                let mut off = src_off;
+                rustix::fs::sendfile(out, file.as_fd(), Some(&mut off), chunk)
+            }
+            CopyMethod::ReadWrite => return read_write(src, src_off, chunk, out, scratch),
+        };
+        match res {
+            Ok(0) => {
+                // copy_file_range returns 0 at end of source, and on some filesystems when it
+                // cannot copy; let the read/write path tell the two apart.
+                if *method == CopyMethod::ReadWrite {
+                    return Err(eof());
+                }
+                *method = method.next();
+            }
+            Ok(n) => return Ok(n as u64),
+            Err(e)
+                if e == rustix::io::Errno::INVAL
+                    || e == rustix::io::Errno::NOSYS
+                    || e == rustix::io::Errno::XDEV
+                    || e == rustix::io::Errno::OPNOTSUPP
+                    || e == rustix::io::Errno::BADF =>
+            {
+                *method = method.next();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One `read_at` of the source into `scratch`, then one write.
+fn read_write(src: &Source, src_off: u64, chunk: usize, out: BorrowedFd<'_>, scratch: &mut [u8]) -> io::Result<u64> {
+    let take = chunk.min(scratch.len());
+    let got = src.read_at(&mut scratch[..take], src_off)?;
+    if got == 0 {
+        return Err(eof());
+    }
+    Ok(rustix::io::write(out, &scratch[..got])? as u64)
+}
+
+fn eof() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the source file is shorter than when the answer began (truncated while being sent?)",
+    )
+}
+
+/// Whether an error from [`write_step`] and its drivers means the source file can no longer
+/// give the bytes the plan announced (it shrank, or was rewritten in place): the output was
+/// cut short through no fault of the reader, and must be ended, not padded or resumed.
+pub fn is_source_fault(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::UnexpectedEof
+}
+
+/// Fails when the plan's source is no longer the one the plan was made from: shorter than
+/// its length then, or modified since (a `cp` over it keeps the inode but rewrites the
+/// bytes). One `fstat` per step for a local file; skipped for plans without a recorded
+/// modification time.
+fn check_source(plan: &Plan) -> io::Result<()> {
+    let Some(modified) = plan.info.modified else { return Ok(()) };
+    plan.source().check_unchanged(plan.info.source_len, modified)
+}
+
+/// Sends output bytes `range` of `plan` to a blocking descriptor, calling `progress` with the
+/// running byte count after each step. Retries `Interrupted`.
+pub fn send_range(plan: &Plan, range: Range<u64>, out: BorrowedFd<'_>, progress: impl FnMut(u64)) -> io::Result<u64> {
+    pace::send(plan, range, out, None, progress)
+}
+
+/// Sends the whole plan to a blocking descriptor.
+pub fn send_all(plan: &Plan, out: BorrowedFd<'_>) -> io::Result<u64> {
+    send_range(plan, 0..plan.len(), out, |_| {})
+}
+
+/// Reads output bytes `range` of `plan` into memory (tests, small answers, hashing).
+pub fn read_range(plan: &Plan, range: Range<u64>) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    for seg in plan.slice(range) {
+        let start = out.len();
+        let n = usize::try_from(seg.to - seg.from).map_err(|_| io::Error::other("range too large"))?;
+        out.resize(start + n, 0);
+        match seg.piece {
+            Piece::Synth(s) => {
+                let mut done = 0;
+                while done < n {
+                    let got = s.read_at(seg.from + done as u64, &mut out[start + done..]);
+                    if got == 0 {
+                        return Err(eof());
+                    }
+                    done += got;
+                }
+            }
+            Piece::Source { offset, .. } => {
+                plan.source().read_exact_at(&mut out[start..], offset + seg.from)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Bytes, PlanInfo};
+    use std::io::{Read, Seek, Write};
+    use std::sync::Arc;
+
+    fn source() -> Source {
+        let mut f = tempfile();
+        f.write_all(b"0123456789abcdefghij").unwrap();
+        Source::nameless(Arc::new(f), 20)
+    }
+
+    fn tempfile() -> std::fs::File {
+        let dir = std::env::temp_dir();
+        let path = dir.join(format!("loomiere-sink-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f
+    }
+
+    fn plan() -> Plan {
+        plan_over(source())
+    }
+
+    fn plan_over(source: Source) -> Plan {
+        let pieces = vec![
+            Piece::Synth(Arc::new(Bytes(b"HEAD".to_vec()))),
+            Piece::Source { offset: 10, len: 5 },
+            Piece::Source { offset: 0, len: 3 },
+        ];
+        Plan::new(source, pieces, PlanInfo::default()).unwrap()
+    }
+
+    #[test]
+    fn source_without_descriptor_is_read_into_scratch() {
+        let p = plan_over(Source::in_memory(b"0123456789abcdefghij".to_vec()));
+        assert!(p.source().as_local_file().is_none());
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        send_all(&p, w.as_fd()).unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        std::fs::File::from(r).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"HEADabcde012");
+    }
+
+    #[test]
+    fn read_range_matches_plan() {
+        let p = plan();
+        assert_eq!(read_range(&p, 0..p.len()).unwrap(), b"HEADabcde012");
+        assert_eq!(read_range(&p, 2..7).unwrap(), b"ADabc");
+    }
+
+    #[test]
+    fn send_to_file_and_pipe_agree() {
+        let p = plan();
+        let mut out = tempfile();
+        send_all(&p, out.as_fd()).unwrap();
+        out.rewind().unwrap();
+        let mut got = Vec::new();
+        out.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"HEADabcde012");
+
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        send_range(&p, 3..11, w.as_fd(), |_| {}).unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        std::fs::File::from(r).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"Dabcde01");
+    }
+
+    #[test]
+    fn short_source_is_an_error_not_a_hang() {
+        let pieces = vec![Piece::Source { offset: 15, len: 50 }];
+        let p = Plan::new(source(), pieces, PlanInfo::default()).unwrap();
+        let out = tempfile();
+        let err = send_all(&p, out.as_fd()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}
