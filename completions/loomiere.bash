@@ -97,7 +97,7 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__bench)
-            opts="-n -d -h -V --viewers --duration --ramp --seek --start --playback-rate --fast --bitrate --read-ahead --timeout --threads --watch --max-error-rate --seed --json --help --version"
+            opts="-n -d -h -V --viewers --duration --ramp --seek --start --playback-rate --fast --bitrate --read-ahead --timeout --threads --watch --max-error-rate --variant --seed --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -152,6 +152,10 @@ _loomiere() {
                     return 0
                     ;;
                 --max-error-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --variant)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

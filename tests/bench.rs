@@ -357,3 +357,111 @@ fn serve_url_with_a_start_gets_it_replaced_not_doubled() {
     assert_eq!(u(&r["errors"], "total"), 0, "{r}");
     assert!(serve.gets().iter().any(|g| g == "/short.mp4?start=0"));
 }
+
+/// Checks an HLS/DASH run against `serve`: no error, manifests, init and `.m4s` segments
+/// asked for (the access log says so), per-kind figures in the report.
+fn assert_segmented_run(serve: &Serve, r: &Value, manifest: &str) {
+    assert_eq!(u(&r["errors"], "total"), 0, "no 4xx, no error: {r}");
+    let abr = &r["abr"];
+    assert!(u(abr, "sessions") >= 2 && u(abr, "segments") >= 2, "{r}");
+    assert!(abr["first_error"].is_null(), "{r}");
+    for kind in ["ttfb_playlist_ms", "ttfb_init_ms", "ttfb_segment_ms", "segment_download_ms"] {
+        let l = &abr[kind];
+        assert!(u(l, "count") >= 1 && f(l, "p50") <= f(l, "p99"), "{kind}: {r}");
+    }
+    let gets = serve.gets();
+    assert!(gets.iter().any(|g| g == manifest), "{gets:?}");
+    assert!(gets.iter().any(|g| g.starts_with("/short.mp4/v1/") && g.ends_with("init.mp4")), "{gets:?}");
+    let segments = gets.iter().filter(|g| g.starts_with("/short.mp4/v1/") && g.ends_with(".m4s")).count();
+    assert!(segments >= 2, "segments fetched: {gets:?}");
+}
+
+#[test]
+fn serve_hls_viewers_fetch_playlists_init_and_segments() {
+    let serve = Serve::start("hls");
+    let r = bench(&[
+        &serve.url("/short.mp4/master.m3u8"),
+        "--viewers",
+        "3",
+        "--duration",
+        "4",
+        "--ramp",
+        "0.5",
+        "--watch",
+        "0.5..1.5",
+    ]);
+    assert_segmented_run(&serve, &r, "/short.mp4/master.m3u8");
+    assert!(serve.gets().iter().any(|g| g == "/short.mp4/v1/index.m3u8"), "the variant's media playlist");
+    assert!(u(&r, "left") >= 1 && u(&r, "bytes_watched") > 0, "viewers left at their watch time: {r}");
+    // Read as fast as they come, every segment of the 60 s file is fetched from the first on.
+    let fast = bench(&[
+        &serve.url("/short.mp4/master.m3u8"),
+        "--viewers",
+        "1",
+        "--duration",
+        "2",
+        "--fast",
+        "--seek",
+        "fixed",
+    ]);
+    assert_segmented_run(&serve, &fast, "/short.mp4/master.m3u8");
+    assert!(
+        serve.gets().iter().any(|g| g == "/short.mp4/v1/1.m4s")
+            && serve.gets().iter().any(|g| g == "/short.mp4/v1/10.m4s")
+    );
+}
+
+#[test]
+fn serve_dash_viewers_fetch_segments_from_the_timeline() {
+    let serve = Serve::start("dash");
+    let r = bench(&[
+        &serve.url("/short.mp4/manifest.mpd"),
+        "--viewers",
+        "3",
+        "--duration",
+        "3",
+        "--ramp",
+        "0.5",
+        "--seek",
+        "random",
+    ]);
+    assert_segmented_run(&serve, &r, "/short.mp4/manifest.mpd");
+    // --variant 2: the audio Representation.
+    let a = bench(&[
+        &serve.url("/short.mp4/manifest.mpd"),
+        "--variant",
+        "2",
+        "--viewers",
+        "1",
+        "--duration",
+        "1",
+        "--fast",
+    ]);
+    assert_eq!(u(&a["errors"], "total"), 0, "{a}");
+    assert!(serve.gets().iter().any(|g| g.starts_with("/short.mp4/a2/") && g.ends_with(".m4s")));
+}
+
+#[test]
+fn bad_playlist_urls_fail_the_run() {
+    let serve = Serve::start("hls-bad");
+    for path in ["/missing.mp4/master.m3u8", "/short.mp4/nothing.mpd"] {
+        let out =
+            common::run(common::loomiere().args(["bench", &serve.url(path), "--duration", "1", "--viewers", "1"]));
+        assert!(!out.status.success(), "{path} must fail the run");
+    }
+    // A variant that is not there: the manifests are answered, the run fails and says why.
+    let out = common::run(common::loomiere().args([
+        "bench",
+        &serve.url("/short.mp4/master.m3u8"),
+        "--variant",
+        "9",
+        "--duration",
+        "1",
+        "--viewers",
+        "1",
+        "--json",
+    ]));
+    assert!(!out.status.success());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["abr"]["first_error"].as_str().is_some_and(|e| e.contains("--variant 9")), "{r}");
+}

@@ -10,13 +10,18 @@
 //! viewers, run time, per-request timeouts, head size. Only loopback targets are accepted
 //! ([`target`]).
 //!
+//! A target whose path ends in `.m3u8` or `.mpd` is played as HLS or DASH instead (`abr`:
+//! manifest, init segment, segments at playback rate; [`manifest`] reads the manifests).
+//!
 //! Submodules: [`target`] (URLs, loopback rule), [`http`] (the minimal HTTP/1.1 client
 //! protocol), `probe` (duration and seek form per target), [`prefix`] (where the media
 //! starts in an answer), [`playback`] (the player clock and stalls), [`watch`] (watch-time
 //! distributions), [`stats`] (counters, histogram, report) and `viewer` (the per-viewer
 //! task).
 
+mod abr;
 pub mod http;
+pub mod manifest;
 pub mod playback;
 pub mod prefix;
 mod probe;
@@ -26,7 +31,7 @@ mod viewer;
 pub mod watch;
 
 use loomiere_engine::{Error, Result};
-pub use stats::{Live, Report, Snapshot};
+pub use stats::{Latency, Live, Report, Snapshot};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +88,8 @@ pub struct Config {
     pub seed: u64,
     /// How long viewers watch before leaving (paced viewers only).
     pub watch: Watch,
+    /// HLS/DASH targets: the variant (HLS) or Representation (DASH) played, 1 = the first.
+    pub variant: usize,
 }
 
 impl Default for Config {
@@ -100,6 +107,7 @@ impl Default for Config {
             threads: None,
             seed: 0x6c6f_6f6d_6965_7265,
             watch: Watch::All,
+            variant: 1,
         }
     }
 }
@@ -124,6 +132,9 @@ pub(crate) struct Shared {
     pub seed: u64,
     pub watch: Watch,
     pub live: Arc<Live>,
+    /// HLS/DASH: the variant played (1 = the first) and the segment lists shared by viewers.
+    pub variant: usize,
+    pub lists: Arc<abr::Lists>,
 }
 
 /// A validated bench, ready to run; its live counters can be watched from another thread.
@@ -172,6 +183,9 @@ impl Bench {
         }
         if config.watch != Watch::All && config.pace == Pace::Fast {
             return Err(Error::bad_request("--watch needs paced viewers (it cannot go with --fast)"));
+        }
+        if config.variant == 0 || config.variant > 1000 {
+            return Err(Error::bad_request("--variant must be 1..=1000"));
         }
         if config.threads.is_some_and(|t| t == 0 || t > 256) {
             return Err(Error::bad_request("--threads must be 1..=256"));
@@ -227,6 +241,8 @@ impl Bench {
             seed: c.seed,
             watch: c.watch,
             live: self.live.clone(),
+            variant: c.variant,
+            lists: Arc::default(),
         };
         // The probe's connections are not part of the measurement.
         let probe = Arc::new(Shared { live: Arc::new(Live::default()), ..shared.clone() });
@@ -235,6 +251,11 @@ impl Bench {
         let mut warnings: Vec<(usize, Vec<String>)> = Vec::new();
         let mut probes = tokio::task::JoinSet::new();
         for (i, target) in self.targets.iter().enumerate() {
+            if manifest::Kind::of(&target.path).is_some() {
+                // HLS/DASH: the manifest says the durations; nothing to probe.
+                probed[i] = Some(Probed { target: target.clone(), duration: None, form: probe::SeekForm::None });
+                continue;
+            }
             let (probe, target, seek) = (probe.clone(), target.clone(), c.seek);
             probes.spawn(async move { (i, probe::probe(&probe, target, seek).await) });
         }
@@ -325,6 +346,15 @@ impl Bench {
             peak_streams: live.peak.load(Relaxed),
             nofile_limit: self.nofile,
             peak_rss_kib: stats::peak_rss_kib(),
+            abr: c.urls.iter().any(|u| Target::parse(u).is_ok_and(|t| manifest::Kind::of(&t.path).is_some())).then(
+                || {
+                    let mut r = live.abr.report();
+                    if let Ok(Some(e)) = live.abr.first_error.lock().map(|e| e.clone()) {
+                        r.first_error = Some(e);
+                    }
+                    r
+                },
+            ),
         }
     }
 }

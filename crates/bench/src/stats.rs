@@ -129,6 +129,8 @@ pub struct Live {
     pub bytes_wasted: AtomicU64,
     /// Time to first byte, µs.
     pub ttfb: Histogram,
+    /// HLS/DASH viewers' own counters.
+    pub abr: super::abr::AbrLive,
     connect: AtomicU64,
     timeout: AtomicU64,
     short_body: AtomicU64,
@@ -310,6 +312,9 @@ pub struct Report {
     pub nofile_limit: u64,
     /// This process's peak resident memory, KiB (Linux).
     pub peak_rss_kib: Option<u64>,
+    /// HLS/DASH figures, when a target was a manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abr: Option<super::abr::AbrReport>,
 }
 
 /// Peak resident set size of this process from `/proc/self/status`.

@@ -41,7 +41,7 @@ thread_local! {
 /// Waits until `stream` has data and drops at most `max` bytes of it without copying them
 /// (`MSG_TRUNC`); falls back to reading into the thread's buffer where the kernel refuses
 /// the flag. Returns 0 at end of stream.
-async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<usize> {
+pub(super) async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<usize> {
     while !*copy {
         stream.readable().await?;
         let got = DISCARD.with(|b| {
@@ -153,6 +153,16 @@ pub async fn run(id: u32, shared: Arc<Shared>) {
             Seek::Random => target.duration.map(|d| rng.unit() * d),
         };
         let watch = shared.watch.sample(|| rng.unit());
+        if let Some(kind) = super::manifest::Kind::of(&target.target.path) {
+            if let Err(kind) = super::abr::session(&shared, &mut conn, target, kind, &mut rng, watch).await {
+                if let Some(k) = kind {
+                    shared.live.fail(k);
+                }
+                conn = None;
+                tokio::time::sleep(BACKOFF).await;
+            }
+            continue;
+        }
         let seek = at.and_then(|t| target.form.value(t));
         let path = match &seek {
             Some((value, _)) => target.target.path_with_start(Some(value)),

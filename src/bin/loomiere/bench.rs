@@ -66,6 +66,10 @@ pub struct Args {
     /// Fail (exit status 1) when more than this percentage of requests fail.
     #[arg(long, default_value_t = 2.0, value_name = "PERCENT")]
     pub max_error_rate: f64,
+    /// HLS/DASH targets (URLs ending in .m3u8 or .mpd): play the Nth variant of a
+    /// multivariant playlist, or the Nth Representation of an MPD (1 = the first).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub variant: usize,
     /// Seed for seek positions and watch times (the same seed draws the same viewers).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -96,6 +100,7 @@ pub fn run(a: Args) -> Result<()> {
         threads: a.threads,
         watch: Watch::parse(&a.watch)?,
         seed: a.seed.unwrap_or(Config::default().seed),
+        variant: a.variant,
     };
     if !(a.max_error_rate.is_finite() && (0.0..=100.0).contains(&a.max_error_rate)) {
         anyhow::bail!("--max-error-rate must be a percentage between 0 and 100");
@@ -191,6 +196,17 @@ fn table(r: &Report) -> Table {
     let l = &r.ttfb_ms;
     row("TTFB p50 / p90 / p99 / max", format!("{:.2} / {:.2} / {:.2} / {:.2} ms", l.p50, l.p90, l.p99, l.max));
     row("stalls", format!("{} ({:.2} s waiting)", r.stalls, r.stall_s));
+    if let Some(a) = &r.abr {
+        let lat = |l: &loomiere::bench::Latency| format!("{:.2} / {:.2} / {:.2} ms ({})", l.p50, l.p90, l.p99, l.count);
+        row("HLS/DASH sessions / segments", format!("{} / {}", a.sessions, a.segments));
+        row("playlist TTFB p50 / p90 / p99", lat(&a.ttfb_playlist_ms));
+        row("init TTFB p50 / p90 / p99", lat(&a.ttfb_init_ms));
+        row("segment TTFB p50 / p90 / p99", lat(&a.ttfb_segment_ms));
+        row("segment download p50 / p90 / p99", lat(&a.segment_download_ms));
+        if let Some(e) = &a.first_error {
+            row("manifest error", e.clone());
+        }
+    }
     row("media watched", format!("{:.1} min ({} bytes, prefixes included)", r.watched_s / 60.0, r.bytes_watched));
     row(
         "wasted (received, not watched)",
