@@ -54,10 +54,12 @@ fn untouched(req: &Request) -> bool {
 /// a fragmented MP4 its fragment index (`crate::fmp4`), instead of reading them each. A file is
 /// known by device, inode, status-change time, length and modification time: a replaced or
 /// modified file is opened afresh. Holds at most `capacity` movies, dropping the least recently
-/// used, and for each the plans of its last [`PLANS_PER_MOVIE`] distinct requests: viewers who
+/// used, and for each the plans of its last [`PLANS_PER_MOVIE`] distinct requests (viewers who
 /// seek to the same point (a shared `?start=` link, a chapter, the page's default start) get
 /// the plan without a table scan. A plan is a few hundred bytes of segment descriptions over
-/// the shared moov, so the memo stays small.
+/// the shared moov, so the memo stays small) and its last [`PACKAGES_PER_MOVIE`] HLS/DASH
+/// segment indexes ([`MovieCache::package`]): a movie served both progressive and packaged
+/// is held once.
 ///
 /// A movie whose file was deleted or replaced is let go promptly, so that its disk space is
 /// freed: at the next lookup of its path (a new identity under the same name drops the old
@@ -82,10 +84,20 @@ struct CacheEntry {
     used: u64,
     /// Recent plans, most recent last.
     plans: Vec<(Request, Plan)>,
+    /// The packager's segment indexes (HLS/DASH), by clip and segment target, most recently
+    /// used last.
+    packages: Vec<(PackageKey, Arc<crate::package::Package>)>,
 }
 
 /// Plans remembered per cached movie.
 pub const PLANS_PER_MOVIE: usize = 4;
+
+/// Segment indexes (packages) remembered per cached movie: distinct clips and segment targets.
+pub const PACKAGES_PER_MOVIE: usize = 4;
+
+/// What a package of a movie is built for: the clip's start and end, and the segment target
+/// (as bits: the values are compared, never computed with).
+type PackageKey = (Option<u64>, Option<u64>, u64);
 
 impl MovieCache {
     /// A cache of at most `capacity` movies.
@@ -148,13 +160,7 @@ impl MovieCache {
         drop(replaced); // unmapped and closed outside the lock
         let movie = match cached {
             Some(m) => m,
-            None => {
-                // Read, not mapped: a file truncated while served must not fault the server.
-                let resident = Options { resident: true, lean: false, marks_dir: None, ..opts.clone() };
-                let m = crate::mp4::Movie::open_for(src, &resident)?;
-                self.sweep();
-                self.insert(key.clone(), path, Arc::new(m))
-            }
+            None => self.open_movie(key.clone(), path, src, opts)?,
         };
         let plan = within_limit(movie.plan(req, content_type)?, opts)?;
         let mut entries = self.lock();
@@ -165,6 +171,67 @@ impl MovieCache {
             e.plans.push((req.clone(), plan.clone()));
         }
         Ok(plan)
+    }
+
+    /// The packaging (HLS/DASH segment index and track facts) of the MP4 movie at `path` for
+    /// `clip` and `segments`, with the movie it was built from: the movie is the same entry
+    /// progressive seeks use (opened once however it is served), and its packages are kept
+    /// beside its plans, at most [`PACKAGES_PER_MOVIE`], least recently used dropped.
+    pub fn package(
+        &self,
+        path: &Path,
+        src: Source,
+        clip: crate::package::Clip,
+        segments: &crate::package::Options,
+        opts: &Options,
+    ) -> Result<(Arc<crate::mp4::Movie>, Arc<crate::package::Package>)> {
+        let key = (src.version.clone(), src.len, src.modified);
+        let wanted: PackageKey = (clip.start.map(f64::to_bits), clip.end.map(f64::to_bits), segments.target.to_bits());
+        let (cached, replaced) = {
+            let mut entries = self.lock();
+            let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+            match entries.iter_mut().find(|e| e.key == key) {
+                Some(e) => {
+                    e.used = tick;
+                    e.movie.check_moov_size(opts.max_moov)?;
+                    if let Some(i) = e.packages.iter().position(|(k, _)| *k == wanted) {
+                        let hit = e.packages.remove(i);
+                        let package = hit.1.clone();
+                        e.packages.push(hit);
+                        return Ok((e.movie.clone(), package));
+                    }
+                    (Some(e.movie.clone()), Vec::new())
+                }
+                None => (None, take_where(&mut entries, |e| e.path == path)),
+            }
+        };
+        drop(replaced);
+        let movie = match cached {
+            Some(m) => m,
+            None => self.open_movie(key.clone(), path, src, opts)?,
+        };
+        let package = Arc::new(crate::package::Package::build(&movie, clip, segments)?);
+        let mut entries = self.lock();
+        if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
+            // A concurrent miss built it first: that one is kept and shared.
+            if let Some((_, p)) = e.packages.iter().find(|(k, _)| *k == wanted) {
+                return Ok((movie, p.clone()));
+            }
+            if e.packages.len() >= PACKAGES_PER_MOVIE {
+                e.packages.remove(0);
+            }
+            e.packages.push((wanted, package.clone()));
+        }
+        Ok((movie, package))
+    }
+
+    /// Opens the movie of a miss, resident (read, not mapped: a file truncated while served
+    /// must not fault the server; its seek indexes built), and inserts it.
+    fn open_movie(&self, key: MovieKey, path: &Path, src: Source, opts: &Options) -> Result<Arc<crate::mp4::Movie>> {
+        let resident = Options { resident: true, lean: false, marks_dir: None, ..opts.clone() };
+        let m = crate::mp4::Movie::open_for(src, &resident)?;
+        self.sweep();
+        Ok(self.insert(key, path, Arc::new(m)))
     }
 
     /// Inserts a freshly opened movie, unless a concurrent miss inserted the same file first:
@@ -182,7 +249,14 @@ impl MovieCache {
                 evicted = Some(entries.swap_remove(i));
             }
         }
-        entries.push(CacheEntry { key, path: path.to_path_buf(), movie: movie.clone(), used: tick, plans: Vec::new() });
+        entries.push(CacheEntry {
+            key,
+            path: path.to_path_buf(),
+            movie: movie.clone(),
+            used: tick,
+            plans: Vec::new(),
+            packages: Vec::new(),
+        });
         drop(entries);
         drop(evicted);
         movie

@@ -376,3 +376,29 @@ fn tx3g_subtitles_become_webvtt_in_hls_and_dash() {
     assert_eq!(set.contentType.as_deref(), Some("text"));
     assert_eq!(set.representations[0].BaseURL[0].base, format!("s{id}/all.vtt"));
 }
+
+#[test]
+fn movie_served_progressive_and_packaged_is_opened_once() {
+    use crate::request::{Position, Request};
+    let path = corpus("faststart.mp4");
+    let opts = crate::media::Options::for_path(&path).unwrap();
+    let cache = crate::media::MovieCache::new(8);
+    let seek = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+    let progressive = cache.plan(&path, Source::open(&path).unwrap(), &seek, &opts).unwrap();
+    assert_eq!(whole(&progressive), whole(&crate::media::open(&path, &seek).unwrap()));
+    let target = Options { target: 1.0 };
+    let (m1, p1) = cache.package(&path, Source::open(&path).unwrap(), Clip::default(), &target, &opts).unwrap();
+    let (m2, p2) = cache.package(&path, Source::open(&path).unwrap(), Clip::default(), &target, &opts).unwrap();
+    assert_eq!(cache.len(), 1, "one entry for the movie however it is served");
+    assert!(Arc::ptr_eq(&m1, &m2) && Arc::ptr_eq(&p1, &p2), "the segment index is built once");
+    assert_eq!(*p1.index, *build(&movie("faststart.mp4"), Clip::default(), 1.0).index);
+    // More distinct clips than an entry keeps: the least recently used index is rebuilt,
+    // the movie still held once.
+    for k in 0..=crate::media::PACKAGES_PER_MOVIE {
+        let clip = Clip { start: Some(0.1 * k as f64), end: None };
+        cache.package(&path, Source::open(&path).unwrap(), clip, &target, &opts).unwrap();
+    }
+    let (m3, p3) = cache.package(&path, Source::open(&path).unwrap(), Clip::default(), &target, &opts).unwrap();
+    assert!(Arc::ptr_eq(&m1, &m3) && !Arc::ptr_eq(&p1, &p3));
+    assert_eq!(cache.len(), 1);
+}

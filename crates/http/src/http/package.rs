@@ -9,14 +9,10 @@ use super::{answer_plan, query, signed, Body, HttpRequest, Response};
 use crate::config::Config;
 use crate::media::Kind;
 use crate::mp4::Movie;
-use crate::package::cache::PackageCache;
 use crate::package::{self, Clip, Options, Package, PackageRequest};
 use crate::request::{BareUnit, Position, Request};
 use std::path::Path;
 use std::time::SystemTime;
-
-/// The packages `serve` keeps (movie and segment index per file version and clip).
-static PACKAGES: PackageCache = PackageCache::new(32);
 
 /// Response headers a player's script may read.
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
@@ -79,10 +75,16 @@ fn suffix(q: &query::Query) -> String {
 }
 
 /// Answers a packaging request, or `None` when `req` is not one (the core goes on).
-/// `serve` is true in the long-running server: the moov is read, never mapped.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
+/// `cache` is the long-running server's movie cache: the movie and its segment indexes are
+/// kept in the movie's entry there (read, never mapped), shared with progressive seeks.
+pub fn respond(
+    cfg: &Config,
+    req: &HttpRequest,
+    now: SystemTime,
+    cache: Option<&crate::media::MovieCache>,
+) -> Option<Response> {
     let (target, preq) = split(&req.target)?;
-    let mut resp = respond_to(cfg, req, &target, &preq, now, serve);
+    let mut resp = respond_to(cfg, req, &target, &preq, now, cache);
     if cfg.cors {
         cors_headers(&mut resp);
     }
@@ -95,7 +97,7 @@ fn respond_to(
     target: &Target,
     preq: &PackageRequest,
     now: SystemTime,
-    serve: bool,
+    cache: Option<&crate::media::MovieCache>,
 ) -> Response {
     let q = match query::Query::parse(&req.query) {
         Ok(q) => q,
@@ -132,10 +134,14 @@ fn respond_to(
     let clip = Clip { start, end };
     let query = suffix(&q);
     // The answer, and the tracks left out of the manifests (logged with a manifest answer).
-    let planned = if serve {
+    let planned = if let Some(cache) = cache {
         // Shared by every viewer of the movie: the segment index is built once.
-        PACKAGES
-            .get(opened.source, clip, &options, cfg.max_moov_bytes)
+        let opts = crate::media::Options {
+            max_moov: cfg.max_moov_bytes,
+            ..crate::media::Options::for_kind(Kind::Mp4, &opened.real)
+        };
+        cache
+            .package(&opened.real, opened.source, clip, &options, &opts)
             .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())))
     } else {
         Movie::open(opened.source).and_then(|movie| {
