@@ -213,11 +213,8 @@ fn one_line(text: &str) -> String {
 /// The single entry point: answers `req` under `cfg`. Never panics, never blocks beyond
 /// opening the file and reading its index.
 pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
-    let head_only = req.method == "HEAD";
     let mut resp = respond_full(cfg, req, SystemTime::now());
-    if head_only {
-        resp.body = Body::Empty;
-    }
+    exchange::strip_head_body(req, &mut resp, false);
     resp
 }
 
@@ -225,9 +222,7 @@ pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
 /// the viewers of one file share one opened movie, its mapped `moov` and its descriptor.
 pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Response {
     let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(cache));
-    if req.method == "HEAD" {
-        resp.body = Body::Empty;
-    }
+    exchange::strip_head_body(req, &mut resp, false);
     resp
 }
 
@@ -251,7 +246,7 @@ fn respond_inner(
         r.headers.push(("Allow", "GET, HEAD".into()));
         return r;
     }
-    if let Some(r) = package::respond(cfg, req, now, cache.is_some()) {
+    if let Some(r) = package::respond(cfg, req, now, cache) {
         return r;
     }
     // A directory, when listings are on: its own signature check comes before anything is

@@ -9,7 +9,7 @@ use super::idle::Idle;
 use super::{send, Shared};
 use crate::config::{Config, ServerLimits};
 use crate::http::exchange::{self, HeadFailure, HeadState};
-use crate::http::{self, wire, Body, Response};
+use crate::http::{self, wire, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -146,13 +146,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         );
         exchange::log_answer(&cfg, &resp, &parsed.request.method);
         if let Some(e) = &cut_short {
-            crate::config::log_to(
-                &cfg.log,
-                &format!(
-                    "{} \"{request_line}\": answer cut short after {bytes} body bytes, connection closed: {e}",
-                    resp.status
-                ),
-            );
+            exchange::log_cut_short(&cfg, resp.status, &request_line, bytes, e);
         }
         if !ok {
             return;
@@ -187,31 +181,19 @@ async fn write_response(
     cut_short: &mut Option<std::io::Error>,
 ) -> bool {
     let head = resp.http_head(http10, keep, SystemTime::now());
-    match &resp.body {
-        Body::Empty => send::write_all(stream, head.as_bytes()).await.is_ok(),
-        Body::Text(t) => {
-            let mut all = head.into_bytes();
-            all.extend_from_slice(t.as_bytes());
-            let ok = send::write_all(stream, &all).await.is_ok();
-            if ok {
-                *bytes = t.len() as u64;
+    let delivery = exchange::delivery(resp, head, cfg.map(|c| &**c));
+    if send::write_all(stream, &delivery.prefix).await.is_err() {
+        return false;
+    }
+    *bytes = delivery.prefix_body;
+    let Some((plan, range, pacer)) = &delivery.plan else { return true };
+    match send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await {
+        Ok(()) => true,
+        Err(e) => {
+            if crate::sink::is_source_fault(&e) {
+                *cut_short = Some(e);
             }
-            ok
-        }
-        Body::Plan { plan, range } => {
-            if send::write_all(stream, head.as_bytes()).await.is_err() {
-                return false;
-            }
-            let pacer = cfg.and_then(|c| crate::throttle::pacer_for(c, plan, range));
-            match send::send_plan(stream, plan, range.clone(), pacer.as_ref(), bytes).await {
-                Ok(()) => true,
-                Err(e) => {
-                    if crate::sink::is_source_fault(&e) {
-                        *cut_short = Some(e);
-                    }
-                    false
-                }
-            }
+            false
         }
     }
 }
