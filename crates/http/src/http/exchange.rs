@@ -82,6 +82,7 @@ pub fn keep_alive(wire: &wire::WireRequest, stopping: bool) -> bool {
 /// Lets go of the body of an answer to `HEAD` (its headers still tell the size). A process
 /// that answers once and exits (`one_shot`, the CGI) forgets the plan rather than dropping
 /// it: the kernel takes its mappings back at exit, faster than unmapping piece by piece.
+#[inline]
 pub fn strip_head_body(req: &HttpRequest, resp: &mut Response, one_shot: bool) {
     if req.method != "HEAD" {
         return;
@@ -103,6 +104,7 @@ pub struct Delivery<'a> {
 
 /// The delivery of `resp` after its serialised `head`; `cfg` (absent when the configuration
 /// could not be loaded, or for a refused head) sets the throttle.
+#[inline]
 pub fn delivery<'a>(resp: &'a Response, head: String, cfg: Option<&Config>) -> Delivery<'a> {
     let mut prefix = head.into_bytes();
     match &resp.body {
