@@ -16,7 +16,7 @@
 use crate::config::{log_to, Config, ConfigSource, LogTarget};
 use crate::http::exchange::{self, HeadFailure, HeadState};
 use crate::http::path::Target;
-use crate::http::{self, wire, Body, HttpRequest, Response};
+use crate::http::{self, wire, HttpRequest, Response};
 use crate::throttle;
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -76,7 +76,7 @@ pub fn run_cgi(source: &ConfigSource, out: BorrowedFd<'_>) -> io::Result<Outcome
     let (req, doc_root) = request_from_env(|k| std::env::var(k).ok());
     let (resp, cfg) = answer(source, doc_root.as_deref(), &req, true, true);
     let head = resp.cgi_head();
-    let result = send(&resp, head.as_bytes(), cfg.as_ref(), out);
+    let result = send(&resp, head, cfg.as_ref(), out);
     // One request per process, and the process exits next: the kernel takes back its memory
     // and mappings at once, so dropping the plan piece by piece (its segments, the moov
     // mapping) would only delay the exit.
@@ -116,24 +116,19 @@ fn answer(
 /// forgotten rather than dropped (see [`run_cgi`]).
 fn respond_once(cfg: &Config, req: &HttpRequest) -> Response {
     let mut resp = http::respond_full(cfg, req, std::time::SystemTime::now());
-    if req.method == "HEAD" {
-        std::mem::forget(std::mem::replace(&mut resp.body, Body::Empty));
-    }
+    exchange::strip_head_body(req, &mut resp, true);
     resp
 }
 
 /// Writes the head and the body (throttled as configured). A client that went away is
 /// [`Outcome::HungUp`], not an error.
-fn send(resp: &Response, head: &[u8], cfg: Option<&Config>, out: BorrowedFd<'_>) -> io::Result<Outcome> {
+fn send(resp: &Response, head: String, cfg: Option<&Config>, out: BorrowedFd<'_>) -> io::Result<Outcome> {
+    let delivery = exchange::delivery(resp, head, cfg);
     let result = (|| {
-        write_all(out, head)?;
-        match &resp.body {
-            Body::Empty => Ok(()),
-            Body::Text(t) => write_all(out, t.as_bytes()),
-            Body::Plan { plan, range } => {
-                let pacer = cfg.and_then(|c| crate::throttle::pacer_for(c, plan, range));
-                throttle::send_paced(plan, range.clone(), out, pacer.as_ref()).map(|_| ())
-            }
+        write_all(out, &delivery.prefix)?;
+        match &delivery.plan {
+            None => Ok(()),
+            Some((plan, range, pacer)) => throttle::send_paced(plan, range.clone(), out, pacer.as_ref()).map(|_| ()),
         }
     })();
     match result {
@@ -185,7 +180,7 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
             Err(failure) => {
                 let resp = failure.response();
                 let head = resp.http_head(false, false, SystemTime::now());
-                return send(&resp, head.as_bytes(), None, output);
+                return send(&resp, head, None, output);
             }
         };
         let (resp, keep_alive, http10, cfg) = match wire::parse(&head) {
@@ -201,7 +196,7 @@ pub fn serve_inetd(source: &ConfigSource, input: BorrowedFd<'_>, output: Borrowe
             }
         };
         let head = resp.http_head(http10, keep_alive, SystemTime::now());
-        if send(&resp, head.as_bytes(), cfg.as_ref(), output)? == Outcome::HungUp {
+        if send(&resp, head, cfg.as_ref(), output)? == Outcome::HungUp {
             return Ok(Outcome::HungUp);
         }
         if !keep_alive {

@@ -216,11 +216,8 @@ fn one_line(text: &str) -> String {
 /// The single entry point: answers `req` under `cfg`. Never panics, never blocks beyond
 /// opening the file and reading its index.
 pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
-    let head_only = req.method == "HEAD";
     let mut resp = respond_full(cfg, req, SystemTime::now());
-    if head_only {
-        resp.body = Body::Empty;
-    }
+    exchange::strip_head_body(req, &mut resp, false);
     resp
 }
 
@@ -229,9 +226,7 @@ pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
 pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Response {
     let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(cache));
     crate::storage::add_cache_headers(cfg, &mut resp);
-    if req.method == "HEAD" {
-        resp.body = Body::Empty;
-    }
+    exchange::strip_head_body(req, &mut resp, false);
     resp
 }
 

@@ -200,13 +200,7 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
         exchange::log_answer(&cfg, &resp, &parsed.request.method);
         if let Some(e) = &cut_short {
             METRICS.error(ErrorKind::CutShort);
-            crate::config::log_to(
-                &cfg.log,
-                &format!(
-                    "{} \"{request_line}\": answer cut short after {bytes} body bytes, connection closed: {e}",
-                    resp.status
-                ),
-            );
+            exchange::log_cut_short(&cfg, resp.status, &request_line, bytes, e);
         }
         if !ok {
             return;
@@ -350,8 +344,6 @@ async fn write_response(
     }
 }
 
-/// Whether the listing page answers this request (a directory with `listing` on).
-#[cfg(feature = "storage")]
 /// The URL path of a request (empty for other request targets).
 #[cfg(feature = "storage")]
 fn url_path_of(req: &http::HttpRequest) -> String {
@@ -361,6 +353,8 @@ fn url_path_of(req: &http::HttpRequest) -> String {
     }
 }
 
+/// Whether the listing page answers this request (a directory with `listing` on).
+#[cfg(feature = "storage")]
 fn is_listing(cfg: &Config, req: &http::HttpRequest) -> bool {
     cfg.listing && (req.method == "GET" || req.method == "HEAD") && http::listing::resolve(cfg, &req.target).is_some()
 }
