@@ -143,15 +143,17 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
         drop(head);
         // Media in object storage (`[storage]`): answered from the store, data streamed from it.
         #[cfg(feature = "storage")]
-        let ((resp, kind), mut remote) =
-            if cfg.storage.is_some() && !is_listing(&cfg, &parsed.request) && !ops::is_reserved(role, &cfg, &url_path_of(&parsed.request)) {
-                let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
-                    .await;
-                let kind = RequestKind::of_path(&url_path_of(&parsed.request));
-                ((a.response, kind), a.remote)
-            } else {
-                (answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await, None)
-            };
+        let ((resp, kind), mut remote) = if cfg.storage.is_some()
+            && !is_listing(&cfg, &parsed.request)
+            && !ops::is_reserved(role, &cfg, &url_path_of(&parsed.request))
+        {
+            let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
+                .await;
+            let kind = RequestKind::of_path(&url_path_of(&parsed.request));
+            ((a.response, kind), a.remote)
+        } else {
+            (answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await, None)
+        };
         #[cfg(not(feature = "storage"))]
         let (resp, kind) = answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await;
         let served = match &resp.body {
