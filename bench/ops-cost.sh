@@ -21,7 +21,7 @@ count=${COUNT:-20}
 for b in "$bin" "$base"; do [[ -x $b ]] || { echo "no binary at $b" >&2; exit 1; }; done
 [[ -s $media/long.mp4 ]] || bash "$here/tests/make-media.sh" "$media" >/dev/null
 media=$(cd "$media" && pwd -P)
-tmp=$(mktemp -d /tmp/ops-cost.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ops-cost.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
