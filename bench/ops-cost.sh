@@ -8,7 +8,7 @@
 #     the same LOOMIERE over http:// and https:// (certificate made here with openssl), MB/s.
 # Usage: BASELINE=/tmp/base/target/.../loomiere bench/ops-cost.sh
 #   LOOMIERE=PATH (default: the static release build), MEDIA=DIR (default target/test-media),
-#   ROUNDS=5 DURATION=8 PARALLEL=8 COUNT=20
+#   ROUNDS=5 DURATION=8 PARALLEL=8 COUNT=20, TMPDIR (certificate, configs, logs; default /tmp)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${LOOMIERE:-$here/target/x86_64-unknown-linux-gnu/release/loomiere}
