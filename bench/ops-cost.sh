@@ -8,7 +8,7 @@
 #     the same LOOMIERE over http:// and https:// (certificate made here with openssl), MB/s.
 # Usage: BASELINE=/tmp/base/target/.../loomiere bench/ops-cost.sh
 #   LOOMIERE=PATH (default: the static release build), MEDIA=DIR (default target/test-media),
-#   ROUNDS=5 DURATION=8 PARALLEL=8 COUNT=20
+#   ROUNDS=5 DURATION=8 PARALLEL=8 COUNT=20, TMPDIR (certificate, configs, logs; default /tmp)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 bin=${LOOMIERE:-$here/target/x86_64-unknown-linux-gnu/release/loomiere}
@@ -21,7 +21,7 @@ count=${COUNT:-20}
 for b in "$bin" "$base"; do [[ -x $b ]] || { echo "no binary at $b" >&2; exit 1; }; done
 [[ -s $media/long.mp4 ]] || bash "$here/tests/make-media.sh" "$media" >/dev/null
 media=$(cd "$media" && pwd -P)
-tmp=$(mktemp -d /tmp/ops-cost.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ops-cost.XXXXXX")
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
