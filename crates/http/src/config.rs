@@ -16,7 +16,7 @@
 //! document_root = "/srv/video"          # required when a file is used
 //! extensions = ["mp4", "m4v", "flv", "jpg"]  # default: every kind loomiere serves
 //! throttle = 1.2                        # pace at 1.2 × the media bit rate; 0 = off (default)
-//! burst_seconds = 10                    # media seconds sent at full speed after the header
+//! burst_seconds = 3                     # media seconds sent at full speed after the header
 //! max_moov_bytes = 67108864             # larger moov boxes are refused (default 64 MiB)
 //! follow_symlinks = false               # may symlinks lead out of the root? (default no)
 //! secret = "at least 16 characters"     # when set, every URL must be signed (see http::signed)
@@ -355,7 +355,7 @@ impl Config {
         if !(throttle == 0.0 || (0.01..=1000.0).contains(&throttle)) {
             return Err(invalid(format!("throttle {throttle} must be 0 (off) or between 0.01 and 1000")));
         }
-        let burst_seconds = raw.burst_seconds.unwrap_or(10.0);
+        let burst_seconds = raw.burst_seconds.unwrap_or(3.0);
         if !(0.0..=86_400.0).contains(&burst_seconds) {
             return Err(invalid(format!("burst_seconds {burst_seconds} must be between 0 and 86400")));
         }
@@ -530,7 +530,7 @@ mod tests {
     fn minimal_file_gets_defaults() {
         let c = Config::parse(&format!("document_root = {:?}", root()), Path::new("t")).unwrap();
         assert_eq!(c.throttle, 0.0);
-        assert_eq!(c.burst_seconds, 10.0);
+        assert_eq!(c.burst_seconds, 3.0);
         assert!(!c.follow_symlinks);
         assert!(c.allows_extension("MP4"));
         assert_eq!(c.log, LogTarget::Stderr);
