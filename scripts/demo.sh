@@ -16,7 +16,9 @@ profile=${PROFILE:-demo}
 [[ ${LOOMIERE_NO_INSTALL:-0} == 1 ]] || scripts/deps.sh demo
 
 echo "== building loomiere ($profile)"
-cargo build --profile "$profile" --bin loomiere
+# The demo serves local files: the `storage` feature (object storage through object_store,
+# whose TLS stack builds a C crypto library) is left out, so the first build stays short.
+cargo build --profile "$profile" --bin loomiere --no-default-features
 bin=$root/target/$([[ $profile == dev ]] && echo debug || echo "$profile")/loomiere
 
 echo "== sample media in demo-media/"
