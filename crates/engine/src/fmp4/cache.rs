@@ -10,8 +10,6 @@
 use super::index::{Gathered, MAX_MOOF_BYTES};
 use crate::mp4::boxes::BoxHeader;
 use crate::mp4::marks::{checksum, MovieKey};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"LMFRAGS1";
@@ -107,39 +105,12 @@ pub fn decode(bytes: &[u8], key: &MovieKey) -> Option<Gathered> {
 /// The gathered moofs for `key` from `dir`, if a valid file is there. Never follows a symlink
 /// or waits on a FIFO planted under the file's name.
 pub fn load(dir: &Path, key: &MovieKey) -> Option<Gathered> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(file_for(dir, key))
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_FILE {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_FILE), &mut bytes).ok()?;
-    decode(&bytes, key)
+    decode(&crate::mp4::marks::read_index_file(&file_for(dir, key), MAX_FILE)?, key)
 }
 
 /// Writes the gathered moofs for `key` into `dir` atomically; a failure leaves nothing behind.
 pub fn store(dir: &Path, key: &MovieKey, g: &Gathered) -> std::io::Result<()> {
-    let path = file_for(dir, key);
-    let tmp = dir.join(format!(".{:x}-{:x}.{}.fragments.tmp", key.dev, key.ino, std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp)?;
-        f.write_all(&encode(g, key))?;
-        std::fs::rename(&tmp, &path)
-    };
-    let r = write();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+    crate::mp4::marks::write_index_file(&file_for(dir, key), &encode(g, key))
 }
 
 #[cfg(test)]

@@ -244,25 +244,33 @@ pub fn file_for(dir: &Path, key: &MovieKey) -> PathBuf {
 /// never waits on a FIFO planted under the marks file's name (`O_NONBLOCK`; anything but a
 /// regular file is then refused).
 pub fn load(dir: &Path, key: &MovieKey, tracks: &[Track<'_>]) -> Option<Marks> {
+    Marks::decode(&read_index_file(&file_for(dir, key), MAX_FILE)?, key, tracks)
+}
+
+/// The bytes of an index file of the index cache (seek marks, gathered moofs, segment
+/// indexes), when it is a regular file of at most `max` bytes. Never follows a symlink, never
+/// waits on a FIFO planted under its name (`O_NONBLOCK`; anything but a regular file is then
+/// refused). The caller checks what it reads (identity, checksum) before trusting it.
+pub(crate) fn read_index_file(path: &Path, max: u64) -> Option<Vec<u8>> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-        .open(file_for(dir, key))
+        .open(path)
         .ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_FILE {
+    if !meta.is_file() || meta.len() > max {
         return None;
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_FILE), &mut bytes).ok()?;
-    Marks::decode(&bytes, key, tracks)
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, max), &mut bytes).ok()?;
+    Some(bytes)
 }
 
-/// Writes the marks for `key` into `dir` atomically (a new temporary file, then a rename);
-/// any failure (no such directory, not writable) leaves nothing behind and is only reported.
-pub fn store(dir: &Path, key: &MovieKey, marks: &Marks) -> std::io::Result<()> {
-    let path = file_for(dir, key);
-    let tmp = dir.join(format!(".{:x}-{:x}.{}.tmp", key.dev, key.ino, std::process::id()));
+/// Writes an index file atomically: a new temporary file beside `path` (never through a
+/// symlink), then a rename; a failure leaves nothing behind.
+pub(crate) fn write_index_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -270,12 +278,18 @@ pub fn store(dir: &Path, key: &MovieKey, marks: &Marks) -> std::io::Result<()> {
             .mode(0o644)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&tmp)?;
-        f.write_all(&marks.encode(key))?;
-        std::fs::rename(&tmp, &path)
+        f.write_all(bytes)?;
+        std::fs::rename(&tmp, path)
     };
     let r = write();
     if r.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     r
+}
+
+/// Writes the marks for `key` into `dir` atomically (a new temporary file, then a rename);
+/// any failure (no such directory, not writable) leaves nothing behind and is only reported.
+pub fn store(dir: &Path, key: &MovieKey, marks: &Marks) -> std::io::Result<()> {
+    write_index_file(&file_for(dir, key), &marks.encode(key))
 }

@@ -10,8 +10,6 @@ use super::Package;
 use crate::mp4::Movie;
 use crate::source::{Source, Version};
 use crate::Result;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -147,38 +145,13 @@ pub fn load_or_build(movie: &Movie, clip: Clip, options: &Options, dir: &Path) -
     let tracks = movie.tracks()?;
     let key = movie.key();
     let path = file_for(dir, movie, clip, options);
-    let read = || -> Option<Vec<u8>> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
-            .open(&path)
-            .ok()?;
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() || meta.len() > MAX_FILE {
-            return None;
-        }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_FILE), &mut bytes).ok()?;
-        Some(bytes)
-    };
-    if let Some(index) = read().and_then(|b| SegmentIndex::decode(&b, &key, clip, options, &tracks)) {
+    if let Some(index) = crate::mp4::marks::read_index_file(&path, MAX_FILE)
+        .and_then(|b| SegmentIndex::decode(&b, &key, clip, options, &tracks))
+    {
         return Ok(Package::with_index(movie, &tracks, Arc::new(index)));
     }
     let index = SegmentIndex::build(&tracks, movie.header()?.timescale, clip, options)?;
-    let tmp =
-        dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("x"), std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&tmp)?;
-        f.write_all(&index.encode(&key))?;
-        std::fs::rename(&tmp, &path)
-    };
-    if write().is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
+    // Best effort: without the file, the next process builds the index again.
+    let _ = crate::mp4::marks::write_index_file(&path, &index.encode(&key));
     Ok(Package::with_index(movie, &tracks, Arc::new(index)))
 }
