@@ -109,26 +109,7 @@ impl RelPath {
 /// Checks and normalises a request path (step 1). The root itself (`/`) normalises to an
 /// empty component list, which [`open`] reports as a directory.
 pub fn normalize(cfg: &Config, target: &Target) -> Result<RelPath, PathError> {
-    let decoded = match target {
-        Target::Url(raw) => {
-            reject_encoded_specials(raw)?;
-            if !raw.starts_with('/') {
-                return Err(forbidden("path does not start with /"));
-            }
-            let bytes =
-                super::percent::decode(raw.as_bytes(), false).ok_or_else(|| forbidden("bad percent-encoding"))?;
-            let text = String::from_utf8(bytes).map_err(|_| forbidden("path is not UTF-8"))?;
-            // What a double-encoded `%252e` leaves: refused as it would be under CGI.
-            reject_encoded_specials(&text)?;
-            text
-        }
-        Target::Decoded(p) => {
-            reject_encoded_specials(p)?;
-            p.clone()
-        }
-        Target::Translated(p) => relative_to_root(cfg, p)?,
-    };
-    let rel = split_checked(&decoded)?;
+    let rel = split_checked(&decoded(cfg, target)?)?;
     if let Some(last) = rel.components.last() {
         check_extension(cfg, Path::new(last))?;
     }
@@ -139,7 +120,13 @@ pub fn normalize(cfg: &Config, target: &Target) -> Result<RelPath, PathError> {
 /// same checks except the extension rule (a sidecar is never served itself; the renditions
 /// it names go through [`normalize`]).
 pub fn normalize_sidecar(cfg: &Config, target: &Target) -> Result<RelPath, PathError> {
-    let decoded = match target {
+    split_checked(&decoded(cfg, target)?)
+}
+
+/// The request path as text, decoded once and checked for encoded specials before and after
+/// decoding (a double-encoded `%252e` is refused as it would be under CGI).
+fn decoded(cfg: &Config, target: &Target) -> Result<String, PathError> {
+    Ok(match target {
         Target::Url(raw) => {
             reject_encoded_specials(raw)?;
             if !raw.starts_with('/') {
@@ -156,8 +143,7 @@ pub fn normalize_sidecar(cfg: &Config, target: &Target) -> Result<RelPath, PathE
             p.clone()
         }
         Target::Translated(p) => relative_to_root(cfg, p)?,
-    };
-    split_checked(&decoded)
+    })
 }
 
 /// Opens a ladder sidecar beneath the root with the rules of [`open`] (no way out of the
