@@ -6,11 +6,10 @@
 
 mod common;
 
+use common::serve::Serve;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Copy)]
@@ -266,38 +265,10 @@ fn viewers_leave_at_their_watch_time_and_waste_what_they_did_not_watch() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("retention"));
 }
 
-/// A running `loomiere serve` on the test media, access log on stderr into a file; killed
-/// by PID on drop.
-struct Serve {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
 impl Serve {
     fn start(name: &str) -> Serve {
         let log = common::scratch(&format!("bench-{name}")).join("stderr.log");
-        let mut child = common::loomiere()
-            .arg("serve")
-            .arg(common::media_dir())
-            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-        if addr.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        Serve { child, addr, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        Serve::launch(&[common::media_dir().as_os_str(), "--threads".as_ref(), "1".as_ref()], &log)
     }
 
     /// The request targets of the GETs in the access log.
@@ -307,13 +278,6 @@ impl Serve {
             .lines()
             .filter_map(|l| l.split("\"GET ").nth(1)?.split(' ').next().map(str::to_string))
             .collect()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

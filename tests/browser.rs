@@ -1,5 +1,5 @@
 //! A real browser against `loomiere serve`: headless Chromium driven through chromedriver's
-//! WebDriver HTTP API (a tiny JSON-over-HTTP client below) loads the listing page, plays a
+//! WebDriver HTTP API (tests/common/webdriver.rs) loads the listing page, plays a
 //! seeked MP4 (and a seeked fragmented MP4) from it, checks that `currentTime` advances and `duration` matches what the
 //! server sent, then seeks inside the video (Range requests). Skipped with a `SKIPPED:`
 //! message when chromium, chromedriver or curl is not installed, and failed instead under
@@ -8,66 +8,10 @@
 
 mod common;
 
+use common::serve::Serve;
+use common::webdriver::{Driver, CHROMEDRIVER, CHROMIUM};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// A child process killed (by PID) and reaped on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One WebDriver call: `method path` with an optional JSON body; returns the `value`.
-fn wd(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(90))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    // chromedriver may keep the connection open: read the head, then Content-Length bytes.
-    let mut r = BufReader::new(s);
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("connection closed in the head".into());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().map_err(|_| "bad Content-Length")?;
-            }
-        }
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))?;
-    let value = v.get("value").cloned().unwrap_or(Value::Null);
-    if value.get("error").is_some() {
-        return Err(value.to_string());
-    }
-    Ok(value)
-}
+use std::process::Command;
 
 #[test]
 fn chromium_plays_and_seeks() {
@@ -95,19 +39,9 @@ fn plays_and_seeks(test: &str, name: &str) {
     let log = dir.join("serve.log");
 
     // The server.
-    let mut child = common::loomiere()
-        .arg("serve")
-        .arg(&root)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _server = Guard(child);
-    let base = line.trim().to_string();
-    assert!(base.starts_with("http://127.0.0.1:"), "serve did not start: {line:?}");
+    let server = Serve::launch(&[&root], &log);
+    let base = server.urls[0].clone();
+    assert!(base.starts_with("http://127.0.0.1:"), "serve did not start: {base:?}");
 
     // What the server sends for the seek: the duration the video element must report.
     let seek = 10.0;
@@ -117,39 +51,13 @@ fn plays_and_seeks(test: &str, name: &str) {
     assert!(served.status.success());
     let expected = common::duration(&dir.join("seek.mp4"));
 
-    // chromedriver.
-    let port = free_port();
-    let driver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _driver = Guard(driver);
-    let began = Instant::now();
-    while wd(port, "GET", "/status", None).map(|v| v["ready"] != json!(true)).unwrap_or(true) {
-        assert!(began.elapsed() < Duration::from_secs(30), "chromedriver did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let profile = dir.join("profile");
-    let caps = json!({"capabilities": {"alwaysMatch": {
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": CHROMIUM,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                     format!("--user-data-dir={}", profile.display())]
-        }
-    }}});
-    let session = match wd(port, "POST", "/session", Some(&caps)) {
-        Ok(v) => v["sessionId"].as_str().unwrap().to_string(),
-        Err(e) => panic!("cannot start a chromium session: {e}"),
-    };
-    let s = format!("/session/{session}");
+    // chromedriver and a browser.
+    let driver = Driver::start();
+    let session =
+        driver.session(&dir.join("profile")).unwrap_or_else(|e| panic!("cannot start a chromium session: {e}"));
     let result = (|| -> Result<Value, String> {
-        wd(port, "POST", &format!("{s}/timeouts"), Some(&json!({"script": 60000, "pageLoad": 30000})))?;
-        wd(port, "POST", &format!("{s}/url"), Some(&json!({"url": base})))?;
+        session.timeouts(60000, 30000)?;
+        session.open(&base)?;
         // Type the start time, click the file in the page's list, wait for playback to move.
         let play = r#"
             const done = arguments[arguments.length - 1];
@@ -165,8 +73,7 @@ fn plays_and_seeks(test: &str, name: &str) {
             }, {once: true});
             a.click();
         "#;
-        let played =
-            wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": play, "args": [seek, name]})))?;
+        let played = session.run_async(play, json!([seek, name]))?;
         let seek_script = r#"
             const done = arguments[arguments.length - 1];
             const v = document.getElementById('player');
@@ -177,11 +84,10 @@ fn plays_and_seeks(test: &str, name: &str) {
             v.currentTime = arguments[0];
         "#;
         let target = (expected * 0.6).floor();
-        let seeked =
-            wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": seek_script, "args": [target]})))?;
+        let seeked = session.run_async(seek_script, json!([target]))?;
         Ok(json!({"played": played, "seeked": seeked, "target": target}))
     })();
-    let _ = wd(port, "DELETE", &s, None);
+    drop(session);
     let r = result.unwrap_or_else(|e| {
         panic!("webdriver: {e}\nserver log:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
     });

@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::serve::Serve;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// A document root with `short.mp4` and `short.flv`.
@@ -21,29 +22,10 @@ fn root(name: &str) -> PathBuf {
     root
 }
 
-/// `loomiere serve DIR` on a free port; killed by PID when dropped.
-struct Serve {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
 impl Serve {
     fn start(root: &Path, name: &str) -> Serve {
         let log = common::scratch(&format!("{name}-log")).join("stderr.log");
-        let mut child = common::loomiere()
-            .arg("serve")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--threads", "1"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-        assert!(!addr.is_empty(), "serve did not start");
-        Serve { child, addr, log }
+        Serve::launch(&[root.as_os_str(), "--threads".as_ref(), "1".as_ref()], &log)
     }
 
     /// (status line, content type, body) of a GET.
@@ -61,13 +43,6 @@ impl Serve {
             .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_string()))
             .unwrap_or_default();
         (status, ctype, body.to_string())
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -93,13 +68,7 @@ fn serve_error_bodies_give_the_reason() {
         assert!(!body.contains(root.to_str().unwrap()), "{target}: {body:?} names the document root");
         // The log line says the same.
         let reason = body.lines().nth(1).unwrap();
-        assert!(s.log().contains(reason), "log lacks {reason:?}: {}", s.log());
-    }
-}
-
-impl Serve {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        assert!(s.stderr().contains(reason), "log lacks {reason:?}: {}", s.stderr());
     }
 }
 

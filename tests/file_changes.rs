@@ -7,66 +7,29 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::serve::Serve;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// A running `loomiere serve`; killed on drop.
-struct Serve {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: PathBuf,
-}
 
 impl Serve {
     fn start(name: &str, root: &Path) -> Serve {
         let log = common::scratch(&format!("{name}-log")).join("stderr.log");
-        let mut child = common::loomiere()
-            .arg("serve")
-            .arg(root)
-            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-        let Ok(addr) = addr.parse() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        };
-        Serve { child, addr, log }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        Serve::launch(&[root], &log)
     }
 
     /// A whole answer on a fresh connection: (status, body length, announced length).
     fn get(&self, target: &str) -> (u16, usize, usize) {
-        let mut s = TcpStream::connect(self.addr).unwrap();
+        let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(s, "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut all = Vec::new();
         s.read_to_end(&mut all).unwrap();
         let (status, len, body_at) = parse_head(&all).expect("a response head");
         (status, all.len() - body_at, len)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -137,7 +100,7 @@ fn change(file: &Path, how: Change) {
 /// (or, `in_media`, once the reader is past it), then reads what is left. Returns (body
 /// bytes received, synthesised prefix length, announced length).
 fn read_while_changed(s: &Serve, target: &str, file: &Path, how: Change, in_media: bool) -> (usize, usize, usize) {
-    let mut c = slow_connect(s.addr);
+    let mut c = slow_connect(s.addr.parse().unwrap());
     write!(c, "GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut got = Vec::new();
     read_body_until(&mut c, &mut got, 16 << 10);
@@ -182,11 +145,11 @@ fn serve_survives_files_changed_while_sent() {
         } else {
             assert!(got < prefix, "{name}: cut at {got}, after the {prefix}-byte prefix (socket buffers too large?)");
         }
-        assert!(s.alive(), "{name}: serve died: {}", s.log());
+        assert!(s.alive(), "{name}: serve died: {}", s.stderr());
         // Other requests (and the changed file itself, as it is now) are still answered.
         let (status, body, announced) = s.get("/short.mp4?start=5");
         assert_eq!((status, body), (200, announced), "{name}: a later request");
-        let log = s.log();
+        let log = s.stderr();
         let access = log.lines().find(|l| l.contains(&format!("\"GET {target} "))).unwrap_or_default();
         assert!(access.ends_with(" cut-short"), "{name}: access line {access:?} in\n{log}");
         assert!(

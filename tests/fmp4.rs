@@ -7,10 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::serve::Serve;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 
 /// Keyframe interval of the generated sources (short.mp4: a keyframe every 2 s).
@@ -208,16 +210,6 @@ fn inspect_lists_fragments() {
     }
 }
 
-/// A running `loomiere serve` on a loopback port, killed by PID on drop.
-struct Serve(std::process::Child, String);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
@@ -237,24 +229,9 @@ fn serve_answers_seeks_from_its_cache() {
     for (name, src, _) in sources() {
         std::fs::copy(src, root.join(format!("{name}.mp4"))).unwrap();
     }
-    let mut child = common::loomiere()
-        .current_dir(&root)
-        .arg("serve")
-        .arg(&root)
-        .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-        .spawn()
-        .expect("start loomiere serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-    let serve = Serve(child, addr);
-    assert!(
-        !serve.1.is_empty(),
-        "serve did not start: {}",
-        std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
-    );
+    let mut cmd = common::loomiere();
+    cmd.current_dir(&root).arg("serve").arg(&root).args(["--listen", "127.0.0.1:0", "--threads", "2"]);
+    let serve = Serve::launch_cmd(cmd, 1, &dir.join("stderr.log"));
     for (name, src, d) in sources() {
         for (i, case) in cases(*d).into_iter().enumerate() {
             let (start, end, exact) = case;
@@ -265,20 +242,20 @@ fn serve_answers_seeks_from_its_cache() {
             if exact {
                 q.push_str("&exact=1");
             }
-            let (status, body) = get(&serve.1, &q);
+            let (status, body) = get(&serve.addr, &q);
             assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
             let out = dir.join(format!("{name}-{i}.mp4"));
             std::fs::write(&out, &body).unwrap();
             judge(&q, &out, src, *d, case);
             // Asked again: the same bytes (the fragment index and plan are cached).
-            assert_eq!(get(&serve.1, &q).1, body, "{q}: second answer differs");
+            assert_eq!(get(&serve.addr, &q).1, body, "{q}: second answer differs");
         }
         // No seek: the file as it is.
-        let (status, body) = get(&serve.1, &format!("/{name}.mp4"));
+        let (status, body) = get(&serve.addr, &format!("/{name}.mp4"));
         assert_eq!(status, 200);
         assert_eq!(body, std::fs::read(src).unwrap(), "{name}: whole file");
     }
-    let (status, _) = get(&serve.1, "/keyframe.mp4?start=900");
+    let (status, _) = get(&serve.addr, "/keyframe.mp4?start=900");
     assert_eq!(status, 400, "start beyond the duration");
 }
 

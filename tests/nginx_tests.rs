@@ -21,12 +21,13 @@
 
 mod common;
 
+use common::serve::Serve;
 use common::{loomiere, run, scratch};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -151,31 +152,10 @@ impl Answer {
     }
 }
 
-/// `loomiere serve ROOT` on 127.0.0.1 and a free port; killed (by PID) on drop.
-struct Serve {
-    child: Child,
-    addr: String,
-}
-
 impl Serve {
     fn start() -> Serve {
-        let mut child = loomiere()
-            .arg("serve")
-            .arg(root())
-            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-        if addr.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("loomiere serve did not start");
-        }
-        Serve { child, addr }
+        let log = common::scratch("nginx-tests-serve").join("stderr.log");
+        Serve::launch(&[root()], &log)
     }
 
     fn request(&self, method: &str, target: &str, range: Option<&str>) -> Answer {
@@ -186,13 +166,6 @@ impl Serve {
         let mut all = Vec::new();
         s.read_to_end(&mut all).unwrap();
         Answer::parse(&all)
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -7,70 +7,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use common::serve::Serve;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `loomiere serve` with its stdout lines (addresses); killed on drop.
-struct Serve {
-    child: Child,
-    /// `http://…/`, then `https://…/` and `http://…/metrics` when configured.
-    urls: Vec<String>,
-    log: PathBuf,
-    /// Its stdout, kept open (the runit script sends stderr there too).
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
 impl Serve {
-    /// Starts `serve --config CONFIG` (and `extra` arguments), reading `lines` address lines.
-    fn start(cmd: Command, lines: usize, log: PathBuf) -> Serve {
-        let mut cmd = cmd;
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut urls = Vec::new();
-        for _ in 0..lines {
-            let mut line = String::new();
-            out.read_line(&mut line).unwrap();
-            if line.trim().is_empty() {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
-            urls.push(line.trim().to_string());
-        }
-        Serve { child, urls, log, _stdout: out }
-    }
-
     fn with_config(name: &str, config: &Path, lines: usize) -> Serve {
         let log = common::scratch(&format!("{name}-stderr")).join("stderr.log");
         let mut cmd = common::loomiere();
         cmd.arg("serve").arg("--config").arg(config).args(["--listen", "127.0.0.1:0", "--threads", "2"]);
-        Serve::start(cmd, lines, log)
+        Serve::launch_cmd(cmd, lines, &log)
     }
 
     fn base(&self) -> &str {
         self.urls[0].trim_end_matches('/')
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        assert!(common::run(Command::new("kill").args([sig, &pid])).status.success());
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -491,7 +443,7 @@ fn runit_run_script_serves_a_seek() {
         .env("LISTEN", "127.0.0.1:0")
         // Root drops to this user through chpst; the scratch files are the test user's.
         .env("USER", String::from_utf8(common::run(Command::new("id").arg("-un")).stdout).unwrap().trim());
-    let s = Serve::start(cmd, 1, log);
+    let s = Serve::launch_cmd(cmd, 1, &log);
     let out = common::scratch("ops-runit-out").join("seek.mp4");
     assert_eq!(curl(&format!("{}/short.mp4?start=2", s.base()), &[], &out).0, 200);
     assert_eq!(common::decode_errors(&out), "");

@@ -4,17 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::serve::Serve;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
-
-/// A running `loomiere serve` over the test media; killed on drop.
-struct Serve {
-    child: Child,
-    addr: String,
-}
 
 impl Serve {
     fn start(name: &str) -> Serve {
@@ -31,27 +26,7 @@ impl Serve {
     }
 
     fn start_logging(log: &Path, args: &[&std::ffi::OsStr]) -> Serve {
-        let mut child = common::loomiere()
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-        if addr.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start: {}", std::fs::read_to_string(log).unwrap_or_default());
-        }
-        Serve { child, addr }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        Serve::launch(args, log)
     }
 
     /// One request on its own connection: status, headers (lower-case names), body.
@@ -80,13 +55,6 @@ impl Serve {
 
     fn text(&self, path: &str) -> String {
         String::from_utf8(self.get(path)).unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

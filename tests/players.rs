@@ -10,68 +10,17 @@
 
 mod common;
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::serve::Serve;
+use common::webdriver::{free_port, Driver, Guard, CHROMEDRIVER, CHROMIUM};
+use serde_json::json;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The player packages, pinned.
 const PACKAGES: [&str; 3] = ["hls.js@1.7.4", "dashjs@5.2.1", "shaka-player@5.2.12"];
-
-/// A child process killed (by PID) and reaped on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// One WebDriver call: `method path` with an optional JSON body; returns the `value`.
-fn wd(port: u16, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut r = BufReader::new(s);
-    let mut len = 0usize;
-    loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
-            return Err("connection closed in the head".into());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((n, v)) = line.split_once(':') {
-            if n.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().map_err(|_| "bad Content-Length")?;
-            }
-        }
-    }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).map_err(|e| e.to_string())?;
-    let v: Value = serde_json::from_slice(&body).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&body)))?;
-    let value = v.get("value").cloned().unwrap_or(Value::Null);
-    if value.get("error").is_some() {
-        return Err(value.to_string());
-    }
-    Ok(value)
-}
 
 /// The players' scripts: installed once per target directory with npm.
 fn players() -> PathBuf {
@@ -232,19 +181,9 @@ fn hls_js_shaka_and_dash_js_play_hls_and_dash() {
     std::fs::write(root.join("title.ladder"), "hi.mp4\nlo.mp4\n").unwrap();
     let want = common::duration(&common::media("short.mp4"));
     let log = dir.join("serve.log");
-    let mut child = common::loomiere()
-        .arg("serve")
-        .arg(&root)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let _server = Guard(child);
-    let base = line.trim().to_string();
-    assert!(base.starts_with("http://127.0.0.1:"), "serve did not start: {line:?}");
+    let server = Serve::launch(&[&root], &log);
+    let base = server.urls[0].clone();
+    assert!(base.starts_with("http://127.0.0.1:"), "serve did not start: {base:?}");
 
     let read = |p: &str| std::fs::read(modules.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
     let page_port = page_server(vec![
@@ -254,19 +193,7 @@ fn hls_js_shaka_and_dash_js_play_hls_and_dash() {
         ("/shaka.js", "text/javascript", read("shaka-player/dist/shaka-player.compiled.js")),
     ]);
 
-    let port = free_port();
-    let driver = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _driver = Guard(driver);
-    let began = Instant::now();
-    while wd(port, "GET", "/status", None).map(|v| v["ready"] != json!(true)).unwrap_or(true) {
-        assert!(began.elapsed() < Duration::from_secs(30), "chromedriver did not come up");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let driver = Driver::start();
     // The same root through lighttpd running loomiere as a CGI program (cgi/lighttpd.conf).
     let run = dir.join("run");
     std::fs::create_dir_all(&run).unwrap();
@@ -314,33 +241,12 @@ fn hls_js_shaka_and_dash_js_play_hls_and_dash() {
             ("title.ladder", "dash.js", "manifest.mpd"),
         ] {
             let profile = dir.join(format!("profile-{player}-{movie}-{manifest}"));
-            let caps = json!({"capabilities": {"alwaysMatch": {
-                "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": CHROMIUM,
-                    "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                             "--autoplay-policy=no-user-gesture-required", "--mute-audio",
-                             format!("--user-data-dir={}", profile.display())]
-                }
-            }}});
-            let session = wd(port, "POST", "/session", Some(&caps)).expect("a chromium session")["sessionId"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            let s = format!("/session/{session}");
             let url = format!("{base}{movie}/{manifest}");
-            let result = (|| -> Result<Value, String> {
-                wd(port, "POST", &format!("{s}/timeouts"), Some(&json!({"script": 180000, "pageLoad": 30000})))?;
-                wd(
-                    port,
-                    "POST",
-                    &format!("{s}/url"),
-                    Some(&json!({"url": format!("http://127.0.0.1:{page_port}/page.html")})),
-                )?;
-                wd(port, "POST", &format!("{s}/execute/async"), Some(&json!({"script": SCRIPT, "args": [player, url]})))
-            })();
-            let _ = wd(port, "DELETE", &s, None);
+            let result = driver.session(&profile).and_then(|session| {
+                session.timeouts(180000, 30000)?;
+                session.open(&format!("http://127.0.0.1:{page_port}/page.html"))?;
+                session.run_async(SCRIPT, json!([player, url]))
+            });
             let r = match result {
                 Ok(r) => r,
                 Err(e) => {

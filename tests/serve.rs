@@ -5,18 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::serve::Serve;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// A running `loomiere serve`; killed on drop (also when a test fails).
-struct Serve {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
 
 impl Serve {
     fn start(name: &str, args: &[&str]) -> Serve {
@@ -25,24 +19,9 @@ impl Serve {
 
     fn start_in(cwd: &Path, name: &str, args: &[&str]) -> Serve {
         let log = common::scratch(&format!("{name}-log")).join("stderr.log");
-        let mut child = common::loomiere()
-            .current_dir(cwd)
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0", "--threads", "2"])
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start loomiere serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line.trim().trim_start_matches("http://").trim_end_matches('/').to_string();
-        if addr.is_empty() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("serve did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-        }
-        Serve { child, addr, log }
+        let mut cmd = common::loomiere();
+        cmd.current_dir(cwd).arg("serve").args(args).args(["--listen", "127.0.0.1:0", "--threads", "2"]);
+        Serve::launch_cmd(cmd, 1, &log)
     }
 
     fn connect(&self) -> TcpStream {
@@ -62,22 +41,6 @@ impl Serve {
 
     fn get(&self, path: &str, headers: &str) -> Resp {
         self.raw(&format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"))
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal_term(&self) {
-        let pid = self.child.id().to_string();
-        assert!(common::run(std::process::Command::new("kill").args(["-TERM", &pid])).status.success());
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -171,7 +134,7 @@ fn seeks_decode_and_images_are_identical() {
         assert_eq!(r.header("content-type"), Some(ty));
         assert_eq!(r.body, std::fs::read(root.join(file)).unwrap(), "{file} differs");
     }
-    assert!(s.log().contains("\"GET /short.mp4?start=10 HTTP/1.1\" 200 "), "access log: {}", s.log());
+    assert!(s.stderr().contains("\"GET /short.mp4?start=10 HTTP/1.1\" 200 "), "access log: {}", s.stderr());
 }
 
 #[test]
@@ -286,7 +249,7 @@ fn config_is_reloaded_and_limits_apply() {
     write_config(&conf, "document_root = \"relative\"\n");
     assert_eq!(s.get("/still.jpg", "").status, 200, "the last good config stays in force");
     assert_eq!(s.get("/", "").status, 200);
-    let log = s.log();
+    let log = s.stderr();
     assert!(
         log.contains("configuration not reloaded") && log.contains("document_root relative must be an absolute path"),
         "the error log names the error: {log}"
@@ -351,7 +314,7 @@ fn keep_alive_and_pipelining() {
     let r = Resp::read_one(&mut c);
     assert_eq!(r.status, 206);
     assert_eq!(r.body, std::fs::read(root.join("short.mp4")).unwrap()[..10]);
-    assert_eq!(s.log().matches("\"GET /still.png HTTP/1.1\" 200").count(), 4);
+    assert_eq!(s.stderr().matches("\"GET /still.png HTTP/1.1\" 200").count(), 4);
 }
 
 #[test]
@@ -396,9 +359,9 @@ fn sigterm_stops_the_server() {
     let pid = s.child.id().to_string();
     assert!(common::run(std::process::Command::new("kill").args(["-HUP", &pid])).status.success());
     let began = Instant::now();
-    while !s.log().contains("configuration reloaded") {
+    while !s.stderr().contains("configuration reloaded") {
         assert_eq!(s.get("/still.png", "").status, 200, "SIGHUP must not stop the server");
-        assert!(began.elapsed() < Duration::from_secs(30), "SIGHUP did not reload: {}", s.log());
+        assert!(began.elapsed() < Duration::from_secs(30), "SIGHUP did not reload: {}", s.stderr());
         std::thread::sleep(Duration::from_millis(50));
     }
     let idle = s.connect(); // an idle keep-alive connection must not hold the shutdown up
@@ -422,7 +385,7 @@ fn wait_exit(s: &mut Serve) -> std::process::ExitStatus {
         if let Some(st) = s.child.try_wait().unwrap() {
             return st;
         }
-        assert!(began.elapsed() < Duration::from_secs(60), "serve did not stop: {}", s.log());
+        assert!(began.elapsed() < Duration::from_secs(60), "serve did not stop: {}", s.stderr());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -446,7 +409,7 @@ fn sigterm_lets_streams_finish_within_the_grace_then_cuts_and_logs_them() {
     c.write_all(b"GET /short.mp4?start=10&end=12 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut first = [0u8; 1];
     c.read_exact(&mut first).unwrap(); // the answer is under way
-    s.signal_term();
+    s.signal("-TERM");
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).unwrap();
     let mut all = first.to_vec();
@@ -456,7 +419,7 @@ fn sigterm_lets_streams_finish_within_the_grace_then_cuts_and_logs_them() {
     assert_eq!(resp.body.len(), resp.header("content-length").unwrap().parse::<usize>().unwrap());
     assert_eq!(common::decode_errors(&save("serve-grace-clip", &resp.body)), "");
     assert!(wait_exit(&mut s).success());
-    assert!(s.log().contains("stopped: 0 answers cut"), "{}", s.log());
+    assert!(s.stderr().contains("stopped: 0 answers cut"), "{}", s.stderr());
 
     // A short grace: the whole-movie stream is cut when it runs out, and the log says which.
     write_config(&conf, &text(1));
@@ -465,11 +428,11 @@ fn sigterm_lets_streams_finish_within_the_grace_then_cuts_and_logs_them() {
     c.write_all(b"GET /short.mp4?start=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\nConnection: close\r\n\r\n")
         .unwrap();
     c.read_exact(&mut first).unwrap();
-    s.signal_term();
+    s.signal("-TERM");
     let mut rest = Vec::new();
     let _ = c.read_to_end(&mut rest); // ends (closed or reset) when the grace is over
     assert!(wait_exit(&mut s).success());
-    let log = s.log();
+    let log = s.stderr();
     assert!(
         log.contains("stopping: grace of 1 s over, answer cut: 127.0.0.1 \"GET /short.mp4?start=1 HTTP/1.1\""),
         "{log}"

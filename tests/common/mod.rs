@@ -3,6 +3,9 @@
 //! judge loomiere's output with real decoders.
 #![allow(dead_code)]
 
+pub mod serve;
+pub mod webdriver;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
