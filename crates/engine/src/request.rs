@@ -142,9 +142,49 @@ impl Request {
     }
 }
 
+impl Position {
+    /// This position in seconds for an MP4 (`what` names it in the message): a byte offset
+    /// is an FLV position and a bad request here.
+    pub fn mp4_seconds(p: Option<Position>, what: &str) -> Result<Option<f64>> {
+        match p {
+            None => Ok(None),
+            Some(Position::Seconds(s)) => Ok(Some(s)),
+            Some(Position::Byte(_)) => Err(Error::bad_request(format!(
+                "{what} as a byte offset is for FLV files; give MP4 positions in seconds"
+            ))),
+        }
+    }
+}
+
+/// Checks a clip from `start` to `end` seconds against a medium lasting `duration` seconds,
+/// with the messages every container gives: a start at or past the end, or an end not after
+/// the start, is a bad request. Returns the end still to honour (`None` when it reaches the
+/// end of the medium anyway).
+pub fn clip_within(start: f64, end: Option<f64>, duration: f64) -> Result<Option<f64>> {
+    if start > 0.0 && start >= duration {
+        return Err(Error::bad_request(format!("start {start} s is beyond the duration ({duration:.3} s)")));
+    }
+    match end {
+        Some(e) if e <= start => Err(Error::bad_request(format!("end {e} s is not after start {start} s"))),
+        Some(e) if e >= duration => Ok(None),
+        e => Ok(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clips_are_checked_against_the_duration() {
+        assert_eq!(clip_within(0.0, None, 60.0).unwrap(), None);
+        assert_eq!(clip_within(10.0, Some(20.0), 60.0).unwrap(), Some(20.0));
+        assert_eq!(clip_within(10.0, Some(60.0), 60.0).unwrap(), None);
+        assert!(clip_within(60.0, None, 60.0).unwrap_err().to_string().contains("beyond the duration (60.000 s)"));
+        assert!(clip_within(10.0, Some(10.0), 60.0).unwrap_err().to_string().contains("not after start"));
+        // A start of 0 on an empty medium is the whole (empty) medium, not an error.
+        assert_eq!(clip_within(0.0, None, 0.0).unwrap(), None);
+    }
 
     #[test]
     fn parses_good_positions() {

@@ -59,38 +59,20 @@ pub fn reference(index: &FragmentIndex) -> Option<usize> {
 
 /// The plan for `req` on a fragmented movie.
 pub fn plan(movie: &Movie, index: &Arc<FragmentIndex>, req: &Request, content_type: &'static str) -> Result<Plan> {
-    let secs = |p: Option<Position>, what: &str| -> Result<Option<f64>> {
-        match p {
-            None => Ok(None),
-            Some(Position::Seconds(s)) => Ok(Some(s)),
-            Some(Position::Byte(_)) => Err(Error::bad_request(format!(
-                "{what} as a byte offset is for FLV files; give MP4 positions in seconds"
-            ))),
-        }
-    };
+    let secs = Position::mp4_seconds;
     if index.tracks.iter().any(|t| t.moov_samples > 0) {
         return Err(Error::Unsupported(
             "this fragmented MP4 also has samples in its moov; remux it with `ffmpeg -i IN -c copy OUT.mp4`".into(),
         ));
     }
     let start = secs(req.start, "start")?.unwrap_or(0.0);
-    let mut end = secs(req.end, "end")?;
+    let end = secs(req.end, "end")?;
     let mts = movie.header()?.timescale.max(1);
     let total = duration(index, mts);
     let Some(r) = reference(index) else {
         return Err(Error::bad_request("the file has no samples in its fragments: nothing to seek in"));
     };
-    if start > 0.0 && start >= total {
-        return Err(Error::bad_request(format!("start {start} s is beyond the duration ({total:.3} s)")));
-    }
-    if let Some(e) = end {
-        if e <= start {
-            return Err(Error::bad_request(format!("end {e} s is not after start {start} s")));
-        }
-        if e >= total {
-            end = None;
-        }
-    }
+    let end = crate::request::clip_within(start, end, total)?;
     let den = i128::from(index.tracks[r].timescale.max(1)) * i128::from(mts);
     let want = Time::from_secs(start, den);
     // The last fragment whose reference data starts with a keyframe shown at or before start.

@@ -364,32 +364,12 @@ impl Movie {
     }
 
     fn plan_inner(&self, req: &Request, content_type: &'static str) -> Result<Plan> {
-        let secs = |p: Option<Position>, what: &str| -> Result<Option<f64>> {
-            match p {
-                None => Ok(None),
-                Some(Position::Seconds(s)) => Ok(Some(s)),
-                Some(Position::Byte(_)) => Err(Error::bad_request(format!(
-                    "{what} as a byte offset is for FLV files; give MP4 positions in seconds"
-                ))),
-            }
-        };
+        let secs = Position::mp4_seconds;
         let start = secs(req.start, "start")?.unwrap_or(0.0);
-        let mut end = secs(req.end, "end")?;
         let tracks = self.tracks()?;
         let header = self.header()?;
         let mts = header.timescale.max(1);
-        let duration = self.duration(&tracks)?;
-        if start > 0.0 && start >= duration {
-            return Err(Error::bad_request(format!("start {start} s is beyond the duration ({duration:.3} s)")));
-        }
-        if let Some(e) = end {
-            if e <= start {
-                return Err(Error::bad_request(format!("end {e} s is not after start {start} s")));
-            }
-            if e >= duration {
-                end = None;
-            }
-        }
+        let end = crate::request::clip_within(start, secs(req.end, "end")?, self.duration(&tracks)?)?;
         let begin = seek::find_start(&tracks, mts, start, req.exact)?;
         self.forget_pages();
         let mut plans = Vec::with_capacity(tracks.len());

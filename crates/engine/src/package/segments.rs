@@ -342,15 +342,8 @@ impl SegmentIndex {
             _ => None,
         };
         let longest = chosen.iter().map(|&(i, _)| tracks[i].seconds()).fold(0.0, f64::max);
-        if let Some(s) = clip.start.filter(|&s| s > 0.0 && s >= longest) {
-            return Err(Error::bad_request(format!("start {s} s is beyond the duration ({longest:.3} s)")));
-        }
         let end_secs = clip.end.filter(|e| e.is_finite());
-        if let (Some(e), s) = (end_secs, clip.start.unwrap_or(0.0)) {
-            if e <= s {
-                return Err(Error::bad_request(format!("end {e} s is not after start {s} s")));
-            }
-        }
+        crate::request::clip_within(clip.start.unwrap_or(0.0), end_secs, longest)?;
         // The reference track's first sample, and the output's time zero (reference ticks).
         let mut walk = Walk::new(r);
         let (r_s0, origin) = match start_ticks {
