@@ -9,7 +9,7 @@ use super::package::{clip_of, cors_headers, packaged, suffix};
 use super::path::{self, Target};
 use super::{answer_plan, query, signed, HttpRequest, Response};
 use crate::config::Config;
-use crate::media::Kind;
+use crate::media::{Kind, MovieCache};
 use crate::mp4::Movie;
 use crate::package::ladder::{self, Ladder, LadderRequest};
 use crate::package::{self, Clip, Options, Package};
@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Answers a request below a ladder sidecar, or `None` when `req` is not one.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
+/// `cache` is `serve`'s movie cache, where each rendition's movie and package are kept.
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&MovieCache>) -> Option<Response> {
     let (target, lreq) = split(&req.target)?;
-    let mut resp = respond_to(cfg, req, &target, lreq, now, serve);
+    let mut resp = respond_to(cfg, req, &target, lreq, now, cache);
     if cfg.cors {
         cors_headers(&mut resp);
     }
@@ -50,7 +51,7 @@ fn respond_to(
     target: &Target,
     lreq: LadderRequest,
     now: SystemTime,
-    serve: bool,
+    cache: Option<&MovieCache>,
 ) -> Response {
     let q = match query::Query::parse(&req.query) {
         Ok(q) => q,
@@ -106,7 +107,7 @@ fn respond_to(
             return Err(refuse(415, "a rendition must be an MP4 movie".into()));
         }
         let (movie, package) =
-            packaged(cfg, opened.source, clip, &options, serve).map_err(|e| refuse(e.http_status(), e.to_string()))?;
+            packaged(cfg, opened, clip, &options, cache).map_err(|e| refuse(e.http_status(), e.to_string()))?;
         Ok(Rendition { name: name.clone(), movie, package })
     };
     let (plan, log) = match lreq {

@@ -7,22 +7,13 @@
 use super::path::{self, Target};
 use super::{answer_plan, query, signed, Body, HttpRequest, Response};
 use crate::config::Config;
-use crate::media::Kind;
+use crate::media::{Kind, MovieCache};
 use crate::mp4::Movie;
-use crate::package::cache::PackageCache;
 use crate::package::{self, Clip, Options, Package, PackageRequest};
 use crate::request::{BareUnit, Position, Request};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// The packages `serve` keeps (movie and segment index per file version and clip).
-static PACKAGES: PackageCache = PackageCache::new(32);
-
-/// `serve`'s segment-index cache: (hits, misses) so far, for its metrics.
-pub fn cache_stats() -> (u64, u64) {
-    PACKAGES.stats()
-}
 
 /// Response headers a player's script may read.
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
@@ -85,10 +76,11 @@ pub(super) fn suffix(q: &query::Query) -> String {
 }
 
 /// Answers a packaging request, or `None` when `req` is not one (the core goes on).
-/// `serve` is true in the long-running server: the moov is read, never mapped.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
+/// `cache` is the long-running server's movie cache: the movie and its packages are kept in
+/// the movie's entry there (read, never mapped), shared with progressive seeks.
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&MovieCache>) -> Option<Response> {
     let (target, preq) = split(&req.target)?;
-    let mut resp = respond_to(cfg, req, &target, &preq, now, serve);
+    let mut resp = respond_to(cfg, req, &target, &preq, now, cache);
     if cfg.cors {
         cors_headers(&mut resp);
     }
@@ -107,21 +99,27 @@ pub(super) fn clip_of(q: &query::Query) -> crate::Result<(Option<f64>, Option<f6
     Ok((secs(&q.start)?, secs(&q.end)?))
 }
 
-/// The opened movie and its package for `source` (already confined): from the shared cache
-/// in `serve`; built per request in the CGI, with the whole movie's index kept in
-/// `index_cache`. A fragmented file is seen through sample tables made from its fragments.
+/// The opened movie and its package for `opened` (already confined): from `serve`'s movie
+/// cache, in the movie's entry; built per request in the CGI, with the whole movie's index
+/// kept in `index_cache`. A fragmented file is seen through sample tables made from its
+/// fragments.
 pub(super) fn packaged(
     cfg: &Config,
-    source: crate::media::Source,
+    opened: path::Opened,
     clip: Clip,
     options: &Options,
-    serve: bool,
+    cache: Option<&MovieCache>,
 ) -> crate::Result<(Arc<Movie>, Arc<Package>)> {
-    if serve {
-        // Shared by every viewer of the movie: the segment index is built once.
-        return PACKAGES.get(source, clip, options, cfg.max_moov_bytes);
+    if let Some(cache) = cache {
+        // Shared by every viewer of the movie, progressive or packaged: the movie is opened
+        // once and the segment index built once.
+        let opts = crate::media::Options {
+            max_moov: cfg.max_moov_bytes,
+            ..crate::media::Options::for_kind(Kind::Mp4, &opened.real)
+        };
+        return cache.package(&opened.real, opened.source, clip, options, &opts);
     }
-    let movie = Movie::open(source)?;
+    let movie = Movie::open(opened.source)?;
     movie.check_moov_size(cfg.max_moov_bytes)?;
     let movie = package::fragmented::progressive(movie, cfg.index_cache.as_deref(), cfg.max_moov_bytes)?;
     let pkg = match &cfg.index_cache {
@@ -141,7 +139,7 @@ fn respond_to(
     target: &Target,
     preq: &PackageRequest,
     now: SystemTime,
-    serve: bool,
+    cache: Option<&MovieCache>,
 ) -> Response {
     let q = match query::Query::parse(&req.query) {
         Ok(q) => q,
@@ -162,7 +160,7 @@ fn respond_to(
         Ok(o) => return Response::error(404, Some(format!("{}: not an MP4 movie", o.real.display()))),
         Err(e) => return Response::error(e.status(), Some(e.reason())),
     };
-    answer_opened(cfg, req, preq, &rel, &q, opened, serve)
+    answer_opened(cfg, req, preq, &rel, &q, opened, cache)
 }
 
 /// The packaging answer for an opened movie (a local file, or the stand-in of an object in
@@ -174,7 +172,7 @@ pub(crate) fn answer_opened(
     rel: &path::RelPath,
     q: &query::Query,
     opened: path::Opened,
-    serve: bool,
+    cache: Option<&MovieCache>,
 ) -> Response {
     let (start, end) = match clip_of(q) {
         Ok(c) => c,
@@ -185,7 +183,7 @@ pub(crate) fn answer_opened(
     let clip = Clip { start, end };
     let query = suffix(q);
     // The answer, and the tracks left out of the manifests (logged with a manifest answer).
-    let planned = packaged(cfg, opened.source, clip, &options, serve)
+    let planned = packaged(cfg, opened, clip, &options, cache)
         .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())));
     let (plan, skipped) = match planned {
         Ok(p) => p,
