@@ -115,7 +115,7 @@ struct CacheEntry {
     plans: Vec<(Request, Plan)>,
     /// The movie as the packager sees it, made at its first package: the movie itself, or for
     /// a fragmented MP4 the sample tables made from its fragment index
-    /// (`package::fragmented::made_tables`).
+    /// (`package::fragmented::made_tables`; let go with its last package).
     packaging: Option<Arc<crate::mp4::Movie>>,
     /// Its packages, built from `packaging`.
     packages: Vec<Packaged>,
@@ -406,7 +406,9 @@ impl MovieCache {
 }
 
 /// Removes the least recently used packages until at most `most` are held over all
-/// `entries`; returns them (dropped by the caller outside the lock).
+/// `entries`; returns them (dropped by the caller outside the lock). A fragmented movie left
+/// without packages lets go of its made tables too (rebuilt at its next package), so they
+/// are held only beside packages.
 fn evict_packages(entries: &mut [CacheEntry], most: usize) -> Vec<Packaged> {
     let mut out = Vec::new();
     let mut held: usize = entries.iter().map(|e| e.packages.len()).sum();
@@ -419,6 +421,9 @@ fn evict_packages(entries: &mut [CacheEntry], most: usize) -> Vec<Packaged> {
         let Some((_, i, j)) = oldest else { break };
         if let Some(e) = entries.get_mut(i) {
             out.push(e.packages.swap_remove(j));
+            if e.packages.is_empty() && e.movie.fragmented {
+                e.packaging = None;
+            }
         }
         held -= 1;
     }

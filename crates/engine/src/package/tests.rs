@@ -475,3 +475,20 @@ fn concurrent_package_misses_insert_once() {
         }
     }
 }
+
+#[test]
+fn a_fragmented_movie_lets_go_of_its_made_tables_with_its_last_package() {
+    let cache = crate::media::MovieCache::new(8);
+    let frag = corpus("frag.mp4");
+    let other = corpus("faststart.mp4");
+    let (view, _) = cached(&cache, &frag, Clip::default(), 1.0);
+    assert!(!view.fragmented, "the packager sees made tables");
+    for k in 0..crate::media::PACKAGES_HELD {
+        cached(&cache, &other, Clip { start: Some(0.01 * k as f64), end: None }, 1.0);
+    }
+    assert_eq!(cache.packages(), crate::media::PACKAGES_HELD);
+    let (again, _) = cached(&cache, &frag, Clip::default(), 1.0);
+    assert!(!Arc::ptr_eq(&view, &again), "the tables were made again");
+    assert_eq!(cache.stats().movie_misses, 2, "each movie opened once");
+    assert_eq!(cache.len(), 2);
+}
