@@ -492,3 +492,27 @@ fn a_fragmented_movie_lets_go_of_its_made_tables_with_its_last_package() {
     assert_eq!(cache.stats().movie_misses, 2, "each movie opened once");
     assert_eq!(cache.len(), 2);
 }
+
+#[test]
+fn a_replaced_movie_is_packaged_afresh_and_a_deleted_one_let_go() {
+    let dir = std::env::temp_dir().join(format!("loomiere-package-{}-replaced", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("movie.mp4");
+    std::fs::copy(corpus("faststart.mp4"), &path).unwrap();
+    let cache = crate::media::MovieCache::new(8);
+    let (m1, p1) = cached(&cache, &path, Clip::default(), 1.0);
+    // Replaced under the same name (a new inode): a new entry, the old one dropped.
+    let tmp = dir.join("movie.tmp");
+    std::fs::copy(corpus("video-only.mp4"), &tmp).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let (m2, p2) = cached(&cache, &path, Clip::default(), 1.0);
+    assert!(!Arc::ptr_eq(&m1, &m2) && !Arc::ptr_eq(&p1, &p2));
+    assert_eq!(*p2.index, *build(&movie("video-only.mp4"), Clip::default(), 1.0).index);
+    assert_eq!((cache.len(), cache.packages()), (1, 1));
+    assert_eq!(cache.stats().movie_misses, 2);
+    // Deleted: the sweep lets the movie and its packages go.
+    std::fs::remove_file(&path).unwrap();
+    cache.sweep();
+    assert_eq!((cache.len(), cache.packages()), (0, 0));
+    let _ = std::fs::remove_dir_all(dir);
+}
