@@ -112,6 +112,9 @@ fn metrics_are_valid_and_count_what_was_served() {
     assert_eq!(m("loomiere_requests_total{kind=\"other\",code=\"2xx\"}"), 1.0); // /healthz
     assert_eq!(m("loomiere_errors_total{kind=\"not_found\"}"), 1.0);
     assert_eq!(m("loomiere_cache_misses_total{cache=\"movie\"}"), 1.0);
+    // The packager found the movie the seeks opened (one movie cache): the first playlist's
+    // segment-index miss is a movie hit, not a second opening.
+    assert_eq!(m("loomiere_cache_hits_total{cache=\"movie\"}"), 1.0);
     assert_eq!(m("loomiere_cache_hits_total{cache=\"plan\"}"), 1.0);
     assert_eq!(m("loomiere_requests_total{kind=\"hls\",code=\"2xx\"}"), 2.0);
     assert_eq!(m("loomiere_requests_total{kind=\"segment\",code=\"2xx\"}"), 1.0);

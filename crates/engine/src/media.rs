@@ -59,17 +59,26 @@ fn untouched(req: &Request) -> bool {
 /// the plan without a table scan. A plan is a few hundred bytes of segment descriptions over
 /// the shared moov, so the memo stays small.
 ///
+/// It is the one movie cache of `serve`: the HLS/DASH packager takes its movies from it too
+/// ([`MovieCache::package`]). A movie's packages (a segment index per clip and segment
+/// target, with the track facts) hang off the movie's entry, so a movie served both
+/// progressive and packaged is opened and held once; at most [`PACKAGES_HELD`] packages are
+/// kept over all movies, the least recently used dropped first, and they go with their movie.
+///
 /// A movie whose file was deleted or replaced is let go promptly, so that its disk space is
 /// freed: at the next lookup of its path (a new identity under the same name drops the old
 /// entry), and by [`MovieCache::sweep`] — run at each insertion and periodically by `serve` —
 /// which drops every entry whose held descriptor has no link left (`fstat`: `st_nlink` 0) or
 /// whose path now names another file or none. Two concurrent misses for one file open it
-/// twice but insert it once: the second finds the first's entry under the lock and uses it.
+/// twice but insert it once: the second finds the first's entry under the lock and uses it
+/// (and likewise for a package).
 pub struct MovieCache {
     capacity: usize,
     entries: std::sync::Mutex<Vec<CacheEntry>>,
+    /// The use clock of the least-recently-used rule (movies and packages).
+    clock: std::sync::atomic::AtomicU64,
     /// Lookups answered and not, for the server's metrics ([`MovieCache::stats`]).
-    counts: [std::sync::atomic::AtomicU64; 4],
+    counts: [std::sync::atomic::AtomicU64; 6],
 }
 
 /// How often [`MovieCache`] lookups were answered from it, since it was made.
@@ -78,13 +87,22 @@ pub struct CacheStats {
     /// A seek's plan remembered for its movie (viewers seeking to the same point).
     pub plan_hits: u64,
     pub plan_misses: u64,
-    /// An opened movie with its seek marks (or a fragmented MP4's fragment index).
+    /// An opened movie with its seek marks (or a fragmented MP4's fragment index), looked up
+    /// when a plan or a package was not remembered.
     pub movie_hits: u64,
     pub movie_misses: u64,
+    /// A movie's HLS/DASH package (segment index) for a clip and segment target: every
+    /// playlist, manifest and segment request looks one up.
+    pub segment_index_hits: u64,
+    pub segment_index_misses: u64,
 }
 
 /// The identity of one version of a file as the cache knows it.
 type MovieKey = (Version, u64, Option<std::time::SystemTime>);
+
+/// What a package of a movie is built for: the clip's start and end, and the segment target
+/// (as bits: the values are compared, never computed with).
+type PackageKey = (Option<u64>, Option<u64>, u64);
 
 struct CacheEntry {
     /// The file's identity, length and modification time when the movie was opened.
@@ -95,33 +113,66 @@ struct CacheEntry {
     used: u64,
     /// Recent plans, most recent last.
     plans: Vec<(Request, Plan)>,
+    /// The movie as the packager sees it, made at its first package: the movie itself, or for
+    /// a fragmented MP4 the sample tables made from its fragment index
+    /// (`package::fragmented::made_tables`; let go with its last package).
+    packaging: Option<Arc<crate::mp4::Movie>>,
+    /// Its packages, built from `packaging`.
+    packages: Vec<Packaged>,
+}
+
+/// One package kept in a movie's entry.
+struct Packaged {
+    key: PackageKey,
+    package: Arc<crate::package::Package>,
+    used: u64,
 }
 
 /// Plans remembered per cached movie.
 pub const PLANS_PER_MOVIE: usize = 4;
 
+/// Packages (segment indexes) kept over all cached movies.
+pub const PACKAGES_HELD: usize = 32;
+
+/// Counter slots of [`MovieCache`]: (hit, miss) of plans, movies and segment indexes.
+const PLAN: usize = 0;
+const MOVIE: usize = 2;
+const SEGMENT_INDEX: usize = 4;
+
 impl MovieCache {
     /// A cache of at most `capacity` movies.
     pub fn new(capacity: usize) -> MovieCache {
-        MovieCache { capacity: capacity.max(1), entries: std::sync::Mutex::new(Vec::new()), counts: Default::default() }
+        MovieCache {
+            capacity: capacity.max(1),
+            entries: std::sync::Mutex::new(Vec::new()),
+            clock: std::sync::atomic::AtomicU64::new(0),
+            counts: Default::default(),
+        }
     }
 
-    /// Counts one lookup: `plan` hit or not, and when not, `movie` hit or not.
-    fn count(&self, plan: bool, movie: Option<bool>) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let [ph, pm, mh, mm] = &self.counts;
-        if plan { ph } else { pm }.fetch_add(1, Relaxed);
-        match movie {
-            Some(true) => mh.fetch_add(1, Relaxed),
-            Some(false) => mm.fetch_add(1, Relaxed),
-            None => 0,
-        };
+    /// Counts one lookup of `what` (`PLAN`, `MOVIE`, `SEGMENT_INDEX`), answered or not.
+    fn count(&self, what: usize, hit: bool) {
+        if let Some(c) = self.counts.get(what + usize::from(!hit)) {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The next tick of the use clock.
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
     /// The lookups counted so far.
     pub fn stats(&self) -> CacheStats {
-        let [ph, pm, mh, mm] = self.counts.each_ref().map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
-        CacheStats { plan_hits: ph, plan_misses: pm, movie_hits: mh, movie_misses: mm }
+        let [ph, pm, mh, mm, sh, sm] = self.counts.each_ref().map(|c| c.load(std::sync::atomic::Ordering::Relaxed));
+        CacheStats {
+            plan_hits: ph,
+            plan_misses: pm,
+            movie_hits: mh,
+            movie_misses: mm,
+            segment_index_hits: sh,
+            segment_index_misses: sm,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<CacheEntry>> {
@@ -136,6 +187,11 @@ impl MovieCache {
     /// True when no movie is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// How many packages are held, over all movies.
+    pub fn packages(&self) -> usize {
+        self.lock().iter().map(|e| e.packages.len()).sum()
     }
 
     /// [`MovieCache::plan`] for the file at `path` with the default options of its extension.
@@ -153,30 +209,31 @@ impl MovieCache {
         if opts.kind != Kind::Mp4 || untouched(req) {
             return plan(src, req, opts);
         }
-        let max_moov = opts.max_moov;
         let key = (src.version.clone(), src.len, src.modified);
         // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
         // type their answers carry.
         let content_type = opts.content_type;
         let (cached, replaced) = {
             let mut entries = self.lock();
-            let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+            let tick = self.tick();
             match entries.iter_mut().find(|e| e.key == key) {
                 Some(e) => {
                     e.used = tick;
-                    e.movie.check_moov_size(max_moov)?;
+                    e.movie.check_moov_size(opts.max_moov)?;
                     if let Some((_, plan)) =
                         e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)
                     {
-                        self.count(true, None);
+                        self.count(PLAN, true);
                         return within_limit(plan.clone(), opts);
                     }
-                    self.count(false, Some(true));
+                    self.count(PLAN, false);
+                    self.count(MOVIE, true);
                     (Some(e.movie.clone()), Vec::new())
                 }
                 // A miss: an older version of the file under this name is let go now.
                 None => {
-                    self.count(false, Some(false));
+                    self.count(PLAN, false);
+                    self.count(MOVIE, false);
                     (None, take_where(&mut entries, |e| e.path == path))
                 }
             }
@@ -184,13 +241,7 @@ impl MovieCache {
         drop(replaced); // unmapped and closed outside the lock
         let movie = match cached {
             Some(m) => m,
-            None => {
-                // Read, not mapped: a file truncated while served must not fault the server.
-                let resident = Options { resident: true, lean: false, marks_dir: None, ..opts.clone() };
-                let m = crate::mp4::Movie::open_for(src, &resident)?;
-                self.sweep();
-                self.insert(key.clone(), path, Arc::new(m))
-            }
+            None => self.open_movie(key.clone(), path, src, opts)?,
         };
         let plan = within_limit(movie.plan(req, content_type)?, opts)?;
         let mut entries = self.lock();
@@ -203,11 +254,116 @@ impl MovieCache {
         Ok(plan)
     }
 
+    /// The HLS/DASH package of the MP4 movie at `path` for `clip` and `segments`, with the
+    /// movie it was built from (for a fragmented MP4, the progressive view made from its
+    /// fragments), through the cache: the movie is the entry progressive seeks use, opened
+    /// once however it is served, and the package is kept in that entry. `src` identifies
+    /// the file as in [`MovieCache::plan`]; a moov (or made tables) larger than
+    /// `opts.max_moov` is refused.
+    pub fn package(
+        &self,
+        path: &Path,
+        src: Source,
+        clip: crate::package::Clip,
+        segments: &crate::package::Options,
+        opts: &Options,
+    ) -> Result<(Arc<crate::mp4::Movie>, Arc<crate::package::Package>)> {
+        let key = (src.version.clone(), src.len, src.modified);
+        let wanted: PackageKey = (clip.start.map(f64::to_bits), clip.end.map(f64::to_bits), segments.target.to_bits());
+        let (cached, replaced) = {
+            let mut entries = self.lock();
+            let tick = self.tick();
+            match entries.iter_mut().find(|e| e.key == key) {
+                Some(e) => {
+                    e.used = tick;
+                    e.movie.check_moov_size(opts.max_moov)?;
+                    if let Some(view) = &e.packaging {
+                        view.check_moov_size(opts.max_moov)?;
+                        if let Some(p) = e.packages.iter_mut().find(|p| p.key == wanted) {
+                            p.used = tick;
+                            self.count(SEGMENT_INDEX, true);
+                            return Ok((view.clone(), p.package.clone()));
+                        }
+                    }
+                    self.count(SEGMENT_INDEX, false);
+                    self.count(MOVIE, true);
+                    (Some((e.movie.clone(), e.packaging.clone())), Vec::new())
+                }
+                None => {
+                    self.count(SEGMENT_INDEX, false);
+                    self.count(MOVIE, false);
+                    (None, take_where(&mut entries, |e| e.path == path))
+                }
+            }
+        };
+        drop(replaced); // closed outside the lock
+        let (movie, view) = match cached {
+            Some(held) => held,
+            None => (self.open_movie(key.clone(), path, src, opts)?, None),
+        };
+        let view = match view {
+            Some(v) => v,
+            None => self.packaging_view(&key, movie, opts.max_moov)?,
+        };
+        let package = Arc::new(crate::package::Package::build(&view, clip, segments)?);
+        let mut entries = self.lock();
+        let tick = self.tick();
+        // Evicted meanwhile: answered, not kept.
+        let Some(e) = entries.iter_mut().find(|e| e.key == key) else { return Ok((view, package)) };
+        if let (Some(held), Some(p)) = (&e.packaging, e.packages.iter_mut().find(|p| p.key == wanted)) {
+            // A concurrent miss built it first: that one is kept and shared.
+            p.used = tick;
+            return Ok((held.clone(), p.package.clone()));
+        }
+        match &e.packaging {
+            // The entry was dropped and opened again meanwhile: this view becomes its own.
+            None => e.packaging = Some(view.clone()),
+            // Its packages are of another view: this one is answered, not kept.
+            Some(held) if !Arc::ptr_eq(held, &view) => return Ok((view, package)),
+            Some(_) => {}
+        }
+        e.packages.push(Packaged { key: wanted, package: package.clone(), used: tick });
+        let evicted = evict_packages(&mut entries, PACKAGES_HELD);
+        drop(entries);
+        drop(evicted);
+        Ok((view, package))
+    }
+
+    /// The packager's view of the cached `movie` known as `key`: the one its entry holds, else
+    /// made now (the movie itself, or tables made from a fragmented movie's fragment index)
+    /// and set in the entry, unless a concurrent miss set one first.
+    fn packaging_view(
+        &self,
+        key: &MovieKey,
+        movie: Arc<crate::mp4::Movie>,
+        max_moov: u64,
+    ) -> Result<Arc<crate::mp4::Movie>> {
+        let view = if movie.fragmented {
+            Arc::new(crate::package::fragmented::made_tables(&movie, None, max_moov)?)
+        } else {
+            movie
+        };
+        let mut entries = self.lock();
+        Ok(match entries.iter_mut().find(|e| &e.key == key) {
+            Some(e) => e.packaging.get_or_insert(view).clone(),
+            None => view,
+        })
+    }
+
+    /// Opens the movie of a miss, resident (read, not mapped: a file truncated while served
+    /// must not fault the server; its seek marks or fragment index built), and inserts it.
+    fn open_movie(&self, key: MovieKey, path: &Path, src: Source, opts: &Options) -> Result<Arc<crate::mp4::Movie>> {
+        let resident = Options { resident: true, lean: false, marks_dir: None, ..opts.clone() };
+        let m = crate::mp4::Movie::open_for(src, &resident)?;
+        self.sweep();
+        Ok(self.insert(key, path, Arc::new(m)))
+    }
+
     /// Inserts a freshly opened movie, unless a concurrent miss inserted the same file first:
     /// then that one is used and `movie` dropped. Returns the movie to plan with.
     fn insert(&self, key: MovieKey, path: &Path, movie: Arc<crate::mp4::Movie>) -> Arc<crate::mp4::Movie> {
         let mut entries = self.lock();
-        let tick = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+        let tick = self.tick();
         if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
             e.used = tick;
             return e.movie.clone();
@@ -218,7 +374,15 @@ impl MovieCache {
                 evicted = Some(entries.swap_remove(i));
             }
         }
-        entries.push(CacheEntry { key, path: path.to_path_buf(), movie: movie.clone(), used: tick, plans: Vec::new() });
+        entries.push(CacheEntry {
+            key,
+            path: path.to_path_buf(),
+            movie: movie.clone(),
+            used: tick,
+            plans: Vec::new(),
+            packaging: None,
+            packages: Vec::new(),
+        });
         drop(entries);
         drop(evicted);
         movie
@@ -239,6 +403,31 @@ impl MovieCache {
         let gone = take_where(&mut self.lock(), |e| stale.contains(&e.key));
         drop(gone);
     }
+}
+
+/// Removes the least recently used packages until at most `most` are held over all
+/// `entries`; returns them (dropped by the caller outside the lock). A fragmented movie left
+/// without packages lets go of its made tables too (rebuilt at its next package), so they
+/// are held only beside packages.
+fn evict_packages(entries: &mut [CacheEntry], most: usize) -> Vec<Packaged> {
+    let mut out = Vec::new();
+    let mut held: usize = entries.iter().map(|e| e.packages.len()).sum();
+    while held > most {
+        let oldest = entries
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| e.packages.iter().enumerate().map(move |(j, p)| (p.used, i, j)))
+            .min();
+        let Some((_, i, j)) = oldest else { break };
+        if let Some(e) = entries.get_mut(i) {
+            out.push(e.packages.swap_remove(j));
+            if e.packages.is_empty() && e.movie.fragmented {
+                e.packaging = None;
+            }
+        }
+        held -= 1;
+    }
+    out
 }
 
 /// Removes and returns the entries that match `pred`.

@@ -20,10 +20,17 @@ pub fn progressive(movie: Movie, index_cache: Option<&Path>, max_moov: u64) -> R
     if !movie.fragmented {
         return Ok(movie);
     }
+    made_tables(&movie, index_cache, max_moov)
+}
+
+/// The progressive view of the fragmented `movie` (see [`progressive`]), made without taking
+/// it: `serve`'s movie cache keeps both, the opened movie for progressive seeks and this view
+/// for the packager.
+pub fn made_tables(movie: &Movie, index_cache: Option<&Path>, max_moov: u64) -> Result<Movie> {
     let index = match (movie.fragments(), index_cache) {
         (Some(i), _) => i.clone(),
-        (None, Some(dir)) => Arc::new(crate::fmp4::cached_index(&movie, dir)?),
-        (None, None) => Arc::new(crate::fmp4::index::build(&movie.src, &movie)?),
+        (None, Some(dir)) => Arc::new(crate::fmp4::cached_index(movie, dir)?),
+        (None, None) => Arc::new(crate::fmp4::index::build(&movie.src, movie)?),
     };
     if index.fragments.is_empty() {
         return Err(Error::bad_request("this fragmented MP4 has no fragments: there is nothing to package"));
@@ -37,7 +44,7 @@ pub fn progressive(movie: Movie, index_cache: Option<&Path>, max_moov: u64) -> R
             index.samples
         )));
     }
-    let moov = crate::fmp4::defrag::in_place_moov(&movie, &index)?;
+    let moov = crate::fmp4::defrag::in_place_moov(movie, &index)?;
     if moov.len() as u64 > max_moov {
         return Err(Error::OverLimit(format!(
             "the sample tables of this fragmented MP4 would take {} bytes, over max_moov_bytes {max_moov}",

@@ -7,6 +7,7 @@ use super::*;
 use crate::sink::read_range;
 use crate::source::Source;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 fn corpus(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/mp4").join(name)
@@ -375,4 +376,143 @@ fn tx3g_subtitles_become_webvtt_in_hls_and_dash() {
     let set = &mpd.periods[0].adaptations[2];
     assert_eq!(set.contentType.as_deref(), Some("text"));
     assert_eq!(set.representations[0].BaseURL[0].base, format!("s{id}/all.vtt"));
+}
+
+/// `MovieCache::package` for the corpus movie `path` with the default clip and `target`.
+fn cached(
+    cache: &crate::media::MovieCache,
+    path: &std::path::Path,
+    clip: Clip,
+    target: f64,
+) -> (Arc<Movie>, Arc<Package>) {
+    let opts = crate::media::Options::for_path(path).unwrap();
+    cache.package(path, Source::open(path).unwrap(), clip, &Options { target }, &opts).unwrap()
+}
+
+#[test]
+fn a_movie_served_progressive_then_packaged_is_opened_once() {
+    use crate::request::{Position, Request};
+    for name in ["faststart.mp4", "frag.mp4"] {
+        let path = corpus(name);
+        let cache = crate::media::MovieCache::new(8);
+        let seek = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+        let progressive = cache.open(&path, &seek).unwrap();
+        assert_eq!(whole(&progressive), whole(&crate::media::open(&path, &seek).unwrap()), "{name}");
+        let (m1, p1) = cached(&cache, &path, Clip::default(), 1.0);
+        let (m2, p2) = cached(&cache, &path, Clip::default(), 1.0);
+        let s = cache.stats();
+        assert_eq!((s.movie_misses, s.movie_hits), (1, 1), "{name}: opened once, found by the packager");
+        assert_eq!((s.segment_index_misses, s.segment_index_hits), (1, 1), "{name}");
+        assert_eq!(cache.len(), 1, "{name}: one entry however the movie is served");
+        assert!(Arc::ptr_eq(&m1, &m2) && Arc::ptr_eq(&p1, &p2), "{name}: the segment index is built once");
+        // The same package as one built afresh (a fragmented file through its made tables).
+        let fresh = super::fragmented::progressive(movie(name), None, crate::mp4::MAX_MOOV).unwrap();
+        assert_eq!(*p1.index, *build(&fresh, Clip::default(), 1.0).index, "{name}");
+        let seg = PackageRequest::Segment { media: p1.index.tracks[0].media, id: p1.index.tracks[0].id, number: 2 };
+        assert_eq!(
+            whole(&answer_with(&m1, &p1, &seg, "").unwrap()),
+            whole(&answer_with(&fresh, &build(&fresh, Clip::default(), 1.0), &seg, "").unwrap()),
+            "{name}"
+        );
+        // Another clip shares the movie; a progressive seek after it still finds the movie.
+        let (m3, p3) = cached(&cache, &path, Clip { start: Some(0.5), end: None }, 1.0);
+        assert!(Arc::ptr_eq(&m1, &m3) && !Arc::ptr_eq(&p1, &p3), "{name}");
+        let again = Request { start: Some(Position::Seconds(1.5)), ..Request::default() };
+        cache.open(&path, &again).unwrap();
+        assert_eq!(cache.stats().movie_misses, 1, "{name}");
+        assert_eq!(cache.packages(), 2, "{name}");
+    }
+}
+
+#[test]
+fn packages_are_bounded_over_all_movies_least_recently_used_first() {
+    let cache = crate::media::MovieCache::new(8);
+    let a = corpus("faststart.mp4");
+    let b = corpus("video-only.mp4");
+    let (_, first) = cached(&cache, &a, Clip::default(), 1.0);
+    for k in 1..crate::media::PACKAGES_HELD {
+        let clip = Clip { start: Some(0.01 * k as f64), end: None };
+        cached(&cache, &b, clip, 1.0);
+        // The first one stays the most recently used of `a`'s: asked between the others.
+        let (_, again) = cached(&cache, &a, Clip::default(), 1.0);
+        assert!(Arc::ptr_eq(&first, &again));
+    }
+    assert_eq!(cache.packages(), crate::media::PACKAGES_HELD);
+    // One more: the least recently used (`b`'s first clip) goes, `a`'s whole movie stays.
+    cached(&cache, &b, Clip { start: Some(0.9), end: None }, 1.0);
+    assert_eq!(cache.packages(), crate::media::PACKAGES_HELD);
+    let (_, kept) = cached(&cache, &a, Clip::default(), 1.0);
+    assert!(Arc::ptr_eq(&first, &kept));
+    let misses = cache.stats().segment_index_misses;
+    cached(&cache, &b, Clip { start: Some(0.01), end: None }, 1.0);
+    assert_eq!(cache.stats().segment_index_misses, misses + 1, "the evicted package is built again");
+    assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn concurrent_package_misses_insert_once() {
+    for name in ["faststart.mp4", "frag.mp4"] {
+        let path = corpus(name);
+        for round in 0..10 {
+            let cache = crate::media::MovieCache::new(8);
+            let ready = std::sync::Barrier::new(8);
+            let got: Vec<(Arc<Movie>, Arc<Package>)> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            ready.wait();
+                            cached(&cache, &path, Clip::default(), 1.0)
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            assert_eq!((cache.len(), cache.packages()), (1, 1), "{name} round {round}: one movie, one package");
+            // Every thread got the one view and the one package kept, as does a later lookup.
+            let (m, p) = cached(&cache, &path, Clip::default(), 1.0);
+            assert!(got.iter().all(|(gm, _)| Arc::ptr_eq(gm, &m)), "{name} round {round}: one view of the movie");
+            assert!(got.iter().all(|(_, gp)| Arc::ptr_eq(gp, &p)), "{name} round {round}: one package shared");
+        }
+    }
+}
+
+#[test]
+fn a_fragmented_movie_lets_go_of_its_made_tables_with_its_last_package() {
+    let cache = crate::media::MovieCache::new(8);
+    let frag = corpus("frag.mp4");
+    let other = corpus("faststart.mp4");
+    let (view, _) = cached(&cache, &frag, Clip::default(), 1.0);
+    assert!(!view.fragmented, "the packager sees made tables");
+    for k in 0..crate::media::PACKAGES_HELD {
+        cached(&cache, &other, Clip { start: Some(0.01 * k as f64), end: None }, 1.0);
+    }
+    assert_eq!(cache.packages(), crate::media::PACKAGES_HELD);
+    let (again, _) = cached(&cache, &frag, Clip::default(), 1.0);
+    assert!(!Arc::ptr_eq(&view, &again), "the tables were made again");
+    assert_eq!(cache.stats().movie_misses, 2, "each movie opened once");
+    assert_eq!(cache.len(), 2);
+}
+
+#[test]
+fn a_replaced_movie_is_packaged_afresh_and_a_deleted_one_let_go() {
+    let dir = std::env::temp_dir().join(format!("loomiere-package-{}-replaced", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("movie.mp4");
+    std::fs::copy(corpus("faststart.mp4"), &path).unwrap();
+    let cache = crate::media::MovieCache::new(8);
+    let (m1, p1) = cached(&cache, &path, Clip::default(), 1.0);
+    // Replaced under the same name (a new inode): a new entry, the old one dropped.
+    let tmp = dir.join("movie.tmp");
+    std::fs::copy(corpus("video-only.mp4"), &tmp).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+    let (m2, p2) = cached(&cache, &path, Clip::default(), 1.0);
+    assert!(!Arc::ptr_eq(&m1, &m2) && !Arc::ptr_eq(&p1, &p2));
+    assert_eq!(*p2.index, *build(&movie("video-only.mp4"), Clip::default(), 1.0).index);
+    assert_eq!((cache.len(), cache.packages()), (1, 1));
+    assert_eq!(cache.stats().movie_misses, 2);
+    // Deleted: the sweep lets the movie and its packages go.
+    std::fs::remove_file(&path).unwrap();
+    cache.sweep();
+    assert_eq!((cache.len(), cache.packages()), (0, 0));
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -5,36 +5,24 @@
 //! extension rule and confined open as a requested movie. Manifests of renditions whose
 //! segment boundaries do not line up are refused with 409 and the reason.
 
-use super::package::{clip_of, cors_headers, packaged, suffix};
+use super::package::{clip_of, exchange, packaged, refusal, split_with, suffix, Packaged};
 use super::path::{self, Target};
-use super::{answer_plan, query, signed, HttpRequest, Response};
+use super::{query, HttpRequest, Response};
 use crate::config::Config;
-use crate::media::Kind;
+use crate::media::{Kind, MovieCache};
 use crate::mp4::Movie;
 use crate::package::ladder::{self, Ladder, LadderRequest};
 use crate::package::{self, Clip, Options, Package};
 use crate::plan::{Bytes, Piece, Plan};
-use crate::request::{Position, Request};
 use std::io::Read;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 /// Answers a request below a ladder sidecar, or `None` when `req` is not one.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
-    let (target, lreq) = split(&req.target)?;
-    let mut resp = respond_to(cfg, req, &target, lreq, now, serve);
-    if cfg.cors {
-        cors_headers(&mut resp);
-    }
-    Some(resp)
-}
-
-fn split(target: &Target) -> Option<(Target, LadderRequest)> {
-    match target {
-        Target::Url(p) => ladder::split(p).map(|(l, r)| (Target::Url(l.to_string()), r)),
-        Target::Decoded(p) => ladder::split(p).map(|(l, r)| (Target::Decoded(l.to_string()), r)),
-        Target::Translated(p) => ladder::split(p.to_str()?).map(|(l, r)| (Target::Translated(l.into()), r)),
-    }
+/// `cache` is `serve`'s movie cache, where each rendition's movie and package are kept.
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&MovieCache>) -> Option<Response> {
+    let routed = split_with(&req.target, ladder::split);
+    exchange(cfg, req, now, routed, path::normalize_sidecar, |q, rel, lreq| answer(cfg, q, rel, lreq, cache))
 }
 
 /// One rendition, opened and packaged.
@@ -44,32 +32,18 @@ struct Rendition {
     package: Arc<Package>,
 }
 
-fn respond_to(
+/// The packaged answer below the sidecar `rel` (confined and signed).
+fn answer(
     cfg: &Config,
-    req: &HttpRequest,
-    target: &Target,
+    q: &query::Query,
+    rel: &path::RelPath,
     lreq: LadderRequest,
-    now: SystemTime,
-    serve: bool,
-) -> Response {
-    let q = match query::Query::parse(&req.query) {
-        Ok(q) => q,
-        Err(e) => return Response::error(400, Some(e.to_string())),
-    };
-    let rel = match path::normalize_sidecar(cfg, target) {
-        Ok(r) => r,
-        Err(e) => return Response::error(e.status(), Some(e.reason())),
-    };
+    cache: Option<&MovieCache>,
+) -> Result<Packaged, Box<Response>> {
     let url_path = rel.url_path();
-    if let Some(secret) = &cfg.secret {
-        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if let Err(e) = signed::verify(secret, &url_path, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
-            return Response::error(403, Some(format!("{url_path}: {e}")));
-        }
-    }
-    let (real, file) = match path::open_sidecar(cfg, &rel) {
+    let (real, file) = match path::open_sidecar(cfg, rel) {
         Ok(o) => o,
-        Err(e) => return Response::error(e.status(), Some(e.reason())),
+        Err(e) => return Err(refusal(e.status(), Some(e.reason()))),
     };
     let shown = real.display().to_string();
     let sidecar_meta = file.metadata().ok();
@@ -83,15 +57,15 @@ fn respond_to(
     let lad = match parsed {
         Ok(l) => l,
         // The server's file is wrong: the client is told, as for a broken movie.
-        Err(e) => return Response::error(500, Some(format!("{shown}: {e}"))),
+        Err(e) => return Err(refusal(500, Some(format!("{shown}: {e}")))),
     };
-    let (start, end) = match clip_of(&q) {
+    let (start, end) = match clip_of(q) {
         Ok(c) => c,
-        Err(e) => return Response::error(400, Some(format!("{url_path}: {e}"))),
+        Err(e) => return Err(refusal(400, Some(format!("{url_path}: {e}")))),
     };
     let clip = Clip { start, end };
     let options = Options { target: cfg.segment_seconds };
-    let query = suffix(&q);
+    let query = suffix(q);
     let dir = &rel.components[..rel.components.len().saturating_sub(1)];
     // Rendition `n` (from 1): its path below the sidecar's directory, confined like a movie.
     // Refusals are (status, reason).
@@ -106,7 +80,7 @@ fn respond_to(
             return Err(refuse(415, "a rendition must be an MP4 movie".into()));
         }
         let (movie, package) =
-            packaged(cfg, opened.source, clip, &options, serve).map_err(|e| refuse(e.http_status(), e.to_string()))?;
+            packaged(cfg, opened, clip, &options, cache).map_err(|e| refuse(e.http_status(), e.to_string()))?;
         Ok(Rendition { name: name.clone(), movie, package })
     };
     let (plan, log) = match lreq {
@@ -115,12 +89,12 @@ fn respond_to(
             for n in 1..=lad.renditions.len() {
                 match open(n) {
                     Ok(r) => all.push(r),
-                    Err((status, why)) => return Response::error(status, Some(why)),
+                    Err((status, why)) => return Err(refusal(status, Some(why))),
                 }
             }
             let named: Vec<(&str, &Package)> = all.iter().map(|r| (r.name.as_str(), &*r.package)).collect();
             if let Err(why) = ladder::check_aligned(&named) {
-                return Response::error(409, Some(format!("{shown}: {why}")));
+                return Err(refusal(409, Some(format!("{shown}: {why}"))));
             }
             let packages: Vec<&Package> = all.iter().map(|r| &*r.package).collect();
             let parts = ladder::parts(&packages);
@@ -156,34 +130,22 @@ fn respond_to(
             let log = (!skipped.is_empty()).then(|| format!("{shown}: left out of HLS/DASH: {}", skipped.join("; ")));
             match Plan::new(all[0].movie.src.clone(), vec![Piece::Synth(Arc::new(Bytes(body.into_bytes())))], info) {
                 Ok(p) => (p, log),
-                Err(e) => return Response::error(e.http_status(), Some(format!("{shown}: {e}"))),
+                Err(e) => return Err(refusal(e.http_status(), Some(format!("{shown}: {e}")))),
             }
         }
         LadderRequest::Rendition { n, req: preq } => {
             if n > lad.renditions.len() {
-                return Response::error(404, Some(format!("{shown}: no rendition {n}")));
+                return Err(refusal(404, Some(format!("{shown}: no rendition {n}"))));
             }
             let r = match open(n) {
                 Ok(r) => r,
-                Err((status, why)) => return Response::error(status, Some(why)),
+                Err((status, why)) => return Err(refusal(status, Some(why))),
             };
             match package::answer_with(&r.movie, &r.package, &preq, &query) {
                 Ok(p) => (p, None),
-                Err(e) => return Response::error(e.http_status(), Some(format!("{shown}: {}: {e}", r.name))),
+                Err(e) => return Err(refusal(e.http_status(), Some(format!("{shown}: {}: {e}", r.name)))),
             }
         }
     };
-    let request = Request {
-        start: start.map(Position::Seconds),
-        end: end.map(Position::Seconds),
-        exact: false,
-        force_co64: false,
-    };
-    let mut resp = answer_plan(plan, &request, req);
-    resp.headers.retain(|(n, _)| *n != "X-Content-Duration");
-    resp.headers.push(("Cache-Control", "public, max-age=86400".into()));
-    if log.is_some() {
-        resp.log = log;
-    }
-    resp
+    Ok(Packaged { plan, clip, log })
 }

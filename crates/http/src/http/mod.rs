@@ -252,11 +252,11 @@ fn respond_inner(
         r.headers.push(("Allow", "GET, HEAD".into()));
         return r;
     }
-    if let Some(r) = package::respond(cfg, req, now, cache.is_some()) {
+    if let Some(r) = package::respond(cfg, req, now, cache) {
         return r;
     }
     // A bitrate ladder's presentation (`/title.ladder/master.m3u8`, `…/r2/v1/3.m4s`).
-    if let Some(r) = ladder::respond(cfg, req, now, cache.is_some()) {
+    if let Some(r) = ladder::respond(cfg, req, now, cache) {
         return r;
     }
     // A directory, when listings are on: its own signature check comes before anything is

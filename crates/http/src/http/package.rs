@@ -3,26 +3,20 @@
 //! (`/dir/movie.mp4/master.m3u8`, `…/v1/3.m4s`) is answered here, with the same confinement
 //! and signature rules as the movie itself (the signature covers the movie's path), and
 //! `OPTIONS` preflights are answered when `cors` is on. Everything else is left to the core.
+//! It also holds what the bitrate-ladder hook (`ladder.rs`) shares with it ([`exchange`]:
+//! query, confinement and signature first, then the packaged plan answered with its headers).
 
 use super::path::{self, Target};
 use super::{answer_plan, query, signed, Body, HttpRequest, Response};
 use crate::config::Config;
-use crate::media::Kind;
+use crate::media::{Kind, MovieCache};
 use crate::mp4::Movie;
-use crate::package::cache::PackageCache;
 use crate::package::{self, Clip, Options, Package, PackageRequest};
+use crate::plan::Plan;
 use crate::request::{BareUnit, Position, Request};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// The packages `serve` keeps (movie and segment index per file version and clip).
-static PACKAGES: PackageCache = PackageCache::new(32);
-
-/// `serve`'s segment-index cache: (hits, misses) so far, for its metrics.
-pub fn cache_stats() -> (u64, u64) {
-    PACKAGES.stats()
-}
 
 /// Response headers a player's script may read.
 const EXPOSED: &str = "Content-Length, Content-Range, Content-Type, Accept-Ranges, ETag, Last-Modified";
@@ -52,13 +46,16 @@ pub fn preflight(cfg: &Config, req: &HttpRequest) -> Option<Response> {
 /// Splits the request target into the movie's target and a packaging request.
 pub(crate) fn split(target: &Target) -> Option<(Target, PackageRequest)> {
     let is_mp4 = |name: &str| Kind::of(Path::new(name)) == Some(Kind::Mp4);
+    split_with(target, |p| package::route::split(p, is_mp4))
+}
+
+/// Splits `target` with `at` (text → the part naming the file and what is asked below it),
+/// keeping the target's form: how both hooks find their file (a movie, a ladder sidecar).
+pub(super) fn split_with<R>(target: &Target, at: impl Fn(&str) -> Option<(&str, R)>) -> Option<(Target, R)> {
     match target {
-        Target::Url(p) => package::route::split(p, is_mp4).map(|(m, r)| (Target::Url(m.to_string()), r)),
-        Target::Decoded(p) => package::route::split(p, is_mp4).map(|(m, r)| (Target::Decoded(m.to_string()), r)),
-        Target::Translated(p) => {
-            let text = p.to_str()?;
-            package::route::split(text, is_mp4).map(|(m, r)| (Target::Translated(m.into()), r))
-        }
+        Target::Url(p) => at(p).map(|(m, r)| (Target::Url(m.to_string()), r)),
+        Target::Decoded(p) => at(p).map(|(m, r)| (Target::Decoded(m.to_string()), r)),
+        Target::Translated(p) => at(p.to_str()?).map(|(m, r)| (Target::Translated(m.into()), r)),
     }
 }
 
@@ -85,14 +82,95 @@ pub(super) fn suffix(q: &query::Query) -> String {
 }
 
 /// Answers a packaging request, or `None` when `req` is not one (the core goes on).
-/// `serve` is true in the long-running server: the moov is read, never mapped.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, serve: bool) -> Option<Response> {
-    let (target, preq) = split(&req.target)?;
-    let mut resp = respond_to(cfg, req, &target, &preq, now, serve);
+/// `cache` is the long-running server's movie cache: the movie and its packages are kept in
+/// the movie's entry there (read, never mapped), shared with progressive seeks.
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&MovieCache>) -> Option<Response> {
+    exchange(cfg, req, now, split(&req.target), path::normalize, |q, rel, preq| {
+        let opened = match path::open(cfg, rel) {
+            Ok(o) if o.kind == Kind::Mp4 => o,
+            Ok(o) => return Err(refusal(404, Some(format!("{}: not an MP4 movie", o.real.display())))),
+            Err(e) => return Err(refusal(e.status(), Some(e.reason()))),
+        };
+        answer_movie(cfg, &preq, rel, q, opened, cache)
+    })
+}
+
+/// A packaged answer before it becomes a response: its plan, the clip asked for, and a line
+/// for the error log (tracks left out of a manifest).
+pub(super) struct Packaged {
+    pub plan: Plan,
+    pub clip: Clip,
+    pub log: Option<String>,
+}
+
+/// What both packaging hooks (a movie's HLS/DASH here, a bitrate ladder in `ladder.rs`)
+/// share, around `answer` (which opens what the path names and plans the answer): the query
+/// parsed, the path normalised by `normalize` and its signature checked before anything is
+/// opened; then the plan answered with the packager's headers, and CORS when on. `None`
+/// when `routed` is (the request is not this hook's).
+pub(super) fn exchange<R>(
+    cfg: &Config,
+    req: &HttpRequest,
+    now: SystemTime,
+    routed: Option<(Target, R)>,
+    normalize: fn(&Config, &Target) -> Result<path::RelPath, path::PathError>,
+    answer: impl FnOnce(&query::Query, &path::RelPath, R) -> Result<Packaged, Box<Response>>,
+) -> Option<Response> {
+    let (target, asked) = routed?;
+    let checked = checked(cfg, req, &target, now, normalize);
+    let mut resp = match checked.and_then(|(q, rel)| answer(&q, &rel, asked)) {
+        Ok(p) => reply(p, req),
+        Err(r) => *r,
+    };
     if cfg.cors {
         cors_headers(&mut resp);
     }
     Some(resp)
+}
+
+/// A refusal with `status` and `reason` (boxed: it travels as an error).
+pub(super) fn refusal(status: u16, reason: Option<String>) -> Box<Response> {
+    Box::new(Response::error(status, reason))
+}
+
+/// The query and normalised path of a packaging request whose signature (for the path the
+/// file is named by) holds, or the refusal.
+fn checked(
+    cfg: &Config,
+    req: &HttpRequest,
+    target: &Target,
+    now: SystemTime,
+    normalize: fn(&Config, &Target) -> Result<path::RelPath, path::PathError>,
+) -> Result<(query::Query, path::RelPath), Box<Response>> {
+    let q = query::Query::parse(&req.query).map_err(|e| refusal(400, Some(e.to_string())))?;
+    let rel = normalize(cfg, target).map_err(|e| refusal(e.status(), Some(e.reason())))?;
+    if let Some(secret) = &cfg.secret {
+        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let url_path = rel.url_path();
+        if let Err(e) = signed::verify(secret, &url_path, q.expires.as_deref(), q.sig.as_deref(), now_secs) {
+            return Err(refusal(403, Some(format!("{url_path}: {e}"))));
+        }
+    }
+    Ok((q, rel))
+}
+
+/// The response to a packaged answer: the plan answered as any (ranges, validators, HEAD),
+/// without `X-Content-Duration`, cacheable for a day (a manifest or segment URL names fixed
+/// bytes of one file version).
+fn reply(p: Packaged, req: &HttpRequest) -> Response {
+    let request = Request {
+        start: p.clip.start.map(Position::Seconds),
+        end: p.clip.end.map(Position::Seconds),
+        exact: false,
+        force_co64: false,
+    };
+    let mut resp = answer_plan(p.plan, &request, req);
+    resp.headers.retain(|(n, _)| *n != "X-Content-Duration");
+    resp.headers.push(("Cache-Control", "public, max-age=86400".into()));
+    if p.log.is_some() {
+        resp.log = p.log;
+    }
+    resp
 }
 
 /// `start` and `end` of a packaging query, in seconds.
@@ -107,21 +185,27 @@ pub(super) fn clip_of(q: &query::Query) -> crate::Result<(Option<f64>, Option<f6
     Ok((secs(&q.start)?, secs(&q.end)?))
 }
 
-/// The opened movie and its package for `source` (already confined): from the shared cache
-/// in `serve`; built per request in the CGI, with the whole movie's index kept in
-/// `index_cache`. A fragmented file is seen through sample tables made from its fragments.
+/// The opened movie and its package for `opened` (already confined): from `serve`'s movie
+/// cache, in the movie's entry; built per request in the CGI, with the whole movie's index
+/// kept in `index_cache`. A fragmented file is seen through sample tables made from its
+/// fragments.
 pub(super) fn packaged(
     cfg: &Config,
-    source: crate::media::Source,
+    opened: path::Opened,
     clip: Clip,
     options: &Options,
-    serve: bool,
+    cache: Option<&MovieCache>,
 ) -> crate::Result<(Arc<Movie>, Arc<Package>)> {
-    if serve {
-        // Shared by every viewer of the movie: the segment index is built once.
-        return PACKAGES.get(source, clip, options, cfg.max_moov_bytes);
+    if let Some(cache) = cache {
+        // Shared by every viewer of the movie, progressive or packaged: the movie is opened
+        // once and the segment index built once.
+        let opts = crate::media::Options {
+            max_moov: cfg.max_moov_bytes,
+            ..crate::media::Options::for_kind(Kind::Mp4, &opened.real)
+        };
+        return cache.package(&opened.real, opened.source, clip, options, &opts);
     }
-    let movie = Movie::open(source)?;
+    let movie = Movie::open(opened.source)?;
     movie.check_moov_size(cfg.max_moov_bytes)?;
     let movie = package::fragmented::progressive(movie, cfg.index_cache.as_deref(), cfg.max_moov_bytes)?;
     let pkg = match &cfg.index_cache {
@@ -135,36 +219,6 @@ pub(super) fn packaged(
     Ok((Arc::new(movie), Arc::new(pkg)))
 }
 
-fn respond_to(
-    cfg: &Config,
-    req: &HttpRequest,
-    target: &Target,
-    preq: &PackageRequest,
-    now: SystemTime,
-    serve: bool,
-) -> Response {
-    let q = match query::Query::parse(&req.query) {
-        Ok(q) => q,
-        Err(e) => return Response::error(400, Some(e.to_string())),
-    };
-    let rel = match path::normalize(cfg, target) {
-        Ok(r) => r,
-        Err(e) => return Response::error(e.status(), Some(e.reason())),
-    };
-    if let Some(secret) = &cfg.secret {
-        let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if let Err(e) = signed::verify(secret, &rel.url_path(), q.expires.as_deref(), q.sig.as_deref(), now_secs) {
-            return Response::error(403, Some(format!("{}: {e}", rel.url_path())));
-        }
-    }
-    let opened = match path::open(cfg, &rel) {
-        Ok(o) if o.kind == Kind::Mp4 => o,
-        Ok(o) => return Response::error(404, Some(format!("{}: not an MP4 movie", o.real.display()))),
-        Err(e) => return Response::error(e.status(), Some(e.reason())),
-    };
-    answer_opened(cfg, req, preq, &rel, &q, opened, serve)
-}
-
 /// The packaging answer for an opened movie (a local file, or the stand-in of an object in
 /// storage: `crate::storage`), after the path and signature checks.
 pub(crate) fn answer_opened(
@@ -174,34 +228,33 @@ pub(crate) fn answer_opened(
     rel: &path::RelPath,
     q: &query::Query,
     opened: path::Opened,
-    serve: bool,
+    cache: Option<&MovieCache>,
 ) -> Response {
-    let (start, end) = match clip_of(q) {
-        Ok(c) => c,
-        Err(e) => return Response::error(400, Some(format!("{}: {e}", rel.url_path()))),
-    };
+    match answer_movie(cfg, preq, rel, q, opened, cache) {
+        Ok(p) => reply(p, req),
+        Err(r) => *r,
+    }
+}
+
+/// [`answer_opened`] before it becomes a response.
+fn answer_movie(
+    cfg: &Config,
+    preq: &PackageRequest,
+    rel: &path::RelPath,
+    q: &query::Query,
+    opened: path::Opened,
+    cache: Option<&MovieCache>,
+) -> Result<Packaged, Box<Response>> {
+    let (start, end) = clip_of(q).map_err(|e| refusal(400, Some(format!("{}: {e}", rel.url_path()))))?;
     let real = opened.real.display().to_string();
     let options = Options { target: cfg.segment_seconds };
     let clip = Clip { start, end };
     let query = suffix(q);
     // The answer, and the tracks left out of the manifests (logged with a manifest answer).
-    let planned = packaged(cfg, opened.source, clip, &options, serve)
+    let planned = packaged(cfg, opened, clip, &options, cache)
         .and_then(|(movie, pkg)| Ok((package::answer_with(&movie, &pkg, preq, &query)?, pkg.index.skipped.clone())));
-    let (plan, skipped) = match planned {
-        Ok(p) => p,
-        Err(e) => return Response::error(e.http_status(), Some(format!("{real}: {e}"))),
-    };
-    let request = Request {
-        start: start.map(Position::Seconds),
-        end: end.map(Position::Seconds),
-        exact: false,
-        force_co64: false,
-    };
-    let mut resp = answer_plan(plan, &request, req);
-    resp.headers.retain(|(n, _)| *n != "X-Content-Duration");
-    resp.headers.push(("Cache-Control", "public, max-age=86400".into()));
-    if matches!(preq, PackageRequest::Master | PackageRequest::Mpd) && !skipped.is_empty() {
-        resp.log = Some(format!("{real}: left out of HLS/DASH: {}", skipped.join("; ")));
-    }
-    resp
+    let (plan, skipped) = planned.map_err(|e| refusal(e.http_status(), Some(format!("{real}: {e}"))))?;
+    let log = (matches!(preq, PackageRequest::Master | PackageRequest::Mpd) && !skipped.is_empty())
+        .then(|| format!("{real}: left out of HLS/DASH: {}", skipped.join("; ")));
+    Ok(Packaged { plan, clip, log })
 }

@@ -47,7 +47,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
-/// How many opened MP4 movies `serve` keeps (least recently used dropped first).
+/// How many opened MP4 movies `serve` keeps (least recently used dropped first), for
+/// progressive seeks and HLS/DASH alike (their packages are kept in the movie's entry, at
+/// most `media::PACKAGES_HELD` over all movies).
 const MOVIE_CACHE: usize = 256;
 
 /// How often the movie cache is swept of deleted or replaced files (see

@@ -59,11 +59,10 @@ pub fn answer(role: Role, cfg: &Config, req: &HttpRequest, movies: &MovieCache) 
         },
         _ => {
             let c = movies.stats();
-            let (sh, sm) = crate::http::package::cache_stats();
             let caches = [
                 ("plan", c.plan_hits, c.plan_misses),
                 ("movie", c.movie_hits, c.movie_misses),
-                ("segment_index", sh, sm),
+                ("segment_index", c.segment_index_hits, c.segment_index_misses),
             ];
             text(200, "text/plain; version=0.0.4; charset=utf-8", METRICS.render(&caches))
         }
