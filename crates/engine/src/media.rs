@@ -194,6 +194,11 @@ impl MovieCache {
         self.lock().iter().map(|e| e.packages.len()).sum()
     }
 
+    /// How many movies hold a packager's view (for tests of what is let go).
+    pub fn views_held(&self) -> usize {
+        self.lock().iter().filter(|e| e.packaging.is_some()).count()
+    }
+
     /// [`MovieCache::plan`] for the file at `path` with the default options of its extension.
     pub fn open(&self, path: &Path, req: &Request) -> Result<Plan> {
         let opts = Options::for_path(path)?;
@@ -330,23 +335,23 @@ impl MovieCache {
     }
 
     /// The packager's view of the cached `movie` known as `key`: the one its entry holds, else
-    /// made now (the movie itself, or tables made from a fragmented movie's fragment index)
-    /// and set in the entry, unless a concurrent miss set one first.
+    /// made now (the movie itself, or tables made from a fragmented movie's fragment index).
+    /// The entry takes a made view only with the first package built on it ([`MovieCache::package`]),
+    /// so a clip that fails to package leaves nothing held, and a view made twice by
+    /// concurrent misses is dropped outside the lock.
     fn packaging_view(
         &self,
         key: &MovieKey,
         movie: Arc<crate::mp4::Movie>,
         max_moov: u64,
     ) -> Result<Arc<crate::mp4::Movie>> {
-        let view = if movie.fragmented {
+        if let Some(held) = self.lock().iter().find(|e| &e.key == key).and_then(|e| e.packaging.clone()) {
+            return Ok(held);
+        }
+        Ok(if movie.fragmented {
             Arc::new(crate::package::fragmented::made_tables(&movie, None, max_moov)?)
         } else {
             movie
-        };
-        let mut entries = self.lock();
-        Ok(match entries.iter_mut().find(|e| &e.key == key) {
-            Some(e) => e.packaging.get_or_insert(view).clone(),
-            None => view,
         })
     }
 

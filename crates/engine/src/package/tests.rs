@@ -494,6 +494,19 @@ fn a_fragmented_movie_lets_go_of_its_made_tables_with_its_last_package() {
 }
 
 #[test]
+fn a_clip_that_fails_to_package_leaves_no_made_tables_held() {
+    let cache = crate::media::MovieCache::new(8);
+    let path = corpus("frag.mp4");
+    let opts = crate::media::Options::for_path(&path).unwrap();
+    let bad = Clip { start: Some(1e9), end: None };
+    let r = cache.package(&path, Source::open(&path).unwrap(), bad, &Options { target: 1.0 }, &opts);
+    assert!(r.is_err());
+    assert_eq!((cache.len(), cache.packages(), cache.views_held()), (1, 0, 0));
+    cached(&cache, &path, Clip::default(), 1.0);
+    assert_eq!((cache.packages(), cache.views_held()), (1, 1));
+}
+
+#[test]
 fn a_replaced_movie_is_packaged_afresh_and_a_deleted_one_let_go() {
     let dir = std::env::temp_dir().join(format!("loomiere-package-{}-replaced", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -5,7 +5,7 @@
 //! the media data (`ftyp`, `moov`, `moof`…, never `mdat`'s payload) are fetched once into a
 //! sparse local "shadow" file of the object's length in the persistent index cache
 //! ([`index`]), the engine plans on that file as on any other — a `Source` with the object's
-//! length, Last-Modified and `Version::Tag(ETag)`, so the movie and package caches and the
+//! length, Last-Modified and `Version::Tag(ETag)`, so the movie cache (with its packages) and the
 //! answers' validators know the object, not the file — and the plan's data pieces (ranges of
 //! the object) are fetched from the store by the async sender ([`send`]) and streamed to the
 //! client with back-pressure. No whole object is ever held in memory or on disk. Progressive
