@@ -13,8 +13,8 @@
 //! A target whose path ends in `.m3u8` or `.mpd` is played as HLS or DASH instead (`abr`:
 //! manifest, init segment, segments at playback rate; [`manifest`] reads the manifests).
 //!
-//! Submodules: [`target`] (URLs, loopback rule), [`http`] (the minimal HTTP/1.1 client
-//! protocol), `probe` (duration and seek form per target), [`prefix`] (where the media
+//! Submodules: [`target`] (URLs, loopback rule), [`transport`] (plain TCP or TLS under a
+//! connection, the trusted CAs), [`http`] (the minimal HTTP/1.1 client protocol), `probe` (duration and seek form per target), [`prefix`] (where the media
 //! starts in an answer), [`playback`] (the player clock and stalls), [`watch`] (watch-time
 //! distributions), [`stats`] (counters, histogram, report) and `viewer` (the per-viewer
 //! task).
