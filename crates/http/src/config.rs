@@ -553,6 +553,12 @@ mod tests {
         assert!(c.allows_extension("MP4"));
         assert_eq!(c.log, LogTarget::Stderr);
         assert_eq!(c.server, ServerLimits::default());
+        assert!(c.metrics.enabled);
+        let r = root();
+        let c = Config::parse(&format!("document_root = {r:?}\n[metrics]\nlisten = \"127.0.0.1:9\""), Path::new("t"));
+        assert!(c.unwrap().metrics.enabled, "a [metrics] table without enabled keeps them on");
+        let c = Config::parse(&format!("document_root = {r:?}\n[metrics]\nenabled = false"), Path::new("t"));
+        assert!(!c.unwrap().metrics.enabled);
     }
 
     #[test]
@@ -594,6 +600,7 @@ mod tests {
             format!("document_root = {r:?}\n[server]\nshutdown_grace_secs = 100000"),
             format!("document_root = {r:?}\naccess_log_format = \"xml\""),
             format!("document_root = {r:?}\n[metrics]\nlisten = \"nowhere\""),
+            format!("document_root = {r:?}\n[metrics]\nenabled = false\nlisten = \"127.0.0.1:9\""),
             format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"c.pem\"\nkey = \"/k\""),
             format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\nkey = \"/k\""),
             "document_root = ".into(),
