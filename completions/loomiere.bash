@@ -97,7 +97,7 @@ _loomiere() {
             return 0
             ;;
         loomiere__subcmd__bench)
-            opts="-n -d -h -V --viewers --duration --ramp --seek --start --playback-rate --fast --bitrate --read-ahead --timeout --threads --watch --max-error-rate --variant --seed --json --help --version"
+            opts="-n -d -h -V --viewers --duration --ramp --seek --start --playback-rate --fast --bitrate --read-ahead --timeout --threads --watch --max-error-rate --variant --seed --cacert --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -161,6 +161,21 @@ _loomiere() {
                     ;;
                 --seed)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cacert)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
                     return 0
                     ;;
                 *)

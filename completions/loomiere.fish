@@ -67,6 +67,7 @@ complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l watch -d 'Se
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l max-error-rate -d 'Fail (exit status 1) when more than this percentage of requests fail' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l variant -d 'HLS/DASH targets (URLs ending in .m3u8 or .mpd): play the Nth variant of a multivariant playlist, or the Nth Representation of an MPD (1 = the first)' -r
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l seed -d 'Seed for seek positions and watch times (the same seed draws the same viewers)' -r
+complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l cacert -d 'https:// targets: trust the CA certificates in FILE (PEM), like curl --cacert. Default: the system CA bundle' -r -F
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l playback-rate -d 'Read at the media\'s playback rate, like a player (the default)'
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l fast -d 'Read as fast as the server sends'
 complete -c loomiere -n "__fish_loomiere_using_subcommand bench" -l json -d 'Print the report as JSON'

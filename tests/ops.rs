@@ -151,6 +151,28 @@ fn metrics_on_their_own_listener_are_not_public() {
 }
 
 #[test]
+fn metrics_off_answers_404_and_still_serves() {
+    let (_, config) = setup("ops-metrics-off", "[metrics]\nenabled = false\n");
+    let s = Serve::with_config("ops-metrics-off", &config, 1);
+    let tmp = common::scratch("ops-metrics-off-out");
+    let body = tmp.join("body");
+    let seek = tmp.join("seek.mp4");
+    assert_eq!(curl(&format!("{}/short.mp4?start=3", s.base()), &[], &seek).0, 200);
+    assert_eq!(common::decode_errors(&seek), "");
+    let (c, text) = curl(&format!("{}/metrics", s.base()), &[], &body);
+    assert_eq!(c, 404);
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("metrics are off") && !text.contains("loomiere_"), "{text}");
+    assert_eq!(curl(&format!("{}/healthz", s.base()), &[], &body).0, 200);
+    // Off and a listener of its own contradict each other: refused at start-up, in words.
+    let (_, both) = setup("ops-metrics-off-listen", "[metrics]\nenabled = false\nlisten = \"127.0.0.1:0\"\n");
+    let out = common::run(common::loomiere().arg("serve").arg("--config").arg(&both).args(["-l", "127.0.0.1:0"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("enabled = false"), "{err}");
+}
+
+#[test]
 fn readiness_follows_the_document_root() {
     let (root, config) = setup("ops-ready", "");
     let s = Serve::with_config("ops-ready", &config, 1);
@@ -340,6 +362,57 @@ fn https_serves_seeks_refuses_old_tls_and_reloads_its_certificate() {
 
 /// curl options that wait for a port that is not bound yet.
 const RETRY: &[&str] = &["--retry", "50", "--retry-delay", "1", "--retry-connrefused"];
+
+/// `loomiere bench` over `https://`: trusting the server's CA with `--cacert` it completes
+/// without an error and reports its handshakes; trusting another CA every handshake fails,
+/// counted as TLS errors with the reason, and it exits non-zero.
+#[test]
+fn bench_over_https_trusts_its_cacert_only() {
+    let dir = common::scratch("ops-bench-tls-certs");
+    let (ca, cert, key) = make_certificate(&dir, "a");
+    let (other_ca, _, _) = make_certificate(&dir, "b");
+    let more = format!(
+        "throttle = 0\n[tls]\nlisten = \"127.0.0.1:0\"\ncertificate = {:?}\nkey = {:?}\n",
+        cert.display().to_string(),
+        key.display().to_string()
+    );
+    let (_, config) = setup("ops-bench-tls", &more);
+    let s = Serve::with_config("ops-bench-tls", &config, 2);
+    let url = format!("{}/short.mp4", s.urls[1].trim_end_matches('/'));
+    let bench = |cacert: &Path, extra: &[&str]| {
+        common::run(
+            common::loomiere()
+                .args(["bench", &url, "--viewers", "4", "--duration", "2", "--ramp", "0.5", "--json", "--cacert"])
+                .arg(cacert)
+                .args(extra),
+        )
+    };
+    for mode in [&["--fast"][..], &["--seek", "fixed", "--start", "5", "--watch", "1"][..]] {
+        let out = bench(&ca, mode);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode:?}: {stderr}");
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["errors"]["total"], 0, "{mode:?}: {r}");
+        assert!(r["succeeded"].as_u64().unwrap() >= 4, "{mode:?}: {r}");
+        assert!(r["bytes"].as_u64().unwrap() > 10_000, "{mode:?}: {r}");
+        let handshakes = &r["tls_handshake_ms"];
+        assert!(handshakes["count"].as_u64().unwrap() >= 4, "{mode:?}: {r}");
+        assert!(handshakes["p50"].as_f64().unwrap() > 0.0, "{mode:?}: {r}");
+    }
+    let out = bench(&other_ca, &[]);
+    assert!(!out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["errors"]["tls"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["succeeded"], 0, "{r}");
+    let why = r["tls_error"].as_str().unwrap();
+    assert!(why.contains("not trusted"), "{why}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("every TLS handshake failed") && stderr.contains("not trusted"), "{stderr}");
+    // A CA file that is not PEM is refused before anything is sent.
+    let out = bench(&dir.join("a-ext.cnf"), &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cacert"), "{out:?}");
+}
 
 #[test]
 fn socket_activation_serves_a_seek() {

@@ -25,7 +25,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::io::AsyncWriteExt;
 
 /// The player asks for the next segment when it holds less than this many segments' worth
 /// (of the longest segment) of media.
@@ -152,14 +151,14 @@ async fn get(
         let reused = conn.is_some() && attempt == 1;
         let c = match conn {
             Some(c) => c,
-            None => conn.insert(viewer::connect(shared, target.target.addr).await?),
+            None => conn.insert(viewer::connect(shared, &target.target).await?),
         };
         live.requests.fetch_add(1, Relaxed);
         let outcome = match tokio::time::timeout(shared.timeout, c.stream.write_all(&req)).await {
             Err(_) => return Err(Some(Failure::Timeout)),
             Ok(Err(_)) if reused => HeadOutcome::Stale,
             Ok(Err(_)) => return Err(Some(Failure::Io)),
-            Ok(Ok(())) => viewer::read_head(shared, &c.stream, reused).await?,
+            Ok(Ok(())) => viewer::read_head(shared, &mut c.stream, reused).await?,
         };
         match outcome {
             HeadOutcome::Head { head, extra, first_byte } => break (head, extra, first_byte),
@@ -184,7 +183,7 @@ async fn get(
         return Err(None);
     }
     live.succeeded.fetch_add(1, Relaxed);
-    let Some(c) = conn.as_ref() else { return Err(Some(Failure::Io)) };
+    let Some(c) = conn.as_mut() else { return Err(Some(Failure::Io)) };
     let Some(length) = head.content_length else {
         // Unframed answers are not what a segment server sends; not worth a reader.
         *conn = None;
@@ -215,12 +214,10 @@ async fn get(
     while got < length {
         let max = usize::try_from(length - got).unwrap_or(usize::MAX).min(1 << 20);
         let read = match &mut sink {
-            Sink::Keep(v) => {
-                tokio::time::timeout(shared.timeout, viewer::read_with(&c.stream, max, |b| v.extend_from_slice(b)))
-                    .await
-                    .map(|r| r.map(|(n, ())| n))
-            }
-            Sink::Count(_) => tokio::time::timeout(shared.timeout, viewer::discard(&c.stream, max, &mut copy)).await,
+            Sink::Keep(v) => tokio::time::timeout(shared.timeout, c.stream.read_with(max, |b| v.extend_from_slice(b)))
+                .await
+                .map(|r| r.map(|(n, ())| n)),
+            Sink::Count(_) => tokio::time::timeout(shared.timeout, c.stream.discard(max, &mut copy)).await,
         };
         let n = match read {
             Err(_) => return Err(Some(Failure::Timeout)),
@@ -267,7 +264,7 @@ fn locate(shared: &Shared, target: &Probed, base: &str, uri: &str) -> Result<Str
         return Ok(p);
     }
     match super::Target::parse(uri) {
-        Ok(t) if t.addr == target.target.addr => Ok(t.path),
+        Ok(t) if t.addr == target.target.addr && t.tls == target.target.tls => Ok(t.path),
         _ => {
             shared.live.abr.note(format!("{base}: {uri:?} is not on the bench's target server"));
             Err(Some(Failure::Protocol))
@@ -507,7 +504,7 @@ pub(super) async fn session(
                 // Leaving mid-segment: what already reached this machine unread crossed the
                 // network all the same (received, and wasted), as for progressive viewers.
                 if let Some(c) = conn.as_ref() {
-                    let queued = rustix::io::ioctl_fionread(&c.stream).unwrap_or(0);
+                    let queued = c.stream.queued();
                     acc.total = acc.total.saturating_add(queued);
                     live.bytes.fetch_add(queued, Relaxed);
                 }

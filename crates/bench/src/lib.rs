@@ -13,8 +13,8 @@
 //! A target whose path ends in `.m3u8` or `.mpd` is played as HLS or DASH instead (`abr`:
 //! manifest, init segment, segments at playback rate; [`manifest`] reads the manifests).
 //!
-//! Submodules: [`target`] (URLs, loopback rule), [`http`] (the minimal HTTP/1.1 client
-//! protocol), `probe` (duration and seek form per target), [`prefix`] (where the media
+//! Submodules: [`target`] (URLs, loopback rule), [`transport`] (plain TCP or TLS under a
+//! connection, the trusted CAs), [`http`] (the minimal HTTP/1.1 client protocol), `probe` (duration and seek form per target), [`prefix`] (where the media
 //! starts in an answer), [`playback`] (the player clock and stalls), [`watch`] (watch-time
 //! distributions), [`stats`] (counters, histogram, report) and `viewer` (the per-viewer
 //! task).
@@ -27,6 +27,7 @@ pub mod prefix;
 mod probe;
 pub mod stats;
 pub mod target;
+pub mod transport;
 mod viewer;
 pub mod watch;
 
@@ -90,6 +91,8 @@ pub struct Config {
     pub watch: Watch,
     /// HLS/DASH targets: the variant (HLS) or Representation (DASH) played, 1 = the first.
     pub variant: usize,
+    /// `https://` targets: the CA certificates (PEM) trusted; `None`: the system bundle.
+    pub cacert: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             seed: 0x6c6f_6f6d_6965_7265,
             watch: Watch::All,
             variant: 1,
+            cacert: None,
         }
     }
 }
@@ -135,6 +139,8 @@ pub(crate) struct Shared {
     /// HLS/DASH: the variant played (1 = the first) and the segment lists shared by viewers.
     pub variant: usize,
     pub lists: Arc<abr::Lists>,
+    /// The TLS client, when a target is `https://`.
+    pub tls: Option<transport::Tls>,
 }
 
 /// A validated bench, ready to run; its live counters can be watched from another thread.
@@ -143,6 +149,7 @@ pub struct Bench {
     targets: Vec<Target>,
     live: Arc<Live>,
     nofile: u64,
+    tls: Option<transport::Tls>,
 }
 
 impl Bench {
@@ -190,6 +197,11 @@ impl Bench {
         if config.threads.is_some_and(|t| t == 0 || t > 256) {
             return Err(Error::bad_request("--threads must be 1..=256"));
         }
+        let tls = if targets.iter().any(|t| t.tls) || config.cacert.is_some() {
+            Some(transport::Tls::new(config.cacert.as_deref())?)
+        } else {
+            None
+        };
         let nofile = raise_nofile();
         let needed = u64::from(config.viewers) + SPARE_FDS;
         if needed > nofile {
@@ -198,7 +210,7 @@ impl Bench {
                 config.viewers
             )));
         }
-        Ok(Bench { config, targets, live: Arc::new(Live::default()), nofile })
+        Ok(Bench { config, targets, live: Arc::new(Live::default()), nofile, tls })
     }
 
     /// The live counters (for a progress display).
@@ -243,6 +255,7 @@ impl Bench {
             live: self.live.clone(),
             variant: c.variant,
             lists: Arc::default(),
+            tls: self.tls.clone(),
         };
         // The probe's connections are not part of the measurement.
         let probe = Arc::new(Shared { live: Arc::new(Live::default()), ..shared.clone() });
@@ -324,6 +337,8 @@ impl Bench {
             bytes_per_s: per_s(bytes),
             mbit_per_s: per_s(bytes) * 8.0 / 1e6,
             ttfb_ms: stats::Latency::of(&live.ttfb),
+            tls_handshake_ms: self.targets.iter().any(|t| t.tls).then(|| stats::Latency::of(&live.handshake)),
+            tls_error: live.first_tls_error(),
             stalls: live.stalls.load(Relaxed),
             stall_s: live.stall_micros.load(Relaxed) as f64 / 1e6,
             unpaced: live.unpaced.load(Relaxed),
@@ -335,7 +350,7 @@ impl Bench {
             succeeded: live.succeeded.load(Relaxed),
             error_rate: {
                 let e = live.errors();
-                let tried = live.requests.load(Relaxed) + e.connect;
+                let tried = live.requests.load(Relaxed) + e.connect + e.tls;
                 if tried > 0 {
                     e.total as f64 / tried as f64
                 } else {

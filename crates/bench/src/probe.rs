@@ -8,10 +8,9 @@
 use super::http::Head;
 use super::prefix::{Container, Scanner, Want};
 use super::target::Target;
-use super::viewer::{connect, read_head, read_with, HeadOutcome};
+use super::viewer::{connect, read_head, HeadOutcome};
 use super::{Seek, Shared};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 
 /// Bytes asked per `Range` request while walking an index.
 const WINDOW: usize = 4096;
@@ -127,12 +126,17 @@ pub(crate) async fn probe(shared: &Arc<Shared>, target: Target, seek: Seek) -> (
 /// `HEAD path` on a fresh connection.
 async fn head(shared: &Arc<Shared>, target: &Target, path: &str) -> Result<Head, String> {
     let req = format!("HEAD {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", target.host_header);
-    let mut conn = connect(shared, target.addr).await.map_err(|_| format!("nothing answers at {}", target.addr))?;
+    let mut conn = connect(shared, target).await.map_err(|f| match f {
+        super::stats::Failure::Tls => {
+            format!("no TLS session with {}: {}", target.addr, shared.live.first_tls_error().unwrap_or_default())
+        }
+        _ => format!("nothing answers at {}", target.addr),
+    })?;
     let wrote = tokio::time::timeout(shared.timeout, conn.stream.write_all(req.as_bytes())).await;
     if !matches!(wrote, Ok(Ok(()))) {
         return Err(format!("cannot send a request to {}", target.addr));
     }
-    match read_head(shared, &conn.stream, false).await {
+    match read_head(shared, &mut conn.stream, false).await {
         Ok(HeadOutcome::Head { head, .. }) => Ok(head),
         _ => Err(format!("no valid answer to HEAD {path}")),
     }
@@ -146,9 +150,9 @@ async fn range(shared: &Arc<Shared>, target: &Target, path: &str, from: u64, len
         "GET {path} HTTP/1.1\r\nHost: {}\r\nRange: bytes={from}-{last}\r\nConnection: close\r\n\r\n",
         target.host_header
     );
-    let mut conn = connect(shared, target.addr).await.ok()?;
+    let mut conn = connect(shared, target).await.ok()?;
     tokio::time::timeout(shared.timeout, conn.stream.write_all(req.as_bytes())).await.ok()?.ok()?;
-    let HeadOutcome::Head { head, extra, .. } = read_head(shared, &conn.stream, false).await.ok()? else {
+    let HeadOutcome::Head { head, extra, .. } = read_head(shared, &mut conn.stream, false).await.ok()? else {
         return None;
     };
     if !(head.status == 206 || (head.status == 200 && from == 0)) {
@@ -160,7 +164,7 @@ async fn range(shared: &Arc<Shared>, target: &Target, path: &str, from: u64, len
     while body.len() < want {
         let read = tokio::time::timeout(
             shared.timeout,
-            read_with(&conn.stream, want - body.len(), |b| body.extend_from_slice(b)),
+            conn.stream.read_with(want - body.len(), |b| body.extend_from_slice(b)),
         )
         .await;
         match read {

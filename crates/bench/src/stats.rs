@@ -92,6 +92,8 @@ pub enum Failure {
     Protocol,
     /// A read or write failed (reset, broken pipe…).
     Io,
+    /// The TLS handshake failed (certificate not trusted, protocol refused, timed out).
+    Tls,
 }
 
 /// Counters updated by the viewers while the bench runs.
@@ -129,9 +131,14 @@ pub struct Live {
     pub bytes_wasted: AtomicU64,
     /// Time to first byte, µs.
     pub ttfb: Histogram,
+    /// TLS handshakes that succeeded, µs each (`https://` targets).
+    pub handshake: Histogram,
     /// HLS/DASH viewers' own counters.
     pub abr: super::abr::AbrLive,
+    /// Why the first TLS handshake failed.
+    first_tls_error: Mutex<Option<String>>,
     connect: AtomicU64,
+    tls: AtomicU64,
     timeout: AtomicU64,
     short_body: AtomicU64,
     protocol: AtomicU64,
@@ -160,8 +167,22 @@ impl Live {
             Failure::ShortBody => &self.short_body,
             Failure::Protocol => &self.protocol,
             Failure::Io => &self.io,
+            Failure::Tls => &self.tls,
         };
         c.fetch_add(1, Relaxed);
+    }
+
+    /// Keeps why a TLS handshake failed, when it is the first (the failure itself is
+    /// counted by [`Live::fail`]).
+    pub fn tls_failed(&self, why: String) {
+        if let Ok(mut first) = self.first_tls_error.lock() {
+            first.get_or_insert(why);
+        }
+    }
+
+    /// Why the first TLS handshake failed.
+    pub fn first_tls_error(&self) -> Option<String> {
+        self.first_tls_error.lock().ok().and_then(|f| f.clone())
     }
 
     /// Counts a response with an unexpected status code.
@@ -191,10 +212,11 @@ impl Live {
             short_body: self.short_body.load(Relaxed),
             protocol: self.protocol.load(Relaxed),
             io: self.io.load(Relaxed),
+            tls: self.tls.load(Relaxed),
             status,
             total: 0,
         };
-        e.total = e.connect + e.timeout + e.short_body + e.protocol + e.io + e.status.values().sum::<u64>();
+        e.total = e.connect + e.timeout + e.short_body + e.protocol + e.io + e.tls + e.status.values().sum::<u64>();
         e
     }
 
@@ -220,6 +242,8 @@ pub struct Errors {
     pub short_body: u64,
     pub protocol: u64,
     pub io: u64,
+    /// TLS handshakes that failed.
+    pub tls: u64,
     /// Responses with a status other than 200/206, by code.
     pub status: BTreeMap<u16, u64>,
     pub total: u64,
@@ -285,6 +309,13 @@ pub struct Report {
     pub bytes_per_s: f64,
     pub mbit_per_s: f64,
     pub ttfb_ms: Latency,
+    /// TLS handshakes (`https://` targets; also inside the time to first byte of the request
+    /// that opened the connection).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_ms: Option<Latency>,
+    /// Why the first TLS handshake failed, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_error: Option<String>,
     /// Times a viewer's buffer ran dry.
     pub stalls: u64,
     /// Total playback time lost to stalls, seconds.

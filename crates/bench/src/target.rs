@@ -1,4 +1,4 @@
-//! Bench targets: parsing `http://host[:port]/path?query` URLs and the loopback-only rule.
+//! Bench targets: parsing `http[s]://host[:port]/path?query` URLs and the loopback-only rule.
 //! Only 127.0.0.0/8, `::1` and the name `localhost` are accepted; any other host is refused
 //! before anything is resolved or connected, because this load generator must never be
 //! pointed at someone else's machine.
@@ -17,15 +17,22 @@ pub struct Target {
     pub host_header: String,
     /// Path and query, without any fragment; starts with `/`.
     pub path: String,
+    /// `https://`: the connection is TLS.
+    pub tls: bool,
+    /// The host as the TLS server name (an IP address or `localhost`, no brackets or port).
+    pub server_name: String,
 }
 
 impl Target {
-    /// Parses an `http://` URL and checks that its host is a loopback address.
+    /// Parses an `http://` or `https://` URL and checks that its host is a loopback address.
     pub fn parse(url: &str) -> Result<Target> {
         let bad = |why: &str| Error::bad_request(format!("{url}: {why}"));
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
-            Some((scheme, _)) => return Err(bad(&format!("scheme {scheme:?} is not supported (only http://)"))),
+        let (rest, tls) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (rest, false),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (rest, true),
+            Some((scheme, _)) => {
+                return Err(bad(&format!("scheme {scheme:?} is not supported (only http:// and https://)")))
+            }
             None => return Err(bad("not a URL (expected http://127.0.0.1:PORT/path)")),
         };
         let rest = rest.split('#').next().unwrap_or("");
@@ -40,13 +47,21 @@ impl Target {
         if authority.contains('@') {
             return Err(bad("user information in URLs is not supported"));
         }
-        let (host, port) = split_host_port(authority).ok_or_else(|| bad("cannot read host and port"))?;
+        let (host, port) =
+            split_host_port(authority, if tls { 443 } else { 80 }).ok_or_else(|| bad("cannot read host and port"))?;
         let ip = loopback_ip(host).ok_or_else(|| {
             Error::bad_request(format!(
                 "{url}: refusing non-loopback target {host:?}: bench only loads 127.0.0.0/8, ::1 or localhost"
             ))
         })?;
-        Ok(Target { url: url.to_string(), addr: SocketAddr::new(ip, port), host_header: authority.to_string(), path })
+        Ok(Target {
+            url: url.to_string(),
+            addr: SocketAddr::new(ip, port),
+            host_header: authority.to_string(),
+            path,
+            tls,
+            server_name: host.to_ascii_lowercase(),
+        })
     }
 
     /// The request target with its `start` parameter set to `start` (any `start` already
@@ -73,8 +88,8 @@ impl Target {
     }
 }
 
-/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to 80.
-fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+/// Splits `host`, `host:port`, `[v6]` or `[v6]:port`; the port defaults to `default_port`.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(&str, u16)> {
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']')?;
         match after {
@@ -88,7 +103,7 @@ fn split_host_port(authority: &str) -> Option<(&str, u16)> {
         }
     };
     let port = match port {
-        None => 80,
+        None => default_port,
         Some(p) => p.parse().ok().filter(|&p| p != 0)?,
     };
     (!host.is_empty()).then_some((host, port))
@@ -133,6 +148,11 @@ mod tests {
         assert_eq!(t.addr.port(), 80);
         assert_eq!(t.path, "/");
         assert!(Target::parse("http://127.200.3.4:1/").is_ok());
+        let t = Target::parse("https://[::1]/v.mp4").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.addr, "[::1]:443".parse().unwrap());
+        assert_eq!(t.server_name, "::1");
+        assert!(!Target::parse("http://localhost/").unwrap().tls);
         assert_eq!(Target::parse("http://127.0.0.1:5?q").unwrap().path, "/?q");
     }
 
@@ -146,7 +166,8 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://0.0.0.0:80/",
             "http://[::]:80/",
-            "https://127.0.0.1/",
+            "ftp://127.0.0.1/",
+            "https://10.0.0.1/",
             "127.0.0.1:80/x",
             "http://user@127.0.0.1/",
             "http://127.0.0.1:0/",

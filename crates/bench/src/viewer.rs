@@ -10,17 +10,13 @@ use super::http::{self, HeadScanner};
 use super::playback::Playback;
 use super::prefix::{Scanner, Want};
 use super::stats::Failure;
+use super::target::Target;
+use super::transport::{Stream, DISCARD_MAX, READ_BUF};
 use super::{Pace, Seek, Shared};
-use std::cell::RefCell;
-use std::io;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Bytes pulled from a socket per read; one such buffer per runtime thread.
-const READ_BUF: usize = 64 * 1024;
 
 /// Seconds of media a player holds before it starts playing (at most the read-ahead).
 const STARTUP: f64 = 0.5;
@@ -28,73 +24,9 @@ const STARTUP: f64 = 0.5;
 /// Pause after a failed request, so a dead server is not hammered in a tight loop.
 const BACKOFF: Duration = Duration::from_millis(100);
 
-/// The most body bytes one read may drop when reading as fast as possible.
-const DISCARD_MAX: usize = 1 << 20;
-
-thread_local! {
-    static BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_BUF].into_boxed_slice());
-    /// The length handed to a discarding `recv`. The kernel writes nothing into it, so its
-    /// zeroed pages are never touched and cost no memory.
-    static DISCARD: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; DISCARD_MAX].into_boxed_slice());
-}
-
-/// Waits until `stream` has data and drops at most `max` bytes of it without copying them
-/// (`MSG_TRUNC`); falls back to reading into the thread's buffer where the kernel refuses
-/// the flag. Returns 0 at end of stream.
-pub(super) async fn discard(stream: &TcpStream, max: usize, copy: &mut bool) -> io::Result<usize> {
-    while !*copy {
-        stream.readable().await?;
-        let got = DISCARD.with(|b| {
-            let mut b = b.borrow_mut();
-            let take = max.clamp(1, b.len());
-            let flags = rustix::net::RecvFlags::TRUNC | rustix::net::RecvFlags::DONTWAIT;
-            stream.try_io(tokio::io::Interest::READABLE, || {
-                rustix::net::recv(stream, &mut b[..take], flags).map(|(_, n)| n.min(take)).map_err(io::Error::from)
-            })
-        });
-        match got {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e)
-                if [rustix::io::Errno::INVAL, rustix::io::Errno::OPNOTSUPP]
-                    .iter()
-                    .any(|no| e.raw_os_error() == Some(no.raw_os_error())) =>
-            {
-                *copy = true;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    read_with(stream, max.min(READ_BUF), |_| ()).await.map(|(n, ())| n)
-}
-
-/// Waits until `stream` has data and reads at most `max` bytes into the thread's buffer,
-/// handing them to `f`. Returns 0 at end of stream.
-pub(super) async fn read_with<R>(
-    stream: &TcpStream,
-    max: usize,
-    mut f: impl FnMut(&[u8]) -> R,
-) -> io::Result<(usize, R)> {
-    loop {
-        stream.readable().await?;
-        let got = BUF.with(|b| {
-            let mut b = b.borrow_mut();
-            let take = max.clamp(1, b.len());
-            match stream.try_read(&mut b[..take]) {
-                Ok(n) => Ok(Some((n, f(&b[..n])))),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                Err(e) => Err(e),
-            }
-        })?;
-        if let Some(done) = got {
-            return Ok(done);
-        }
-    }
-}
-
 /// A connection; counted in the live "active streams" while it exists.
 pub(super) struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     shared: Arc<Shared>,
 }
 
@@ -171,7 +103,7 @@ pub async fn run(id: u32, shared: Arc<Shared>) {
         let begins = seek.as_ref().map_or(0.0, |s| s.1);
         let plan = SessionPlan { expected: target.duration.map(|d| (d - begins).max(0.0)).filter(|&d| d > 0.0), watch };
         let req = http::request(&path, &target.target.host_header);
-        match exchange(&shared, &mut conn, target.target.addr, &req, &plan).await {
+        match exchange(&shared, &mut conn, &target.target, &req, &plan).await {
             Ok(()) => {}
             Err(kind) => {
                 if let Some(k) = kind {
@@ -184,16 +116,37 @@ pub async fn run(id: u32, shared: Arc<Shared>) {
     }
 }
 
-/// Connects to `addr` within the timeout.
-pub(super) async fn connect(shared: &Arc<Shared>, addr: std::net::SocketAddr) -> Result<Conn, Failure> {
-    match tokio::time::timeout(shared.timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            shared.live.opened();
-            Ok(Conn { stream, shared: shared.clone() })
+/// Connects to `target` within the timeout, and for `https://` makes the TLS handshake
+/// within another (its time is recorded; a failure is counted as a TLS error, the first one's
+/// reason kept for the report).
+pub(super) async fn connect(shared: &Arc<Shared>, target: &Target) -> Result<Conn, Failure> {
+    let tcp = match tokio::time::timeout(shared.timeout, TcpStream::connect(target.addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        _ => return Err(Failure::Connect),
+    };
+    let _ = tcp.set_nodelay(true);
+    let stream = if target.tls {
+        let Some(tls) = shared.tls.as_ref() else { return Err(Failure::Tls) };
+        let began = Instant::now();
+        match tokio::time::timeout(shared.timeout, tls.handshake(&target.server_name, tcp)).await {
+            Ok(Ok(s)) => {
+                shared.live.handshake.record(u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX));
+                s
+            }
+            Ok(Err(why)) => {
+                shared.live.tls_failed(why);
+                return Err(Failure::Tls);
+            }
+            Err(_) => {
+                shared.live.tls_failed("TLS handshake timed out (--timeout)".into());
+                return Err(Failure::Tls);
+            }
         }
-        _ => Err(Failure::Connect),
-    }
+    } else {
+        Stream::Plain(tcp)
+    };
+    shared.live.opened();
+    Ok(Conn { stream, shared: shared.clone() })
 }
 
 /// What happened while waiting for a response head.
@@ -206,7 +159,7 @@ pub(super) enum HeadOutcome {
 }
 
 /// Reads a response head within the timeout.
-pub(super) async fn read_head(shared: &Shared, stream: &TcpStream, reused: bool) -> Result<HeadOutcome, Failure> {
+pub(super) async fn read_head(shared: &Shared, stream: &mut Stream, reused: bool) -> Result<HeadOutcome, Failure> {
     let mut scanner = HeadScanner::default();
     let mut first_byte = None;
     let mut extra = Vec::new();
@@ -214,7 +167,7 @@ pub(super) async fn read_head(shared: &Shared, stream: &TcpStream, reused: bool)
     loop {
         let read = tokio::time::timeout_at(
             deadline,
-            read_with(stream, READ_BUF, |chunk| {
+            stream.read_with(READ_BUF, |chunk| {
                 let fed = scanner.feed(chunk);
                 if let Ok(Some(used)) = fed {
                     extra = chunk[used..].to_vec();
@@ -263,7 +216,7 @@ enum Outcome {
 async fn exchange(
     shared: &Arc<Shared>,
     conn: &mut Option<Conn>,
-    addr: std::net::SocketAddr,
+    target: &Target,
     req: &[u8],
     plan: &SessionPlan,
 ) -> Result<(), Option<Failure>> {
@@ -274,7 +227,7 @@ async fn exchange(
         let reused = conn.is_some() && attempt == 1;
         let c = match conn {
             Some(c) => c,
-            None => conn.insert(connect(shared, addr).await?),
+            None => conn.insert(connect(shared, target).await?),
         };
         shared.live.requests.fetch_add(1, Relaxed);
         let wrote = tokio::time::timeout(shared.timeout, c.stream.write_all(req)).await;
@@ -282,7 +235,7 @@ async fn exchange(
             Err(_) => return Err(Some(Failure::Timeout)),
             Ok(Err(_)) if reused => HeadOutcome::Stale,
             Ok(Err(_)) => return Err(Some(Failure::Io)),
-            Ok(Ok(())) => read_head(shared, &c.stream, reused).await?,
+            Ok(Ok(())) => read_head(shared, &mut c.stream, reused).await?,
         };
         match outcome {
             HeadOutcome::Head { head, extra, first_byte } => break (head, extra, first_byte),
@@ -301,9 +254,9 @@ async fn exchange(
         return Err(None);
     }
     shared.live.succeeded.fetch_add(1, Relaxed);
-    let Some(c) = conn.as_ref() else { return Err(Some(Failure::Io)) };
+    let Some(c) = conn.as_mut() else { return Err(Some(Failure::Io)) };
     let keep = head.keep_alive;
-    let outcome = read_body(shared, &c.stream, &head, &extra, plan).await?;
+    let outcome = read_body(shared, &mut c.stream, &head, &extra, plan).await?;
     if !keep || outcome != Outcome::Finished {
         *conn = None;
     }
@@ -417,7 +370,7 @@ impl Session<'_> {
 /// stalls; a viewer with a watch time leaves when its player gets there.
 async fn read_body(
     shared: &Shared,
-    stream: &TcpStream,
+    stream: &mut Stream,
     head: &http::Head,
     extra: &[u8],
     plan: &SessionPlan,
@@ -478,7 +431,7 @@ async fn read_body(
                     s.reading = false;
                     // What already reached this machine but was never read crossed the
                     // network all the same: it is received, and wasted.
-                    let queued = rustix::io::ioctl_fionread(stream).unwrap_or(0);
+                    let queued = stream.queued();
                     let queued = s.remaining.map_or(queued, |r| queued.min(r));
                     s.total = s.total.saturating_add(queued);
                     live.bytes.fetch_add(queued, Relaxed);
@@ -504,19 +457,19 @@ async fn read_body(
         let read = match s.scanner.want() {
             Want::Copy(k) => {
                 let scanner = &mut s.scanner;
-                tokio::time::timeout(shared.timeout, read_with(stream, k.min(max), |b| scanner.copied(b)))
+                tokio::time::timeout(shared.timeout, stream.read_with(k.min(max), |b| scanner.copied(b)))
                     .await
                     .map(|r| r.map(|(n, ())| n))
             }
             Want::Skip(k) => {
                 let k = usize::try_from(k).unwrap_or(usize::MAX).min(max);
-                let got = tokio::time::timeout(shared.timeout, discard(stream, k, &mut copy)).await;
+                let got = tokio::time::timeout(shared.timeout, stream.discard(k, &mut copy)).await;
                 if let Ok(Ok(n)) = got {
                     s.scanner.skipped(n as u64);
                 }
                 got
             }
-            Want::Done => tokio::time::timeout(shared.timeout, discard(stream, max, &mut copy)).await,
+            Want::Done => tokio::time::timeout(shared.timeout, stream.discard(max, &mut copy)).await,
         };
         let n = match read {
             Err(_) => {

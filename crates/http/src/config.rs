@@ -31,6 +31,7 @@
 //! header_timeout_secs = 10
 //! shutdown_grace_secs = 5               # SIGTERM: how long running answers may go on
 //! [metrics]                             # `serve`: Prometheus /metrics
+//! enabled = true                        # false: no counting at all, /metrics is 404 (start-up only)
 //! listen = "127.0.0.1:9100"             # own listener (start-up only); unset: on the public one
 //! [tls]                                 # `serve`: an HTTPS listener beside the HTTP one
 //! listen = "0.0.0.0:8443"               # start-up only
@@ -126,13 +127,27 @@ pub enum AccessLogFormat {
     Json,
 }
 
-/// `[metrics]`: where `serve` exposes its Prometheus metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+/// `[metrics]`: whether `serve` counts, and where it exposes its Prometheus metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
+    /// `false`: the request path does no metrics work at all and `/metrics` answers 404
+    /// (read at start-up; a reload does not change it).
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// A separate listener for `/metrics` (read at start-up); when set, the public
     /// listener does not serve `/metrics`.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, listen: None }
+    }
 }
 
 /// `[tls]`: an HTTPS listener of `serve` beside the HTTP one.
@@ -424,6 +439,9 @@ impl Config {
                 return Err(invalid("tls: certificate and key must be absolute paths".into()));
             }
         }
+        if raw.metrics.as_ref().is_some_and(|m| !m.enabled && m.listen.is_some()) {
+            return Err(invalid("[metrics] listen is set but enabled = false: drop one of them".into()));
+        }
         Ok(Config {
             document_root,
             extensions,
@@ -535,6 +553,12 @@ mod tests {
         assert!(c.allows_extension("MP4"));
         assert_eq!(c.log, LogTarget::Stderr);
         assert_eq!(c.server, ServerLimits::default());
+        assert!(c.metrics.enabled);
+        let r = root();
+        let c = Config::parse(&format!("document_root = {r:?}\n[metrics]\nlisten = \"127.0.0.1:9\""), Path::new("t"));
+        assert!(c.unwrap().metrics.enabled, "a [metrics] table without enabled keeps them on");
+        let c = Config::parse(&format!("document_root = {r:?}\n[metrics]\nenabled = false"), Path::new("t"));
+        assert!(!c.unwrap().metrics.enabled);
     }
 
     #[test]
@@ -576,6 +600,7 @@ mod tests {
             format!("document_root = {r:?}\n[server]\nshutdown_grace_secs = 100000"),
             format!("document_root = {r:?}\naccess_log_format = \"xml\""),
             format!("document_root = {r:?}\n[metrics]\nlisten = \"nowhere\""),
+            format!("document_root = {r:?}\n[metrics]\nenabled = false\nlisten = \"127.0.0.1:9\""),
             format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\ncertificate = \"c.pem\"\nkey = \"/k\""),
             format!("document_root = {r:?}\n[tls]\nlisten = \"127.0.0.1:1\"\nkey = \"/k\""),
             "document_root = ".into(),

@@ -7,8 +7,23 @@
 //! when rendering. The CGI, a process per request, keeps none (see docs/operations.md).
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Whether `serve` counts at all (`[metrics] enabled`, set once at start-up): when off, the
+/// request path touches no counter, gauge or histogram and `/metrics` answers 404.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns counting on or off for the process (`serve`'s start-up).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// True when `serve` counts (the default).
+#[inline]
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// What a request asked for, for `loomiere_requests_total{kind}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,7 +22,8 @@ pub enum SeekMode {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// URLs to load (loopback only: 127.0.0.0/8, [::1], localhost); viewers take turns.
+    /// URLs to load, http:// or https:// (loopback only: 127.0.0.0/8, [::1], localhost);
+    /// viewers take turns.
     #[arg(required = true)]
     pub urls: Vec<String>,
     /// Simulated viewers (concurrent streams).
@@ -73,6 +74,10 @@ pub struct Args {
     /// Seed for seek positions and watch times (the same seed draws the same viewers).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// https:// targets: trust the CA certificates in FILE (PEM), like curl --cacert.
+    /// Default: the system CA bundle.
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub cacert: Option<std::path::PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -101,6 +106,7 @@ pub fn run(a: Args) -> Result<()> {
         watch: Watch::parse(&a.watch)?,
         seed: a.seed.unwrap_or(Config::default().seed),
         variant: a.variant,
+        cacert: a.cacert,
     };
     if !(a.max_error_rate.is_finite() && (0.0..=100.0).contains(&a.max_error_rate)) {
         anyhow::bail!("--max-error-rate must be a percentage between 0 and 100");
@@ -126,7 +132,13 @@ pub fn run(a: Args) -> Result<()> {
 fn verdict(r: &Report, max_error_rate: f64) -> Result<()> {
     let e = &r.errors;
     if r.succeeded == 0 {
-        let why = if e.connect > 0 && e.connect == e.total {
+        let why = if e.tls > 0 && e.tls == e.total {
+            format!(
+                "every TLS handshake failed ({} tries): {}",
+                e.tls,
+                r.tls_error.as_deref().unwrap_or("no reason given")
+            )
+        } else if e.connect > 0 && e.connect == e.total {
             format!("every connection was refused or timed out ({} tries); is the server running?", e.connect)
         } else if e.total > 0 {
             format!("all {} requests failed (see the errors above)", e.total)
@@ -138,8 +150,9 @@ fn verdict(r: &Report, max_error_rate: f64) -> Result<()> {
     let pct = r.error_rate * 100.0;
     if pct > max_error_rate {
         anyhow::bail!(
-            "{pct:.1} % of requests failed, more than --max-error-rate {max_error_rate} % ({} errors)",
-            e.total
+            "{pct:.1} % of requests failed, more than --max-error-rate {max_error_rate} % ({} errors){}",
+            e.total,
+            r.tls_error.as_ref().map(|why| format!("; first TLS error: {why}")).unwrap_or_default()
         );
     }
     Ok(())
@@ -195,6 +208,12 @@ fn table(r: &Report) -> Table {
     row("throughput", format!("{:.1} Mbit/s ({} bytes)", r.mbit_per_s, r.bytes));
     let l = &r.ttfb_ms;
     row("TTFB p50 / p90 / p99 / max", format!("{:.2} / {:.2} / {:.2} / {:.2} ms", l.p50, l.p90, l.p99, l.max));
+    if let Some(h) = &r.tls_handshake_ms {
+        row(
+            "TLS handshake p50 / p90 / p99 / max",
+            format!("{:.2} / {:.2} / {:.2} / {:.2} ms ({})", h.p50, h.p90, h.p99, h.max, h.count),
+        );
+    }
     row("stalls", format!("{} ({:.2} s waiting)", r.stalls, r.stall_s));
     if let Some(a) = &r.abr {
         let lat = |l: &loomiere::bench::Latency| format!("{:.2} / {:.2} / {:.2} ms ({})", l.p50, l.p90, l.p99, l.count);
@@ -222,14 +241,17 @@ fn table(r: &Report) -> Table {
     }
     let e = &r.errors;
     let mut errs = format!(
-        "{} (connect {}, timeout {}, short body {}, protocol {}, io {}",
-        e.total, e.connect, e.timeout, e.short_body, e.protocol, e.io
+        "{} (connect {}, tls {}, timeout {}, short body {}, protocol {}, io {}",
+        e.total, e.connect, e.tls, e.timeout, e.short_body, e.protocol, e.io
     );
     for (code, n) in &e.status {
         errs.push_str(&format!(", HTTP {code}: {n}"));
     }
     errs.push(')');
     row("errors", errs);
+    if let Some(why) = &r.tls_error {
+        row("first TLS error", why.clone());
+    }
     row("error rate", format!("{:.2} % ({} answers succeeded)", r.error_rate * 100.0, r.succeeded));
     row("peak streams held", r.peak_streams.to_string());
     row("open-file limit", r.nofile_limit.to_string());

@@ -4,7 +4,8 @@
 //! holds. Bytes after a head stay buffered for the next request, so pipelined requests are
 //! answered in order. While a body streams the connection holds no buffer of its own.
 //! Operator paths (`/healthz`, `/readyz`, `/metrics`) are answered by [`super::ops`]; every
-//! answer is counted in [`crate::metrics::METRICS`].
+//! answer is counted in [`crate::metrics::METRICS`] unless metrics are off
+//! ([`crate::metrics::enabled`]), when none of that work is done.
 
 use super::access_log::{self, sanitise, Entry};
 use super::idle::Idle;
@@ -14,7 +15,7 @@ use super::{send, Shared};
 use crate::config::{AccessLogFormat, Config, LogTarget, ServerLimits};
 use crate::http::exchange::{self, HeadFailure, HeadState};
 use crate::http::{self, wire, Body, Response};
-use crate::metrics::{ErrorKind, RequestKind, METRICS};
+use crate::metrics::{enabled as counting, ErrorKind, RequestKind, METRICS};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -149,7 +150,8 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
         {
             let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
                 .await;
-            let kind = RequestKind::of_path(&url_path_of(&parsed.request));
+            let kind =
+                if counting() { RequestKind::of_path(&url_path_of(&parsed.request)) } else { RequestKind::Other };
             ((a.response, kind), a.remote)
         } else {
             (answer(cfg.clone(), parsed.request.clone(), shared.movies.clone(), role).await, None)
@@ -173,12 +175,14 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
         let ok = write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut out).await;
         drop(listed);
         let first_byte = out.first_byte.map(|t| t.saturating_duration_since(began));
-        METRICS.request(kind, resp.status);
-        if let Some(d) = first_byte {
-            METRICS.first_byte.observe(d);
-        }
-        if !ok && out.cut_short.is_none() {
-            METRICS.error(ErrorKind::ClientGone);
+        if counting() {
+            METRICS.request(kind, resp.status);
+            if let Some(d) = first_byte {
+                METRICS.first_byte.observe(d);
+            }
+            if !ok && out.cut_short.is_none() {
+                METRICS.error(ErrorKind::ClientGone);
+            }
         }
         let (bytes, cut_short) = (out.bytes, out.cut_short);
         shared.log.write(
@@ -201,7 +205,9 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
         );
         exchange::log_answer(&cfg, &resp, &parsed.request.method);
         if let Some(e) = &cut_short {
-            METRICS.error(ErrorKind::CutShort);
+            if counting() {
+                METRICS.error(ErrorKind::CutShort);
+            }
             exchange::log_cut_short(&cfg, resp.status, &request_line, bytes, e);
         }
         if !ok {
@@ -234,11 +240,11 @@ async fn answer(
         let r = done.ok().flatten().unwrap_or_else(|| Response::error(500, Some("operator path failed".into())));
         return (r, RequestKind::Other);
     }
-    let kind = RequestKind::of_path(&url_path);
+    let kind = if counting() { RequestKind::of_path(&url_path) } else { RequestKind::Other };
     let planned = tokio::task::spawn_blocking(move || {
-        let began = Instant::now();
+        let began = counting().then(Instant::now);
         let r = http::respond_cached(&cfg, &req, &movies);
-        if matches!(r.body, Body::Plan { .. }) {
+        if let (Some(began), Body::Plan { .. }) = (began, &r.body) {
             METRICS.plan_time.observe(began.elapsed());
         }
         r
@@ -271,12 +277,16 @@ struct Streaming {
 }
 
 impl Streaming {
-    fn new(paced: bool) -> Streaming {
+    /// `None` when metrics are off.
+    fn new(paced: bool) -> Option<Streaming> {
+        if !counting() {
+            return None;
+        }
         METRICS.streams_active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if paced {
             METRICS.streams_paced.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        Streaming { paced }
+        Some(Streaming { paced })
     }
 }
 
@@ -308,7 +318,9 @@ async fn write_response(
             let ok = send::write_all(stream, head.as_bytes()).await.is_ok();
             if ok {
                 out.first_byte = Some(Instant::now());
-                METRICS.sent_bytes.fetch_add(head_len, Relaxed);
+                if counting() {
+                    METRICS.sent_bytes.fetch_add(head_len, Relaxed);
+                }
             }
             ok
         }
@@ -319,7 +331,9 @@ async fn write_response(
             if ok {
                 out.first_byte = Some(Instant::now());
                 out.bytes = t.len() as u64;
-                METRICS.sent_bytes.fetch_add(all.len() as u64, Relaxed);
+                if counting() {
+                    METRICS.sent_bytes.fetch_add(all.len() as u64, Relaxed);
+                }
             }
             ok
         }
@@ -331,8 +345,10 @@ async fn write_response(
             let pacer = cfg.and_then(|c| crate::throttle::pacer_for(c, plan, range));
             let streaming = Streaming::new(pacer.is_some());
             let sent = stream.send_plan(plan, range.clone(), pacer.as_ref(), &mut out.bytes).await;
-            drop(streaming);
-            METRICS.sent_bytes.fetch_add(head_len.saturating_add(out.bytes), Relaxed);
+            if streaming.is_some() {
+                drop(streaming);
+                METRICS.sent_bytes.fetch_add(head_len.saturating_add(out.bytes), Relaxed);
+            }
             match sent {
                 Ok(()) => true,
                 Err(e) => {
@@ -412,7 +428,9 @@ async fn refuse(stream: &mut Stream, shared: &Shared, peer: SocketAddr, status: 
     let mut out = Outcome::default();
     let _ = write_response(stream, &resp, false, false, None, &mut out).await;
     linger(stream).await;
-    METRICS.request(RequestKind::Other, status);
+    if counting() {
+        METRICS.request(RequestKind::Other, status);
+    }
     let cfg = shared.config.get();
     shared.log.write(&cfg.log, cfg.access_log_format, &Entry::bare(peer, SystemTime::now(), "-", status, out.bytes));
 }

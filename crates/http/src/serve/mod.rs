@@ -110,7 +110,9 @@ struct Slot(Arc<Shared>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::Relaxed);
-        crate::metrics::METRICS.connections_open.fetch_sub(1, Ordering::Relaxed);
+        if crate::metrics::enabled() {
+            crate::metrics::METRICS.connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
         self.0.freed.notify_one();
     }
 }
@@ -159,6 +161,7 @@ impl Server {
                 "not starting: [storage] needs loomiere built with the `storage` feature".into(),
             ));
         }
+        crate::metrics::set_enabled(cfg.metrics.enabled);
         let tls = match &cfg.tls {
             Some(t) => Some(tls::Tls::new(t).map_err(|e| Error::Config(format!("not starting: {e}")))?),
             None => None,
@@ -323,7 +326,9 @@ async fn open_stream(tcp: tokio::net::TcpStream, tls: bool, shared: &Shared) -> 
         Ok(Ok(s)) => Some(transport::Stream::Tls(Box::new(s))),
         // A failed or slow handshake (an old protocol, a scanner): no HTTP to answer it with.
         _ => {
-            crate::metrics::METRICS.error(crate::metrics::ErrorKind::TlsHandshake);
+            if crate::metrics::enabled() {
+                crate::metrics::METRICS.error(crate::metrics::ErrorKind::TlsHandshake);
+            }
             None
         }
     }
@@ -364,8 +369,10 @@ async fn serve(listeners: Listeners, shared: Arc<Shared>, signals: Signals) -> R
             let max = shared.config.get().server.max_connections;
             if shared.active.load(Ordering::Relaxed) < max {
                 shared.active.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::METRICS.connections_open.fetch_add(1, Ordering::Relaxed);
-                crate::metrics::METRICS.connections_total.fetch_add(1, Ordering::Relaxed);
+                if crate::metrics::enabled() {
+                    crate::metrics::METRICS.connections_open.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::METRICS.connections_total.fetch_add(1, Ordering::Relaxed);
+                }
                 let slot = Slot(shared.clone());
                 let sh = shared.clone();
                 tokio::spawn(async move {
@@ -445,7 +452,9 @@ async fn serve(listeners: Listeners, shared: Arc<Shared>, signals: Signals) -> R
     for what in &cut {
         cfg.log(&format!("stopping: grace of {} s over, answer cut: {what}", grace.as_secs()));
     }
-    crate::metrics::METRICS.streams_cut_at_shutdown.fetch_add(cut.len() as u64, Ordering::Relaxed);
+    if crate::metrics::enabled() {
+        crate::metrics::METRICS.streams_cut_at_shutdown.fetch_add(cut.len() as u64, Ordering::Relaxed);
+    }
     cfg.log(&format!("stopped: {} answers cut", cut.len()));
     if let Some(m) = metrics {
         m.abort();

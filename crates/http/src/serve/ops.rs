@@ -20,7 +20,8 @@ pub enum Role {
 }
 
 /// Whether `url_path` is answered here rather than by the media server: every path on the
-/// metrics listener; `/healthz`, `/readyz`, and `/metrics` unless it has its own listener.
+/// metrics listener; `/healthz`, `/readyz`, and `/metrics` unless it has its own listener
+/// (with metrics off, `/metrics` is reserved and answered 404).
 pub fn is_reserved(role: Role, cfg: &Config, url_path: &str) -> bool {
     role == Role::Metrics
         || matches!(url_path, "/healthz" | "/readyz")
@@ -46,6 +47,10 @@ pub fn answer(role: Role, cfg: &Config, req: &HttpRequest, movies: &MovieCache) 
         return Some(r);
     }
     let r = match path {
+        "/metrics" if !crate::metrics::enabled() => Response::error(
+            404,
+            Some("metrics are off in this server's configuration ([metrics] enabled = false)".into()),
+        ),
         "/healthz" => text(200, "text/plain; charset=utf-8", "ok\n".into()),
         "/readyz" => match std::fs::read_dir(&cfg.document_root) {
             Ok(_) => text(200, "text/plain; charset=utf-8", "ready\n".into()),

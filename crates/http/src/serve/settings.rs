@@ -66,7 +66,9 @@ impl ConfigCell {
                     st.current = Arc::new(c);
                 }
                 Err(e) => {
-                    crate::metrics::METRICS.config_reload_failures.fetch_add(1, Ordering::Relaxed);
+                    if crate::metrics::enabled() {
+                        crate::metrics::METRICS.config_reload_failures.fetch_add(1, Ordering::Relaxed);
+                    }
                     let line = format!("configuration not reloaded, the last good one stays in force: {e}");
                     // Where the configuration in force logs, and on stderr if that is elsewhere,
                     // so an operator watching either sees it.
