@@ -31,8 +31,9 @@ pub struct Format {
     /// Extensions (lower case, no dot) with the content type of whole files of each, and
     /// the kind (images carry their own type).
     pub extensions: &'static [(&'static str, &'static str)],
-    /// The kind of this format's media, from an extension's content type.
-    pub kind: fn(&'static str) -> Kind,
+    /// The kind of this format's media (for images, `Kind::Image` with the content type of
+    /// the extension at hand: see [`Format::kind_for`]).
+    pub kind: Kind,
     /// What a bare number in `start`/`end` means for this format over HTTP; `None`: the
     /// format does not seek (positions are ignored).
     pub bare_unit: Option<BareUnit>,
@@ -40,7 +41,10 @@ pub struct Format {
     /// it: the source byte for byte, with what the headers and throttle need. `None`: the
     /// container plans such requests itself.
     pub plan_as_is: Option<fn(Source, &Options) -> Result<Plan>>,
-    /// Opens a source of this format.
+    /// Opens a source of this format. The request path's functions (`open`, `plan_as_is`)
+    /// are named functions of their containers rather than closures: a closure here is
+    /// compiled as a separate shim far from the container's code, one more page of text
+    /// for every CGI process to fault in.
     pub open: fn(Source, &Options) -> Result<Box<dyn Container>>,
     /// The inspection report of a source (tolerates damage: says where it is).
     pub inspect: Option<fn(Source, &Options) -> Result<Inspection>>,
@@ -64,10 +68,10 @@ pub static FORMATS: &[Format] = &[
             ("mov", "video/quicktime"),
             ("f4v", "video/mp4"),
         ],
-        kind: |_| Kind::Mp4,
+        kind: Kind::Mp4,
         bare_unit: Some(BareUnit::Seconds),
-        plan_as_is: Some(|src, o| crate::mp4::whole::plan(src, o.content_type)),
-        open: |src, o| Ok(Box::new(crate::mp4::Movie::open_for(src, o)?)),
+        plan_as_is: Some(crate::mp4::whole::plan_as_is),
+        open: crate::mp4::Movie::open_container,
         inspect: Some(|src, o| {
             let options = crate::mp4::inspect::Options { keyframes: o.keyframes };
             Ok(Inspection::Mp4(crate::mp4::inspect_with(src, options)))
@@ -88,10 +92,10 @@ pub static FORMATS: &[Format] = &[
     Format {
         name: "flv",
         extensions: &[("flv", "video/x-flv")],
-        kind: |_| Kind::Flv,
+        kind: Kind::Flv,
         bare_unit: Some(BareUnit::Bytes),
         plan_as_is: None,
-        open: |src, _| Ok(Box::new(crate::flv::FlvFile { src })),
+        open: crate::flv::FlvFile::open_container,
         inspect: Some(|src, o| Ok(Inspection::Flv(crate::flv::inspect::inspect_with(&src, o.keyframes)?))),
         index: Some(|src, _, progress| crate::flv::index::build(src, progress).map(Indexed::Flv)),
         check_index: Some(|src, _| {
@@ -110,13 +114,10 @@ pub static FORMATS: &[Format] = &[
             ("gif", "image/gif"),
             ("bmp", "image/bmp"),
         ],
-        kind: Kind::Image,
+        kind: Kind::Image(""),
         bare_unit: None,
-        plan_as_is: Some(|src, o| {
-            let info = src.info(o.content_type);
-            Plan::whole_file(src, info)
-        }),
-        open: |src, _| Ok(Box::new(Image { src })),
+        plan_as_is: Some(Image::plan_as_is),
+        open: Image::open_container,
         inspect: None,
         index: None,
         check_index: None,
@@ -128,7 +129,7 @@ impl Kind {
     /// serve it.
     pub fn of(path: &Path) -> Option<Kind> {
         let (format, ty) = lookup(path)?;
-        Some((format.kind)(ty))
+        Some(format.kind_for(ty))
     }
 
     /// MIME type of whole files of this kind under `path`'s extension.
@@ -160,6 +161,16 @@ impl Kind {
                 extensions().collect::<Vec<_>>().join(" ")
             ))
         })
+    }
+}
+
+impl Format {
+    /// The kind of a medium of this format whose extension has content type `ty`.
+    pub fn kind_for(&self, ty: &'static str) -> Kind {
+        match self.kind {
+            Kind::Image(_) => Kind::Image(ty),
+            kind => kind,
+        }
     }
 }
 
@@ -326,6 +337,19 @@ pub fn check_index(src: Source, opts: &Options) -> Result<IndexCheck> {
 /// A still image: served whole, as it is.
 pub struct Image {
     src: Source,
+}
+
+impl Image {
+    /// The registry's `open`.
+    fn open_container(src: Source, _: &Options) -> Result<Box<dyn Container>> {
+        Ok(Box::new(Image { src }))
+    }
+
+    /// The registry's `plan_as_is`: the file as it is.
+    fn plan_as_is(src: Source, opts: &Options) -> Result<Plan> {
+        let info = src.info(opts.content_type);
+        Plan::whole_file(src, info)
+    }
 }
 
 impl Container for Image {

@@ -24,6 +24,13 @@ pub struct FlvFile {
     pub src: Source,
 }
 
+impl FlvFile {
+    /// The registry's `open`.
+    pub fn open_container(src: Source, _: &Options) -> Result<Box<dyn Container>> {
+        Ok(Box::new(FlvFile { src }))
+    }
+}
+
 impl Container for FlvFile {
     fn source(&self) -> &Source {
         &self.src

@@ -522,6 +522,14 @@ impl Movie {
         }
         Ok(movie)
     }
+
+    /// The registry's `open`: [`Movie::open_for`] as a container.
+    pub fn open_container(
+        src: Source,
+        opts: &crate::container::Options,
+    ) -> Result<Box<dyn crate::container::Container>> {
+        Ok(Box::new(Movie::open_for(src, opts)?))
+    }
 }
 
 impl crate::container::Container for Movie {

@@ -27,6 +27,11 @@ pub struct WholeFacts {
     pub media: Range<u64>,
 }
 
+/// The registry's `plan_as_is` for MP4 ([`plan`] with the options' content type).
+pub fn plan_as_is(src: Source, opts: &crate::container::Options) -> Result<Plan> {
+    plan(src, opts.content_type)
+}
+
 /// The plan for a whole MP4: the file as it is, with the duration and the media range in its
 /// info when they can be read.
 pub fn plan(src: Source, content_type: &'static str) -> Result<Plan> {

@@ -107,7 +107,7 @@ impl LadderRequest {
 
 /// Whether `name` (a path component) names a ladder sidecar.
 pub fn is_ladder(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && ext.eq_ignore_ascii_case(EXTENSION))
+    super::rsplit_at(name, b'.').is_some_and(|(stem, ext)| !stem.is_empty() && ext.eq_ignore_ascii_case(EXTENSION))
 }
 
 /// Splits a request path (`/dir/title.ladder/r2/v1/3.m4s`) into the sidecar's path and the
@@ -116,10 +116,10 @@ pub fn split(path: &str) -> Option<(&str, LadderRequest)> {
     for parts in [1usize, 3] {
         let mut cut = path.len();
         for _ in 0..parts {
-            cut = path[..cut].rfind('/')?;
+            cut = super::rsplit_at(&path[..cut], b'/')?.0.len();
         }
         let (ladder, tail) = (&path[..cut], &path[cut + 1..]);
-        let name = ladder.rsplit('/').next().unwrap_or(ladder);
+        let name = super::rsplit_at(ladder, b'/').map_or(ladder, |(_, name)| name);
         if !is_ladder(name) {
             continue;
         }

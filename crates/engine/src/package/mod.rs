@@ -220,3 +220,12 @@ pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query
         }
     }
 }
+
+/// `path` split around its last `sep`: what comes before and what comes after (as
+/// `rsplit_once`). Every request goes through the URL splits that use it, CGI processes
+/// included: a byte loop the compiler inlines, where the shared reverse string searcher
+/// would be one more page of text for each process to fault in.
+pub(crate) fn rsplit_at(path: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = path.bytes().rposition(|b| b == sep)?;
+    Some((path.get(..i)?, path.get(i + 1..)?))
+}

@@ -89,10 +89,10 @@ pub fn split(path: &str, is_movie: impl Fn(&str) -> bool) -> Option<(&str, Packa
     for parts in [1usize, 2] {
         let mut cut = path.len();
         for _ in 0..parts {
-            cut = path[..cut].rfind('/')?;
+            cut = super::rsplit_at(&path[..cut], b'/')?.0.len();
         }
         let (movie, tail) = (&path[..cut], &path[cut + 1..]);
-        let name = movie.rsplit('/').next().unwrap_or(movie);
+        let name = super::rsplit_at(movie, b'/').map_or(movie, |(_, name)| name);
         if name.is_empty() || !is_movie(name) {
             continue;
         }

@@ -5,6 +5,7 @@
 
 use crate::plan::PlanInfo;
 use crate::request::Request;
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The strong entity tag of an answer, quoted: `"…"` (24 hex digits). An entity tag only has
@@ -19,22 +20,20 @@ pub fn etag(info: &PlanInfo, plan_len: u64, req: &Request) -> String {
 /// object's store ETag, `Version::Tag`), which decides the bytes too.
 pub fn etag_versioned(info: &PlanInfo, plan_len: u64, req: &Request, version: Option<&str>) -> String {
     let mtime = info.modified.and_then(|m| m.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
-    let facts = format!(
-        "loomiere {}|{}|{}|{:?}|{:?}|{}|{}|{}",
-        env!("CARGO_PKG_VERSION"),
-        info.source_len,
-        mtime,
-        req.start,
-        req.end,
-        req.exact,
-        req.force_co64,
-        plan_len
+    // Strings are pushed, numbers formatted: the same text as one `format!`, without the
+    // formatting machinery's string instances (code a CGI process would fault in).
+    let mut facts = String::with_capacity(128);
+    facts.push_str(concat!("loomiere ", env!("CARGO_PKG_VERSION"), "|"));
+    let _ = write!(
+        facts,
+        "{}|{}|{:?}|{:?}|{}|{}|{}",
+        info.source_len, mtime, req.start, req.end, req.exact, req.force_co64, plan_len
     );
     // Local files have no such version: their entity tags stay what they were.
-    let facts = match version {
-        Some(v) => format!("{facts}|{v}"),
-        None => facts,
-    };
+    if let Some(v) = version {
+        facts.push('|');
+        facts.push_str(v);
+    }
     let a = fnv1a(0xcbf2_9ce4_8422_2325, facts.as_bytes());
     let b = fnv1a(0x6c62_272e_07bb_0142, facts.as_bytes());
     format!("\"{a:016x}{:08x}\"", b >> 32)
@@ -83,16 +82,13 @@ pub fn http_date(t: SystemTime) -> String {
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    // The names are pushed, the numbers formatted (see `etag_versioned`).
+    let mut s = String::with_capacity(29);
+    s.push_str(DAYS[(days % 7) as usize]);
+    let _ = write!(s, ", {d:02} ");
+    s.push_str(MONTHS[(m - 1) as usize]);
+    let _ = write!(s, " {y:04} {:02}:{:02}:{:02} GMT", rem / 3600, rem / 60 % 60, rem % 60);
+    s
 }
 
 /// Formats a time as RFC 3339 in UTC with milliseconds: `2026-11-30T08:20:27.123Z` (log

@@ -160,11 +160,16 @@ impl Response {
     }
 
     /// The head for a CGI answer: `Status:` line, headers, blank line (CRLF line ends).
+    /// Joined with `push_str` rather than formatted: every CGI process writes one, and the
+    /// formatting machinery's string instances are code it would fault in for nothing.
     pub fn cgi_head(&self) -> String {
-        let mut s = format!("Status: {} {}\r\n", self.status, reason(self.status));
-        for (n, v) in &self.headers {
-            s.push_str(&format!("{n}: {v}\r\n"));
-        }
+        let mut s = String::with_capacity(256);
+        s.push_str("Status: ");
+        s.push_str(&self.status.to_string());
+        s.push(' ');
+        s.push_str(reason(self.status));
+        s.push_str("\r\n");
+        push_headers(&mut s, &self.headers);
         s.push_str("\r\n");
         s
     }
@@ -175,11 +180,19 @@ impl Response {
         let version = if http10 { "HTTP/1.0" } else { "HTTP/1.1" };
         let mut s = format!("{version} {} {}\r\n", self.status, reason(self.status));
         s.push_str(&format!("Date: {}\r\nServer: loomiere\r\n", conditional::http_date(now)));
-        for (n, v) in &self.headers {
-            s.push_str(&format!("{n}: {v}\r\n"));
-        }
+        push_headers(&mut s, &self.headers);
         s.push_str(if keep_alive { "Connection: keep-alive\r\n\r\n" } else { "Connection: close\r\n\r\n" });
         s
+    }
+}
+
+/// `name: value` lines (CRLF ends) of `headers`.
+fn push_headers(s: &mut String, headers: &[(&'static str, String)]) {
+    for (n, v) in headers {
+        s.push_str(n);
+        s.push_str(": ");
+        s.push_str(v);
+        s.push_str("\r\n");
     }
 }
 

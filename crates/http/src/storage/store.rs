@@ -119,6 +119,10 @@ fn credentials(file: Option<&std::path::Path>) -> Result<Option<(String, String,
 impl Store {
     /// A client for `cfg` (no request is made here).
     pub fn open(cfg: &StorageConfig) -> Result<Store, String> {
+        // The store's HTTP client (reqwest) is built without a TLS crypto provider of its own
+        // (see Cargo.toml): ring, as for `serve`'s listener, becomes the process default
+        // first. Installing fails only when a provider is already installed, which serves.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = AmazonS3Builder::new()
             .with_endpoint(&cfg.endpoint)
             .with_bucket_name(&cfg.bucket)
