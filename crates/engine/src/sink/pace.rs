@@ -129,6 +129,8 @@ pub(super) fn send(
             Some(Pace::Send(budget)) => budget,
             Some(Pace::Wait(d)) => {
                 wait_unless_hung_up(out, d.min(MAX_WAIT))?;
+                // The file may have changed while the stream slept.
+                cur.recheck();
                 continue;
             }
         };
