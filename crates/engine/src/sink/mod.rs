@@ -46,7 +46,8 @@ impl Cursor {
     /// Makes the next step check the source first. [`write_step`] does this itself after a
     /// short or failed write (a full socket or pipe, a source that ended: the stream waits,
     /// and the file may change meanwhile) and after [`CHECK_EVERY`] bytes; a driver calls it
-    /// when it resumes after a wait of its own (a pacer's sleep).
+    /// when it resumes after a wait of its own (a pacer's sleep, a blocking write that waited
+    /// for its reader).
     pub fn recheck(&mut self) {
         self.unchecked = None;
     }
@@ -510,6 +511,32 @@ mod tests {
         let _ = rustix::io::read(&r, &mut drain);
         let err = write_step(&p, &mut cur, wr.as_fd(), u64::MAX, &mut scratch, &mut method).unwrap_err();
         assert!(is_source_fault(&err));
+    }
+
+    #[test]
+    fn a_blocking_write_that_waited_checks_before_going_on() {
+        let head = 32 << 10;
+        let pieces = vec![Piece::Synth(Arc::new(Bytes(vec![1u8; head]))), Piece::Source { offset: 0, len: 10 }];
+        let (p, w) = watched(100, pieces);
+        let (r, wr) = rustix::pipe::pipe().unwrap();
+        // Fill the pipe, so the plan's first write blocks until the reader comes.
+        let fill = vec![0u8; 1 << 20];
+        rustix::fs::fcntl_setfl(&wr, rustix::fs::OFlags::NONBLOCK).unwrap();
+        while rustix::io::write(&wr, &fill).is_ok() {}
+        rustix::fs::fcntl_setfl(&wr, rustix::fs::OFlags::empty()).unwrap();
+        let w2 = w.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // Rewritten while the server waits for its reader.
+            w2.changed.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut all = Vec::new();
+            std::fs::File::from(r).read_to_end(&mut all).unwrap();
+        });
+        let err = send_all(&p, wr.as_fd()).unwrap_err();
+        assert!(is_source_fault(&err));
+        assert_eq!(checks(&w), 2);
+        drop(wr);
+        reader.join().unwrap();
     }
 
     #[test]
