@@ -33,7 +33,8 @@ pub trait Medium: Send + Sync {
 
     /// Fails with `UnexpectedEof` when the medium no longer holds the bytes a plan made at
     /// `len` bytes and modification time `modified` announced (a file truncated or rewritten
-    /// in place while served). Called by sinks once per write step: must be cheap.
+    /// in place while served). Called by sinks before an answer's first write, after a write
+    /// that was short or failed, and every [`crate::sink::CHECK_EVERY`] bytes: must be cheap.
     fn check_unchanged(&self, _len: u64, _modified: SystemTime) -> io::Result<()> {
         Ok(())
     }

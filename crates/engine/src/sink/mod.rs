@@ -5,7 +5,7 @@
 //!
 //! The sinks: [`send_range`] (blocking: a pipe, a socket, a file descriptor), [`pace`]
 //! (the same, burst then paced), [`file`] (an output path, atomically), and [`write_step`]
-//! for drivers with their own loop (the async server).
+//! and [`write_burst`] for drivers with their own loop (the async server).
 //!
 //! The unit of work is [`write_step`]: at most one write of at most `max` bytes, which suits
 //! blocking callers (loop until done), throttled callers (a budget per step) and non-blocking
@@ -21,19 +21,40 @@ use std::io;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd};
 
-/// Where a stream is in its output range.
+/// Where a stream is in its output range, and how much it has sent since it last checked
+/// that its source is unchanged.
 #[derive(Clone, Debug)]
 pub struct Cursor {
     /// Next output offset to send.
     pub pos: u64,
     /// One past the last output offset to send.
     pub end: u64,
+    /// Bytes sent since the source was last checked; `None`: check before the next step.
+    unchecked: Option<u64>,
 }
 
+/// The most bytes a stream sends between two checks of its source while every write takes
+/// all it is given (see [`Cursor::recheck`] for the other moments a check is due).
+pub const CHECK_EVERY: u64 = 1 << 20;
+
 impl Cursor {
-    /// A cursor over output bytes `range`.
+    /// A cursor over output bytes `range`; its first step checks the source.
     pub fn new(range: Range<u64>) -> Cursor {
-        Cursor { pos: range.start, end: range.end.max(range.start) }
+        Cursor { pos: range.start, end: range.end.max(range.start), unchecked: None }
+    }
+
+    /// Makes the next step check the source first. [`write_step`] does this itself after a
+    /// short or failed write (a full socket or pipe, a source that ended: the stream waits,
+    /// and the file may change meanwhile) and after [`CHECK_EVERY`] bytes; a driver calls it
+    /// when it resumes after a wait of its own (a pacer's sleep, a blocking write that waited
+    /// for its reader).
+    pub fn recheck(&mut self) {
+        self.unchecked = None;
+    }
+
+    /// Whether the next step checks the source.
+    pub fn check_due(&self) -> bool {
+        self.unchecked.is_none_or(|n| n >= CHECK_EVERY)
     }
 
     /// A cursor over the whole plan.
@@ -91,6 +112,11 @@ pub const SCRATCH: usize = 64 * 1024;
 /// `max` is 0). `io::ErrorKind::WouldBlock` and `Interrupted` are passed to the caller
 /// unchanged; a source file that ends early, or that was modified since the plan was made, is
 /// `UnexpectedEof` ([`is_source_fault`]), never a hang and never other bytes.
+///
+/// The source is checked (one `fstat`) when [`Cursor::check_due`]: on a cursor's first step,
+/// after a short or failed write, after [`CHECK_EVERY`] bytes, and when the driver asked
+/// ([`Cursor::recheck`]). A segment of a few hundred small samples that the socket takes at
+/// once is one check, not one per sample.
 pub fn write_step(
     plan: &Plan,
     cur: &mut Cursor,
@@ -102,28 +128,65 @@ pub fn write_step(
     if cur.is_done() || max == 0 || scratch.is_empty() {
         return Ok(0);
     }
-    check_source(plan)?;
+    if cur.check_due() {
+        check_source(plan)?;
+        cur.unchecked = Some(0);
+    }
     let Some((piece, at)) = plan.locate(cur.pos) else {
         cur.pos = cur.end;
         return Ok(0);
     };
     let want = (piece.len() - at).min(cur.remaining()).min(max);
-    let n = match piece {
+    // (bytes written, bytes offered to the write)
+    let written = match piece {
         Piece::Synth(s) => {
             let take = want.min(scratch.len() as u64) as usize;
             let got = s.read_at(at, &mut scratch[..take]);
             if got == 0 {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "synthesised piece ended early"));
             }
-            rustix::io::write(out, &scratch[..got])? as u64
+            rustix::io::write(out, &scratch[..got]).map(|n| (n as u64, got as u64)).map_err(io::Error::from)
         }
         Piece::Source { offset, .. } => {
             let src_off = offset + at;
-            copy_source_bytes(plan.source(), src_off, want, out, scratch, method)?
+            copy_source_bytes(plan.source(), src_off, want, out, scratch, method).map(|n| (n, want))
+        }
+    };
+    let (n, offered) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            cur.recheck();
+            return Err(e);
         }
     };
     cur.pos += n;
+    // A short write means a full socket or pipe (the stream will wait) or a source that
+    // ended: check before going on either way.
+    cur.unchecked = if n < offered { None } else { cur.unchecked.map(|u| u.saturating_add(n)) };
     Ok(n)
+}
+
+/// [`write_step`]s while `out` takes what it is given, until `max` bytes in all were sent or
+/// the cursor is done: the many small pieces of a segment go out in one go instead of one
+/// per turn of a driver's loop. Returns the bytes sent. An error (`WouldBlock` when a
+/// non-blocking socket fills) is returned even after some bytes went out; `cur` says how far
+/// the stream got.
+pub fn write_burst(
+    plan: &Plan,
+    cur: &mut Cursor,
+    out: BorrowedFd<'_>,
+    max: u64,
+    scratch: &mut [u8],
+    method: &mut CopyMethod,
+) -> io::Result<u64> {
+    let mut sent = 0u64;
+    while sent < max && !cur.is_done() {
+        match write_step(plan, cur, out, max - sent, scratch, method)? {
+            0 => break,
+            n => sent += n,
+        }
+    }
+    Ok(sent)
 }
 
 /// Copies source bytes to `out`: in the kernel from a local file, else read into `scratch`.
@@ -202,8 +265,8 @@ pub fn is_source_fault(e: &io::Error) -> bool {
 
 /// Fails when the plan's source is no longer the one the plan was made from: shorter than
 /// its length then, or modified since (a `cp` over it keeps the inode but rewrites the
-/// bytes). One `fstat` per step for a local file; skipped for plans without a recorded
-/// modification time.
+/// bytes). One `fstat` for a local file; skipped for plans without a recorded modification
+/// time.
 fn check_source(plan: &Plan) -> io::Result<()> {
     let Some(modified) = plan.info.modified else { return Ok(()) };
     plan.source().check_unchanged(plan.info.source_len, modified)
@@ -315,6 +378,180 @@ mod tests {
         let mut got = Vec::new();
         std::fs::File::from(r).read_to_end(&mut got).unwrap();
         assert_eq!(got, b"Dabcde01");
+    }
+
+    /// A local file whose checks are counted and can be made to fail (as if the file had
+    /// been rewritten in place).
+    struct Watched {
+        file: std::fs::File,
+        checks: std::sync::atomic::AtomicUsize,
+        changed: std::sync::atomic::AtomicBool,
+    }
+
+    impl crate::source::Medium for Watched {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            std::os::unix::fs::FileExt::read_at(&self.file, buf, offset)
+        }
+        fn as_local_file(&self) -> Option<&std::fs::File> {
+            Some(&self.file)
+        }
+        fn check_unchanged(&self, _len: u64, _modified: std::time::SystemTime) -> io::Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.checks.fetch_add(1, SeqCst);
+            if self.changed.load(SeqCst) {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "rewritten"));
+            }
+            Ok(())
+        }
+    }
+
+    /// A plan of `pieces` over a watched file of `len` bytes (byte i = i % 251).
+    fn watched(len: usize, pieces: Vec<Piece>) -> (Plan, Arc<Watched>) {
+        let mut f = tempfile();
+        f.write_all(&(0..len).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+        let w = Arc::new(Watched { file: f, checks: 0.into(), changed: false.into() });
+        let info = PlanInfo {
+            modified: Some(std::time::SystemTime::UNIX_EPOCH),
+            source_len: len as u64,
+            ..PlanInfo::default()
+        };
+        let src = Source::new(w.clone(), len as u64, info.modified, crate::source::Version::default());
+        (Plan::new(src, pieces, info).unwrap(), w)
+    }
+
+    fn checks(w: &Watched) -> usize {
+        w.checks.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn many_small_pieces_taken_at_once_are_one_check() {
+        // 300 samples of 20 bytes, every other one (interleaved audio and video).
+        let pieces = (0..300).map(|i| Piece::Source { offset: i * 40, len: 20 }).collect();
+        let (p, w) = watched(12_000, pieces);
+        let mut out = tempfile();
+        assert_eq!(send_all(&p, out.as_fd()).unwrap(), 6_000);
+        out.rewind().unwrap();
+        let mut got = Vec::new();
+        out.read_to_end(&mut got).unwrap();
+        let want: Vec<u8> = (0..300).flat_map(|i| (i * 40..i * 40 + 20).map(|b| (b % 251) as u8)).collect();
+        assert_eq!(got, want);
+        assert_eq!(checks(&w), 1);
+    }
+
+    #[test]
+    fn a_burst_sends_piece_after_piece_up_to_its_budget() {
+        let pieces = (0..100).map(|i| Piece::Source { offset: i * 40, len: 20 }).collect();
+        let (p, w) = watched(4_000, pieces);
+        let out = tempfile();
+        let mut cur = Cursor::whole(&p);
+        let mut method = CopyMethod::for_output(out.as_fd());
+        let mut scratch = vec![0u8; SCRATCH];
+        // 15 pieces and half of the 16th.
+        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), 310, &mut scratch, &mut method).unwrap(), 310);
+        assert_eq!(cur.pos, 310);
+        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), u64::MAX, &mut scratch, &mut method).unwrap(), 1_690);
+        assert!(cur.is_done());
+        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), u64::MAX, &mut scratch, &mut method).unwrap(), 0);
+        assert_eq!(checks(&w), 1);
+        let mut got = Vec::new();
+        let mut f = out;
+        f.rewind().unwrap();
+        f.read_to_end(&mut got).unwrap();
+        let want: Vec<u8> = (0..100).flat_map(|i| (i * 40..i * 40 + 20).map(|b| (b % 251) as u8)).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_long_answer_is_checked_every_mib() {
+        let len = 3 * CHECK_EVERY as usize + 1000;
+        let (p, w) = watched(len, vec![Piece::Source { offset: 0, len: len as u64 }]);
+        let out = tempfile();
+        let mut cur = Cursor::whole(&p);
+        let mut method = CopyMethod::for_output(out.as_fd());
+        let mut scratch = vec![0u8; SCRATCH];
+        let step = 64 << 10;
+        write_step(&p, &mut cur, out.as_fd(), step, &mut scratch, &mut method).unwrap();
+        assert_eq!(checks(&w), 1);
+        // Rewritten now: the stream goes on until its next check is due, then stops there.
+        w.changed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = loop {
+            match write_step(&p, &mut cur, out.as_fd(), step, &mut scratch, &mut method) {
+                Ok(n) => assert_eq!(n, step),
+                Err(e) => break e,
+            }
+        };
+        assert!(is_source_fault(&err));
+        assert_eq!(cur.pos, CHECK_EVERY);
+        assert_eq!(checks(&w), 2);
+    }
+
+    #[test]
+    fn a_stream_that_waited_checks_before_going_on() {
+        let len = 256 << 10;
+        let (p, w) = watched(len, vec![Piece::Source { offset: 0, len: len as u64 }]);
+        let (r, wr) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        let mut cur = Cursor::whole(&p);
+        let mut method = CopyMethod::Sendfile;
+        let mut scratch = vec![0u8; SCRATCH];
+        // Fill the pipe: the last write is short or would block.
+        let stalled = loop {
+            match write_step(&p, &mut cur, wr.as_fd(), u64::MAX, &mut scratch, &mut method) {
+                Ok(_) if cur.check_due() => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        if let Err(e) = stalled {
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        }
+        assert!(cur.check_due());
+        assert!(!cur.is_done());
+        w.changed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut drain = vec![0u8; 1 << 20];
+        let _ = rustix::io::read(&r, &mut drain);
+        let err = write_step(&p, &mut cur, wr.as_fd(), u64::MAX, &mut scratch, &mut method).unwrap_err();
+        assert!(is_source_fault(&err));
+    }
+
+    #[test]
+    fn a_blocking_write_that_waited_checks_before_going_on() {
+        let head = 32 << 10;
+        let pieces = vec![Piece::Synth(Arc::new(Bytes(vec![1u8; head]))), Piece::Source { offset: 0, len: 10 }];
+        let (p, w) = watched(100, pieces);
+        let (r, wr) = rustix::pipe::pipe().unwrap();
+        // Fill the pipe, so the plan's first write blocks until the reader comes.
+        let fill = vec![0u8; 1 << 20];
+        rustix::fs::fcntl_setfl(&wr, rustix::fs::OFlags::NONBLOCK).unwrap();
+        while rustix::io::write(&wr, &fill).is_ok() {}
+        rustix::fs::fcntl_setfl(&wr, rustix::fs::OFlags::empty()).unwrap();
+        let w2 = w.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            // Rewritten while the server waits for its reader.
+            w2.changed.store(true, std::sync::atomic::Ordering::SeqCst);
+            let mut all = Vec::new();
+            std::fs::File::from(r).read_to_end(&mut all).unwrap();
+        });
+        let err = send_all(&p, wr.as_fd()).unwrap_err();
+        assert!(is_source_fault(&err));
+        assert_eq!(checks(&w), 2);
+        drop(wr);
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn recheck_makes_the_next_step_check() {
+        let (p, w) = watched(100, vec![Piece::Source { offset: 0, len: 100 }]);
+        let out = tempfile();
+        let mut cur = Cursor::whole(&p);
+        let mut method = CopyMethod::for_output(out.as_fd());
+        let mut scratch = vec![0u8; SCRATCH];
+        write_step(&p, &mut cur, out.as_fd(), 10, &mut scratch, &mut method).unwrap();
+        write_step(&p, &mut cur, out.as_fd(), 10, &mut scratch, &mut method).unwrap();
+        assert_eq!(checks(&w), 1);
+        cur.recheck();
+        write_step(&p, &mut cur, out.as_fd(), 10, &mut scratch, &mut method).unwrap();
+        assert_eq!(checks(&w), 2);
     }
 
     #[test]

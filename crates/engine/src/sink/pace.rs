@@ -16,6 +16,10 @@ const MIN_WAIT: Duration = Duration::from_millis(10);
 /// The longest single sleep, so a hung-up client is noticed promptly even at low rates.
 const MAX_WAIT: Duration = Duration::from_millis(250);
 
+/// A blocking write that took this long waited for its reader; the next step checks the
+/// source again (a non-blocking driver learns the same from `WouldBlock`).
+const BLOCKED: Duration = Duration::from_millis(5);
+
 /// What a paced sender should do next.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Pace {
@@ -129,10 +133,18 @@ pub(super) fn send(
             Some(Pace::Send(budget)) => budget,
             Some(Pace::Wait(d)) => {
                 wait_unless_hung_up(out, d.min(MAX_WAIT))?;
+                // The file may have changed while the stream slept.
+                cur.recheck();
                 continue;
             }
         };
-        match super::write_step(plan, &mut cur, out, budget, &mut scratch, &mut method) {
+        let began_step = Instant::now();
+        let step = super::write_step(plan, &mut cur, out, budget, &mut scratch, &mut method);
+        if began_step.elapsed() >= BLOCKED {
+            // The write blocked on a slow reader: the file may have changed meanwhile.
+            cur.recheck();
+        }
+        match step {
             Ok(n) => {
                 sent += n;
                 progress(sent);
