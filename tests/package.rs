@@ -751,3 +751,57 @@ fn hevc_dolby_and_opus_tracks_are_packaged_with_their_codec_strings() {
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(logged.contains("left out of HLS/DASH: track 5: audio codec fLaC is not packaged"), "{logged}");
 }
+
+/// What `serve` answers on its async threads (`http::respond_held`): a package or a seek the
+/// movie cache holds, answered exactly as the blocking path answers it; anything that would
+/// read a file or build an index (a movie or package not held, a seek not remembered, FLV, a
+/// whole file) is left to that path, and counts nothing in the cache's statistics.
+#[test]
+fn held_answers_come_from_memory_and_match_the_blocking_path() {
+    use loomiere::http::{respond_cached, respond_held, Body, HttpRequest, Response};
+    let cfg = loomiere::config::Config::with_root(common::media_dir()).unwrap();
+    let cache = loomiere::media::MovieCache::new(4);
+    let bytes = |r: &Response| match &r.body {
+        Body::Plan { plan, range } => loomiere::sink::read_range(plan, range.clone()).unwrap(),
+        other => panic!("not a plan: {other:?}"),
+    };
+    let same = |a: &Response, b: &Response| {
+        assert_eq!((a.status, &a.headers), (b.status, &b.headers));
+        assert_eq!(bytes(a), bytes(b));
+    };
+    let segment = HttpRequest::get("/short.mp4/v1/2.m4s", "");
+    assert!(respond_held(&cfg, &segment, &cache).is_none(), "nothing is held yet");
+    assert_eq!(cache.stats(), Default::default());
+    let cold = respond_cached(&cfg, &segment, &cache);
+    assert_eq!(cold.status, 200);
+    same(&respond_held(&cfg, &segment, &cache).expect("the package is held"), &cold);
+    let ranged = HttpRequest { range: Some("bytes=10-99".into()), ..HttpRequest::get("/short.mp4/v1/init.mp4", "") };
+    let cold = respond_cached(&cfg, &ranged, &cache);
+    assert_eq!(cold.status, 206);
+    same(&respond_held(&cfg, &ranged, &cache).expect("the package is held"), &cold);
+
+    // The movie is held, this seek's plan is not: made off the async threads, then remembered.
+    let seek = HttpRequest::get("/short.mp4", "start=2");
+    assert!(respond_held(&cfg, &seek, &cache).is_none());
+    let cold = respond_cached(&cfg, &seek, &cache);
+    assert_eq!(cold.status, 200);
+    same(&respond_held(&cfg, &seek, &cache).expect("the plan is remembered"), &cold);
+    let head = HttpRequest { method: "HEAD".into(), ..seek.clone() };
+    let held = respond_held(&cfg, &head, &cache).unwrap();
+    assert!(matches!(held.body, Body::Empty) && held.headers == cold.headers);
+
+    // What reads the file whatever is held.
+    for (path, query) in [("/short.flv", "start=2s"), ("/short.mp4", ""), ("/still.png", "")] {
+        assert!(respond_held(&cfg, &HttpRequest::get(path, query), &cache).is_none(), "{path}?{query}");
+    }
+    // Refusals found before anything is read are answered as they are.
+    let status = |p: &str| respond_held(&cfg, &HttpRequest::get(p, ""), &cache).map(|r| r.status);
+    assert_eq!(status("/missing.mp4"), Some(404));
+    assert_eq!(status("/missing.mp4/master.m3u8"), Some(404));
+    assert_eq!(status("/%2e%2e/short.mp4"), Some(403));
+    assert_eq!(status("/short.mp4/v1/99999.m4s"), Some(404));
+
+    let s = cache.stats();
+    assert_eq!((s.segment_index_hits, s.segment_index_misses), (4, 1), "{s:?}");
+    assert_eq!((s.plan_hits, s.plan_misses, s.movie_hits, s.movie_misses), (2, 1, 1, 1), "{s:?}");
+}

@@ -214,9 +214,10 @@ impl MovieCache {
         if opts.kind != Kind::Mp4 || untouched(req) {
             return plan(src, req, opts);
         }
+        if let Some(held) = self.plan_held(&src, req, opts) {
+            return held;
+        }
         let key = (src.version.clone(), src.len, src.modified);
-        // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
-        // type their answers carry.
         let content_type = opts.content_type;
         let (cached, replaced) = {
             let mut entries = self.lock();
@@ -225,12 +226,7 @@ impl MovieCache {
                 Some(e) => {
                     e.used = tick;
                     e.movie.check_moov_size(opts.max_moov)?;
-                    if let Some((_, plan)) =
-                        e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)
-                    {
-                        self.count(PLAN, true);
-                        return within_limit(plan.clone(), opts);
-                    }
+                    // Remembered meanwhile by a concurrent request: planned again, no harm.
                     self.count(PLAN, false);
                     self.count(MOVIE, true);
                     (Some(e.movie.clone()), Vec::new())
@@ -259,6 +255,56 @@ impl MovieCache {
         Ok(plan)
     }
 
+    /// The plan of `req` on the file `src` identifies, when the cache remembers it (counted
+    /// as a plan hit; `src` is not used up); `None`, with nothing counted, opened or read,
+    /// when answering would take more than memory: a movie not held, a plan not remembered, a
+    /// medium asked for as it is. What `serve` answers on its async threads ([`MovieCache::plan`]
+    /// does the rest off them).
+    pub fn plan_held(&self, src: &Source, req: &Request, opts: &Options) -> Option<Result<Plan>> {
+        if opts.kind != Kind::Mp4 || untouched(req) {
+            return None;
+        }
+        let key = (src.version.clone(), src.len, src.modified);
+        // Two names of one file (a hard link, `a.m4a` → `a.mp4`) share the movie but not the
+        // type their answers carry.
+        let content_type = opts.content_type;
+        let mut entries = self.lock();
+        let e = entries.iter_mut().find(|e| e.key == key)?;
+        let (_, plan) = e.plans.iter().find(|(r, p)| r == req && p.info.content_type == content_type)?;
+        let plan = plan.clone();
+        e.used = self.tick();
+        let checked = e.movie.check_moov_size(opts.max_moov);
+        drop(entries);
+        self.count(PLAN, true);
+        Some(checked.and_then(|()| within_limit(plan, opts)))
+    }
+
+    /// The package of the movie `src` identifies for `clip` and `segments`, with the view it
+    /// was built from, when the cache holds it (counted as a segment-index hit); `None`, with
+    /// nothing counted, opened or built, otherwise ([`MovieCache::package`] does that).
+    pub fn package_held(
+        &self,
+        src: &Source,
+        clip: crate::package::Clip,
+        segments: &crate::package::Options,
+        opts: &Options,
+    ) -> Option<Result<(Arc<crate::mp4::Movie>, Arc<crate::package::Package>)>> {
+        let key = (src.version.clone(), src.len, src.modified);
+        let wanted = package_key(clip, segments);
+        let mut entries = self.lock();
+        let tick = self.tick();
+        let e = entries.iter_mut().find(|e| e.key == key)?;
+        let view = e.packaging.clone()?;
+        let p = e.packages.iter_mut().find(|p| p.key == wanted)?;
+        p.used = tick;
+        let package = p.package.clone();
+        e.used = tick;
+        let checked = e.movie.check_moov_size(opts.max_moov).and_then(|()| view.check_moov_size(opts.max_moov));
+        drop(entries);
+        self.count(SEGMENT_INDEX, true);
+        Some(checked.map(|()| (view, package)))
+    }
+
     /// The HLS/DASH package of the MP4 movie at `path` for `clip` and `segments`, with the
     /// movie it was built from (for a fragmented MP4, the progressive view made from its
     /// fragments), through the cache: the movie is the entry progressive seeks use, opened
@@ -273,8 +319,11 @@ impl MovieCache {
         segments: &crate::package::Options,
         opts: &Options,
     ) -> Result<(Arc<crate::mp4::Movie>, Arc<crate::package::Package>)> {
+        if let Some(held) = self.package_held(&src, clip, segments, opts) {
+            return held;
+        }
         let key = (src.version.clone(), src.len, src.modified);
-        let wanted: PackageKey = (clip.start.map(f64::to_bits), clip.end.map(f64::to_bits), segments.target.to_bits());
+        let wanted = package_key(clip, segments);
         let (cached, replaced) = {
             let mut entries = self.lock();
             let tick = self.tick();
@@ -284,11 +333,6 @@ impl MovieCache {
                     e.movie.check_moov_size(opts.max_moov)?;
                     if let Some(view) = &e.packaging {
                         view.check_moov_size(opts.max_moov)?;
-                        if let Some(p) = e.packages.iter_mut().find(|p| p.key == wanted) {
-                            p.used = tick;
-                            self.count(SEGMENT_INDEX, true);
-                            return Ok((view.clone(), p.package.clone()));
-                        }
                     }
                     self.count(SEGMENT_INDEX, false);
                     self.count(MOVIE, true);
@@ -408,6 +452,11 @@ impl MovieCache {
         let gone = take_where(&mut self.lock(), |e| stale.contains(&e.key));
         drop(gone);
     }
+}
+
+/// The key a package is kept under.
+fn package_key(clip: crate::package::Clip, segments: &crate::package::Options) -> PackageKey {
+    (clip.start.map(f64::to_bits), clip.end.map(f64::to_bits), segments.target.to_bits())
 }
 
 /// Removes the least recently used packages until at most `most` are held over all

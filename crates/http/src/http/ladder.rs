@@ -7,9 +7,10 @@
 
 use super::package::{clip_of, exchange, packaged, refusal, split_with, suffix, Packaged};
 use super::path::{self, Target};
+use super::Movies;
 use super::{query, HttpRequest, Response};
 use crate::config::Config;
-use crate::media::{Kind, MovieCache};
+use crate::media::Kind;
 use crate::mp4::Movie;
 use crate::package::ladder::{self, Ladder, LadderRequest};
 use crate::package::{self, Clip, Options, Package};
@@ -20,8 +21,14 @@ use std::time::SystemTime;
 
 /// Answers a request below a ladder sidecar, or `None` when `req` is not one.
 /// `cache` is `serve`'s movie cache, where each rendition's movie and package are kept.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&MovieCache>) -> Option<Response> {
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&Movies>) -> Option<Response> {
     let routed = split_with(&req.target, ladder::split);
+    if let (Some(movies), Some(_)) = (cache, &routed) {
+        if movies.held_only {
+            // The sidecar is read per request: not an answer from memory.
+            return Some(Response::error(503, Some(movies.miss().to_string())));
+        }
+    }
     exchange(cfg, req, now, routed, path::normalize_sidecar, |q, rel, lreq| answer(cfg, q, rel, lreq, cache))
 }
 
@@ -38,7 +45,7 @@ fn answer(
     q: &query::Query,
     rel: &path::RelPath,
     lreq: LadderRequest,
-    cache: Option<&MovieCache>,
+    cache: Option<&Movies>,
 ) -> Result<Packaged, Box<Response>> {
     let url_path = rel.url_path();
     let (real, file) = match path::open_sidecar(cfg, rel) {

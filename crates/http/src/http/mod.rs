@@ -237,10 +237,63 @@ pub fn respond(cfg: &Config, req: &HttpRequest) -> Response {
 /// [`respond`] for a long-running server: MP4 movies are taken from (and kept in) `cache`, so
 /// the viewers of one file share one opened movie, its mapped `moov` and its descriptor.
 pub fn respond_cached(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Response {
-    let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(cache));
+    let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(&Movies::all(cache)));
     crate::storage::add_cache_headers(cfg, &mut resp);
     exchange::strip_head_body(req, &mut resp, false);
     resp
+}
+
+/// [`respond_cached`] from memory only, for a caller on an event loop: the answer when
+/// everything it needs besides opening (and `fstat`ing) the file is already held — an HLS/DASH
+/// package (playlists, init and media segments), a remembered MP4 seek — and refusals found
+/// before any file is read; `None` when answering would read a file or build an index (a
+/// movie or package not held, a seek not remembered, FLV, a whole file, a directory listing,
+/// a ladder sidecar): the caller then runs [`respond_cached`] where blocking is allowed.
+/// What it answers, and the cache counters it moves, are those of [`respond_cached`].
+pub fn respond_held(cfg: &Config, req: &HttpRequest, cache: &crate::media::MovieCache) -> Option<Response> {
+    let movies = Movies::held(cache);
+    let mut resp = respond_inner(cfg, req, SystemTime::now(), Some(&movies));
+    if movies.missed() {
+        return None;
+    }
+    crate::storage::add_cache_headers(cfg, &mut resp);
+    exchange::strip_head_body(req, &mut resp, false);
+    Some(resp)
+}
+
+/// How the core reaches `serve`'s movie cache: for any answer (a miss opens the movie and
+/// builds what is asked), or only for what it already holds (a miss is noted and its answer
+/// is worthless: [`respond_held`]).
+pub struct Movies<'a> {
+    pub(crate) cache: &'a crate::media::MovieCache,
+    /// Only what is held: nothing is read from a file besides opening it.
+    pub(crate) held_only: bool,
+    /// Set by a held-only lookup that missed.
+    missed: std::cell::Cell<bool>,
+}
+
+impl<'a> Movies<'a> {
+    /// Every lookup, misses included.
+    pub fn all(cache: &'a crate::media::MovieCache) -> Movies<'a> {
+        Movies { cache, held_only: false, missed: std::cell::Cell::new(false) }
+    }
+
+    /// Only what `cache` holds.
+    pub fn held(cache: &'a crate::media::MovieCache) -> Movies<'a> {
+        Movies { cache, held_only: true, missed: std::cell::Cell::new(false) }
+    }
+
+    /// Notes a held-only lookup that would have to read: the error its answer carries (never
+    /// sent).
+    pub(crate) fn miss(&self) -> crate::Error {
+        self.missed.set(true);
+        crate::Error::Io { context: "not held in memory".into(), source: std::io::ErrorKind::WouldBlock.into() }
+    }
+
+    /// Whether a held-only lookup missed.
+    pub fn missed(&self) -> bool {
+        self.missed.get()
+    }
 }
 
 /// [`respond`] at a given time (signed-URL expiry), body included even for HEAD.
@@ -250,12 +303,7 @@ pub fn respond_full(cfg: &Config, req: &HttpRequest, now: SystemTime) -> Respons
     resp
 }
 
-fn respond_inner(
-    cfg: &Config,
-    req: &HttpRequest,
-    now: SystemTime,
-    cache: Option<&crate::media::MovieCache>,
-) -> Response {
+fn respond_inner(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&Movies>) -> Response {
     // HLS/DASH below a movie (`/movie.mp4/master.m3u8`) and CORS preflights.
     if let Some(r) = package::preflight(cfg, req) {
         return r;
@@ -276,6 +324,9 @@ fn respond_inner(
     // read from it (see `listing`).
     if cfg.listing {
         if let Some(dir) = listing::resolve(cfg, &req.target) {
+            if let Some(movies) = cache.filter(|m| m.held_only) {
+                return Response::error(503, Some(movies.miss().to_string()));
+            }
             return match listing::authorize(cfg, &dir, &req.query, now) {
                 Ok(signed_until) => listing::page(cfg, &dir, req.method == "HEAD", signed_until),
                 Err(refusal) => *refusal,
@@ -311,7 +362,8 @@ fn respond_inner(
         ..crate::media::Options::for_kind(opened.kind, &opened.real)
     };
     let planned = match cache {
-        Some(c) => c.plan(&opened.real, opened.source, &request, &opts),
+        Some(m) if m.held_only => m.cache.plan_held(&opened.source, &request, &opts).unwrap_or_else(|| Err(m.miss())),
+        Some(m) => m.cache.plan(&opened.real, opened.source, &request, &opts),
         None => crate::media::plan(opened.source, &request, &opts),
     };
     let plan = match planned {

@@ -7,9 +7,10 @@
 //! query, confinement and signature first, then the packaged plan answered with its headers).
 
 use super::path::{self, Target};
+use super::Movies;
 use super::{answer_plan, query, signed, Body, HttpRequest, Response};
 use crate::config::Config;
-use crate::media::{Kind, MovieCache};
+use crate::media::Kind;
 use crate::mp4::Movie;
 use crate::package::{self, Clip, Options, Package, PackageRequest};
 use crate::plan::Plan;
@@ -84,7 +85,7 @@ pub(super) fn suffix(q: &query::Query) -> String {
 /// Answers a packaging request, or `None` when `req` is not one (the core goes on).
 /// `cache` is the long-running server's movie cache: the movie and its packages are kept in
 /// the movie's entry there (read, never mapped), shared with progressive seeks.
-pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&MovieCache>) -> Option<Response> {
+pub fn respond(cfg: &Config, req: &HttpRequest, now: SystemTime, cache: Option<&Movies>) -> Option<Response> {
     exchange(cfg, req, now, split(&req.target), path::normalize, |q, rel, preq| {
         let opened = match path::open(cfg, rel) {
             Ok(o) if o.kind == Kind::Mp4 => o,
@@ -194,16 +195,22 @@ pub(super) fn packaged(
     opened: path::Opened,
     clip: Clip,
     options: &Options,
-    cache: Option<&MovieCache>,
+    cache: Option<&Movies>,
 ) -> crate::Result<(Arc<Movie>, Arc<Package>)> {
-    if let Some(cache) = cache {
+    if let Some(movies) = cache {
         // Shared by every viewer of the movie, progressive or packaged: the movie is opened
         // once and the segment index built once.
         let opts = crate::media::Options {
             max_moov: cfg.max_moov_bytes,
             ..crate::media::Options::for_kind(Kind::Mp4, &opened.real)
         };
-        return cache.package(&opened.real, opened.source, clip, options, &opts);
+        if movies.held_only {
+            return movies
+                .cache
+                .package_held(&opened.source, clip, options, &opts)
+                .unwrap_or_else(|| Err(movies.miss()));
+        }
+        return movies.cache.package(&opened.real, opened.source, clip, options, &opts);
     }
     let movie = Movie::open(opened.source)?;
     movie.check_moov_size(cfg.max_moov_bytes)?;
@@ -228,7 +235,7 @@ pub(crate) fn answer_opened(
     rel: &path::RelPath,
     q: &query::Query,
     opened: path::Opened,
-    cache: Option<&MovieCache>,
+    cache: Option<&Movies>,
 ) -> Response {
     match answer_movie(cfg, preq, rel, q, opened, cache) {
         Ok(p) => reply(p, req),
@@ -243,7 +250,7 @@ fn answer_movie(
     rel: &path::RelPath,
     q: &query::Query,
     opened: path::Opened,
-    cache: Option<&MovieCache>,
+    cache: Option<&Movies>,
 ) -> Result<Packaged, Box<Response>> {
     let (start, end) = clip_of(q).map_err(|e| refusal(400, Some(format!("{}: {e}", rel.url_path()))))?;
     let real = opened.real.display().to_string();

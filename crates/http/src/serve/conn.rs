@@ -105,7 +105,7 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
     let mut buf: Vec<u8> = Vec::new();
     let mut answered = false;
     loop {
-        let limits = shared.config.get().server.clone();
+        let limits = shared.config.current().server.clone();
         let n = match read_head(&mut stream, &mut buf, &limits, &shared, answered, &mut stop).await {
             HeadRead::Head(n) => n,
             HeadRead::Done => return,
@@ -221,10 +221,12 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
     }
 }
 
-/// The operator paths ([`ops`]), else the shared core (files, HLS/DASH, the listing page),
-/// both run off the async threads because they open files (or list a directory) and read
-/// the media index (timed for `loomiere_plan_seconds`). Also says what kind of request it
-/// was, for the metrics.
+/// The operator paths ([`ops`]), else the shared core (files, HLS/DASH, the listing page;
+/// timed for `loomiere_plan_seconds`). Also says what kind of request it was, for the
+/// metrics. An answer the movie cache already holds (a segment or playlist of a package
+/// built, a remembered seek) is made right here on the async thread — the file opened and
+/// `fstat`ed, nothing read ([`http::respond_held`]); anything that would read a file or
+/// build an index (a `moov`, a segment index, a directory) runs on tokio's blocking pool.
 async fn answer(
     cfg: Arc<Config>,
     req: http::HttpRequest,
@@ -241,6 +243,13 @@ async fn answer(
         return (r, RequestKind::Other);
     }
     let kind = if counting() { RequestKind::of_path(&url_path) } else { RequestKind::Other };
+    let began = counting().then(Instant::now);
+    if let Some(r) = http::respond_held(&cfg, &req, &movies) {
+        if let (Some(began), Body::Plan { .. }) = (began, &r.body) {
+            METRICS.plan_time.observe(began.elapsed());
+        }
+        return (r, kind);
+    }
     let planned = tokio::task::spawn_blocking(move || {
         let began = counting().then(Instant::now);
         let r = http::respond_cached(&cfg, &req, &movies);

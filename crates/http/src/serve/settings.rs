@@ -1,5 +1,5 @@
 //! Where `serve` gets its configuration and when it re-reads it. A config file is checked
-//! with one `stat` per request and re-read when its modification time, length or inode
+//! with one `stat` per request (and per accepted connection) and re-read when its modification time, length or inode
 //! changed, or after SIGHUP; a directory given on the command line is served with the
 //! defaults and the listing page on. A file that does not validate at start-up is fatal; one
 //! that stops validating on a reload is refused with a log line naming the error (once per
@@ -50,6 +50,12 @@ impl ConfigCell {
     /// Asks for a re-read on the next request (SIGHUP).
     pub fn reload_soon(&self) {
         self.hup.store(true, Ordering::Relaxed);
+    }
+
+    /// The configuration in force, the file not checked: the head limits a connection reads
+    /// its next request under (the accept loop and each request check the file: [`ConfigCell::get`]).
+    pub fn current(&self) -> Arc<Config> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).current.clone()
     }
 
     /// The configuration for the next request: re-read if the file changed. A file that no

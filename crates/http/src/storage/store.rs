@@ -368,7 +368,15 @@ pub async fn answer(
             };
             match package {
                 Some(preq) => {
-                    let mut r = http::package::answer_opened(&cfg2, &req2, &preq, &rel2, &q2, opened, Some(&movies2));
+                    let mut r = http::package::answer_opened(
+                        &cfg2,
+                        &req2,
+                        &preq,
+                        &rel2,
+                        &q2,
+                        opened,
+                        Some(&http::Movies::all(&movies2)),
+                    );
                     if cfg2.cors {
                         http::package::cors_headers(&mut r);
                     }
