@@ -259,7 +259,15 @@ impl Server {
     /// Serves until SIGTERM or SIGINT, then shuts down gracefully.
     pub fn run(self) -> Result<()> {
         let Server { listeners, shared, runtime, signals } = self;
-        runtime.block_on(serve(listeners, shared, signals))
+        // The accept loop runs as a task on a runtime thread, not on this one: a connection it
+        // accepts is spawned where it was accepted and answered by the same thread, as an
+        // nginx worker does, instead of being handed from this thread to a worker (two
+        // thread wake-ups per connection).
+        runtime.block_on(async move {
+            tokio::spawn(serve(listeners, shared, signals))
+                .await
+                .unwrap_or_else(|e| Err(Error::io("the accept loop failed", std::io::Error::other(e.to_string()))))
+        })
     }
 }
 
