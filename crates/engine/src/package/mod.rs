@@ -77,7 +77,14 @@ fn language(moov: &[u8], trak: &crate::mp4::boxes::BoxHeader) -> Option<String> 
 pub struct Package {
     pub index: Arc<SegmentIndex>,
     pub facts: Vec<TrackFacts>,
+    /// The answers every viewer asks for alike — playlists, the MPD, init segments — as
+    /// rendered for their query suffix, the most recently used last (at most
+    /// [`ANSWERS_KEPT`]): a long movie's media playlist is rendered once, not per request.
+    answers: std::sync::Mutex<Vec<(PackageRequest, String, Plan)>>,
 }
+
+/// Rendered answers kept per package (different signatures of one URL are different answers).
+pub const ANSWERS_KEPT: usize = 8;
 
 /// Bits per second of `bytes` over `ticks` of `timescale`.
 fn bps(bytes: u64, ticks: u64, timescale: u32) -> u64 {
@@ -146,7 +153,7 @@ impl Package {
                 language: language(&movie.moov, &t.trak),
             });
         }
-        Package { index, facts }
+        Package { index, facts, answers: std::sync::Mutex::new(Vec::new()) }
     }
 }
 
@@ -166,8 +173,38 @@ pub fn answer(movie: &Movie, req: &PackageRequest, clip: Clip, options: &Options
     answer_with(movie, &package, req, query)
 }
 
-/// [`answer`] with a package already built.
+/// [`answer`] with a package already built from `movie`. A playlist, MPD or init segment
+/// is rendered once and kept in the package for the requests that follow (segments and
+/// WebVTT cues, one per segment, are planned each time: a plan over the index, no copy of
+/// the media).
 pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query: &str) -> Result<Plan> {
+    let kept = !matches!(req, PackageRequest::Segment { .. } | PackageRequest::Vtt { .. });
+    if !kept {
+        return render(movie, package, req, query);
+    }
+    let memo = || package.answers.lock().unwrap_or_else(|p| p.into_inner());
+    {
+        let mut answers = memo();
+        if let Some(i) = answers.iter().position(|(r, q, _)| r == req && q == query) {
+            let hit = answers.remove(i);
+            let plan = hit.2.clone();
+            answers.push(hit);
+            return Ok(plan);
+        }
+    }
+    let plan = render(movie, package, req, query)?;
+    let mut answers = memo();
+    if !answers.iter().any(|(r, q, _)| r == req && q == query) {
+        if answers.len() >= ANSWERS_KEPT {
+            answers.remove(0);
+        }
+        answers.push((*req, query.to_string(), plan.clone()));
+    }
+    Ok(plan)
+}
+
+/// [`answer_with`] made afresh.
+fn render(movie: &Movie, package: &Package, req: &PackageRequest, query: &str) -> Result<Plan> {
     let index = &package.index;
     let track = |media: Media, id: u32| -> Result<usize> {
         match index.track(id) {

@@ -529,3 +529,37 @@ fn a_replaced_movie_is_packaged_afresh_and_a_deleted_one_let_go() {
     assert_eq!((cache.len(), cache.packages()), (0, 0));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn manifests_and_init_segments_are_rendered_once_per_query() {
+    let m = movie("faststart.mp4");
+    let p = build(&m, Clip::default(), 1.0);
+    let asks = [
+        PackageRequest::Master,
+        PackageRequest::Mpd,
+        PackageRequest::Playlist { media: Media::Video, id: 1 },
+        PackageRequest::Init { media: Media::Video, id: 1 },
+    ];
+    for req in &asks {
+        let first = answer_with(&m, &p, req, "").unwrap();
+        let again = answer_with(&m, &p, req, "").unwrap();
+        assert_eq!(whole(&first), whole(&again), "{req:?}");
+        assert_eq!(whole(&first), whole(&render(&m, &p, req, "").unwrap()), "{req:?}");
+        // Kept: the same bytes in memory, not a copy.
+        match (first.pieces().first(), again.pieces().first()) {
+            (Some(Piece::Synth(a)), Some(Piece::Synth(b))) => assert!(Arc::ptr_eq(a, b), "{req:?}"),
+            _ => panic!("{req:?}: not rendered in memory"),
+        }
+    }
+    // Another query suffix is another answer; the oldest go past ANSWERS_KEPT.
+    let signed = whole(&answer_with(&m, &p, &PackageRequest::Master, "?sig=1").unwrap());
+    assert!(String::from_utf8(signed).unwrap().contains("?sig=1"));
+    for n in 0..2 * ANSWERS_KEPT {
+        answer_with(&m, &p, &PackageRequest::Master, &format!("?sig={n}")).unwrap();
+    }
+    assert_eq!(p.answers.lock().unwrap().len(), ANSWERS_KEPT);
+    // Segments are planned each time.
+    let seg = PackageRequest::Segment { media: Media::Video, id: 1, number: 1 };
+    answer_with(&m, &p, &seg, "").unwrap();
+    assert!(p.answers.lock().unwrap().iter().all(|(r, _, _)| *r != seg));
+}
