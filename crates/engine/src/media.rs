@@ -226,7 +226,7 @@ impl MovieCache {
                 Some(e) => {
                     e.used = tick;
                     e.movie.check_moov_size(opts.max_moov)?;
-                    // Remembered meanwhile by a concurrent request: planned again, no harm.
+                    // A plan remembered since `plan_held` looked is made again: no harm.
                     self.count(PLAN, false);
                     self.count(MOVIE, true);
                     (Some(e.movie.clone()), Vec::new())

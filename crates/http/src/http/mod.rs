@@ -2,7 +2,9 @@
 //! synchronous function, [`respond`], turns a request into a [`Response`] — status, headers
 //! and a body that is nothing, a short text, or a slice of a [`Plan`]. It opens the media
 //! file (through [`path::open`] and [`crate::media::plan`]) and nothing else: no socket,
-//! no sleeping, so async callers may run it inline (or in `spawn_blocking` for huge `moov`s).
+//! no sleeping. `serve` runs [`respond_held`] (what its movie cache holds: nothing read but
+//! the file's identity) on its async threads and [`respond_cached`] (which may read a 4 MB
+//! `moov` or build a segment index) on tokio's blocking pool.
 //!
 //! Routing is here too: a directory (with `listing` on: [`listing`]) or a media file; the
 //! parts of an exchange around [`respond`] that every driver shares — reading a head within
