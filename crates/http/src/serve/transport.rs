@@ -265,7 +265,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let (ca, certificate, key) = certificate(&dir);
         let listen = "127.0.0.1:0".parse().unwrap();
-        let acceptor = super::super::tls::load(&TlsConfig { listen, certificate, key }).unwrap();
+        let tickets = super::super::tls::ticketer().unwrap();
+        let acceptor = super::super::tls::load(&TlsConfig { listen, certificate, key }, &tickets).unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(rustls::pki_types::CertificateDer::from_pem_file(&ca).unwrap()).unwrap();
         let provider = Arc::new(rustls::crypto::ring::default_provider());
