@@ -22,6 +22,10 @@ use tokio::net::TcpStream;
 /// the ciphertext it buffers for a connection: what a TLS viewer whose socket is full holds.
 pub const TLS_STEP: usize = 64 * 1024;
 
+/// The most bytes encrypted between two yields, step after step while the socket takes each
+/// one whole, so one fast reader cannot hog a runtime thread.
+const TLS_TURN: u64 = 256 * 1024;
+
 /// A client connection.
 pub enum Stream {
     Plain(TcpStream),
@@ -70,8 +74,9 @@ impl Stream {
     }
 }
 
-/// The TLS path: per step, wait until rustls's ciphertext has left and the socket can take
-/// more, then read, encrypt and offer the step in one synchronous go. `sent` counts the
+/// The TLS path: wait until rustls's ciphertext has left and the socket can take more, then
+/// read, encrypt and offer steps in one synchronous go while the socket takes them whole (up
+/// to what the pacer allows, at most [`TLS_TURN`]), then yield. `sent` counts the
 /// plaintext handed to rustls (encrypted and in the socket, or in rustls's bounded buffer).
 async fn send_encrypted(
     tcp: &TcpStream,
@@ -86,23 +91,44 @@ async fn send_encrypted(
     while pos < range.end {
         flush(tcp, conn).await?;
         let budget = match pacer.map(|p| p.next(*sent, began.elapsed())) {
-            None => TLS_STEP as u64,
-            Some(Pace::Send(n)) => n.clamp(1, TLS_STEP as u64),
+            None => TLS_TURN,
+            Some(Pace::Send(n)) => n.clamp(1, TLS_TURN),
             Some(Pace::Wait(d)) => {
                 tokio::time::sleep(d).await;
                 continue;
             }
         };
         tcp.writable().await?;
-        let step = budget.min(range.end - pos);
-        let n = encrypt_step(plan, pos, step, conn)?;
-        offer(tcp, conn)?;
-        *sent += n;
+        let n = encrypt_while_taken(tcp, conn, plan, pos, budget.min(range.end - pos), sent)?;
         pos += n;
         // As the plain path: a client that keeps draining must not hold the runtime thread.
         tokio::task::yield_now().await;
     }
     flush(tcp, conn).await
+}
+
+/// Encrypts and offers up to `budget` bytes of `plan` from `pos`, a step at a time, the next
+/// step only when the socket took all of the last; returns the bytes handed to rustls (also
+/// added to `sent` as they go).
+fn encrypt_while_taken(
+    tcp: &TcpStream,
+    conn: &mut ServerConnection,
+    plan: &Plan,
+    pos: u64,
+    budget: u64,
+    sent: &mut u64,
+) -> io::Result<u64> {
+    let mut done = 0;
+    while done < budget {
+        let n = encrypt_step(plan, pos + done, (budget - done).min(TLS_STEP as u64), conn)?;
+        done += n;
+        *sent += n;
+        offer(tcp, conn)?;
+        if conn.wants_write() {
+            break; // the socket is full: the rest waits for it
+        }
+    }
+    Ok(done)
 }
 
 /// Reads `len` (≤ [`TLS_STEP`]) output bytes of `plan` at `pos` into the thread's scratch
