@@ -3,9 +3,10 @@
 //! TLS the bytes must pass through the process to be encrypted. A TLS connection then holds
 //! no plaintext of its own: each step is read into the runtime thread's scratch buffer
 //! ([`crate::sink::read_step`]), encrypted at once through rustls's synchronous writer, and
-//! offered to the socket in the same synchronous step; only ciphertext the socket did not
-//! take waits in rustls (at most [`TLS_STEP`], its buffer limit), and it is flushed before
-//! the next step is encrypted, which happens only once the socket is writable again.
+//! offered to the socket in the same synchronous go; the next step follows only when the
+//! socket took all of it. Ciphertext the socket did not take waits in rustls (at most
+//! [`TLS_STEP`], its buffer limit) and is flushed before anything more is encrypted, which
+//! happens only once the socket is writable again.
 
 use crate::plan::Plan;
 use crate::throttle::{Pace, Pacer};
@@ -137,7 +138,9 @@ fn encrypt_while_taken(
 fn encrypt_step(plan: &Plan, pos: u64, len: u64, conn: &mut ServerConnection) -> io::Result<u64> {
     super::send::with_scratch(|scratch| {
         let len = usize::try_from(len).unwrap_or(usize::MAX).min(TLS_STEP).min(scratch.len());
-        let Some(bytes) = scratch.get_mut(..len) else { return Ok(0) };
+        let Some(bytes) = scratch.get_mut(..len).filter(|b| !b.is_empty()) else {
+            return Err(io::Error::other("nothing to encrypt: an empty step or scratch buffer"));
+        };
         crate::sink::read_step(plan, pos, bytes)?;
         match conn.writer().write(bytes)? {
             0 => Err(io::Error::new(io::ErrorKind::WriteZero, "the TLS session took no bytes")),
