@@ -4,9 +4,9 @@
 //! on SIGHUP; a reload that fails is logged and the certificate in force stays.
 //!
 //! One `ServerConfig` (an `Arc`) serves every handshake until the next reload. Returning
-//! viewers resume their session without a certificate signature or key exchange: TLS 1.3
-//! with stateless tickets (rustls's ticketer: random keys, rotated every 6 hours, kept in
-//! memory only and across reloads), TLS 1.2 with tickets or rustls's cache of 256 session ids.
+//! viewers resume their session without the certificate's signature: TLS 1.3 with stateless
+//! tickets (rustls's ticketer: random keys, rotated every 6 hours, kept in memory only and
+//! across reloads), TLS 1.2 with tickets or rustls's cache of 256 session ids.
 
 use crate::config::{Config, TlsConfig};
 use rustls::pki_types::pem::PemObject;

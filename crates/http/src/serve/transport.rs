@@ -287,12 +287,9 @@ mod tests {
             .unwrap()
     }
 
-    /// Sends output `range` of `plan` over TLS on loopback; returns the plaintext the client
-    /// read and the seconds the send took.
-    fn transfer(tag: &str, plan: &Plan, range: Range<u64>, pacer: Option<Pacer>) -> (Vec<u8>, f64) {
-        let dir = std::env::temp_dir().join(format!("loomiere-tls-send-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (ca, certificate, key) = certificate(&dir);
+    /// A server acceptor as `serve` makes it and a client trusting its CA.
+    fn endpoints(dir: &Path) -> (tokio_rustls::TlsAcceptor, tokio_rustls::TlsConnector) {
+        let (ca, certificate, key) = certificate(dir);
         let listen = "127.0.0.1:0".parse().unwrap();
         let tickets = super::super::tls::ticketer().unwrap();
         let acceptor = super::super::tls::load(&TlsConfig { listen, certificate, key }, &tickets).unwrap();
@@ -304,7 +301,15 @@ mod tests {
             .unwrap()
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        (acceptor, tokio_rustls::TlsConnector::from(Arc::new(client)))
+    }
+
+    /// Sends output `range` of `plan` over TLS on loopback; returns the plaintext the client
+    /// read and the seconds the send took.
+    fn transfer(tag: &str, plan: &Plan, range: Range<u64>, pacer: Option<Pacer>) -> (Vec<u8>, f64) {
+        let dir = std::env::temp_dir().join(format!("loomiere-tls-send-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (acceptor, connector) = endpoints(&dir);
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let result = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -362,5 +367,38 @@ mod tests {
         assert!(got == crate::sink::read_range(&p, 0..p.len()).unwrap(), "the bytes differ from the plan's");
         assert!(secs >= 0.85, "took {secs:.2} s");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_returning_client_resumes_its_session() {
+        let dir = std::env::temp_dir().join(format!("loomiere-tls-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (acceptor, connector) = endpoints(&dir);
+        let p = plan(&dir, 6, 1000);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let kinds = rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut kinds = Vec::new();
+            for _ in 0..2 {
+                let server = async {
+                    let (tcp, _) = listener.accept().await.unwrap();
+                    let mut stream = Stream::tls(acceptor.accept(tcp).await.unwrap());
+                    stream.send_plan(&p, 0..p.len(), None, &mut 0).await.unwrap();
+                    stream.shutdown().await.unwrap();
+                };
+                let client = async {
+                    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+                    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+                    let mut tls = connector.connect(name, tcp).await.unwrap();
+                    tls.read_to_end(&mut Vec::new()).await.unwrap(); // the tickets come after the handshake
+                    tls.get_ref().1.handshake_kind()
+                };
+                kinds.push(tokio::join!(server, client).1);
+            }
+            kinds
+        });
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(kinds, [Some(rustls::HandshakeKind::Full), Some(rustls::HandshakeKind::Resumed)]);
     }
 }
