@@ -6,8 +6,8 @@
 # by `loomiere bench` with VIEWERS paced viewers of long.mp4?start=3600 (playback rate,
 # DURATION s, viewers started over RAMP s) on one of the two listeners, the bench trusting the
 # CA with --cacert. Per run: viewers held (peak streams), errors, stalls, TTFB p50/p99, TLS
-# handshake p50/p99, throughput, and serve's peak RSS and CPU seconds (sampled from /proc
-# every 0.25 s). Rounds alternate which scheme goes first.
+# handshake p50/p99, throughput, serve's peak RSS and CPU seconds (sampled from /proc every
+# 0.25 s) and the bench's CPU seconds (/usr/bin/time). Rounds alternate which scheme goes first.
 # Usage: LOOMIERE=target/release/loomiere bench/tls-viewers.sh
 #   LOOMIERE=PATH (default: the static release build), MEDIA=DIR (default target/test-media),
 #   ROUNDS=2 VIEWERS=10000 DURATION=30 RAMP=15, OUT=DIR (raw JSON kept there; default a temp
@@ -21,7 +21,7 @@ viewers=${VIEWERS:-10000}
 duration=${DURATION:-30}
 ramp=${RAMP:-15}
 [[ -x $bin ]] || { echo "no binary at $bin (cargo build --release, then LOOMIERE=target/release/loomiere)" >&2; exit 1; }
-for tool in openssl curl python3; do
+for tool in openssl curl python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "$tool is needed (scripts/deps.sh)" >&2; exit 1; }
 done
 [[ -s $media/long.mp4 ]] || bash "$here/tests/make-media.sh" "$media" >/dev/null
@@ -98,7 +98,7 @@ run() { # run LABEL SCHEME
   python3 "$tmp/sampler.py" "$serve_pid" "$out/$label.mem.json" "$tmp/stop" &
   local sampler=$!
   echo "$label: $(date -u +%T), load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  "$bin" bench "$scheme://127.0.0.1:$port/long.mp4" --cacert "$tmp/ca.pem" --viewers "$viewers" \
+  /usr/bin/time -f '%U %S' -o "$out/$label.time" "$bin" bench "$scheme://127.0.0.1:$port/long.mp4" --cacert "$tmp/ca.pem" --viewers "$viewers" \
     --duration "$duration" --ramp "$ramp" --seek fixed --start 3600 --max-error-rate 100 --json \
     >"$out/$label.json" 2>"$out/$label.err" || echo "$label: bench exited non-zero: $(tail -c 300 "$out/$label.err")" >&2
   touch "$tmp/stop"
@@ -118,8 +118,8 @@ done
 python3 - "$out" "$rounds" "$viewers" <<'PY'
 import json, statistics, sys
 out, rounds, viewers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-print(f"| run | viewers held | errors | stalls | TTFB p50 / p99 (ms) | TLS handshake p50 / p99 (ms) | Mbit/s | serve peak RSS (MiB) | serve CPU (s) | bench peak RSS (MiB) | load after |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+print(f"| run | viewers held | errors | stalls | TTFB p50 / p99 (ms) | TLS handshake p50 / p99 (ms) | Mbit/s | serve peak RSS (MiB) | serve CPU (s) | bench CPU (s) | bench peak RSS (MiB) | load after |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 med = {"http": [], "https": []}
 for r in range(1, rounds + 1):
     for s in ("http", "https"):
@@ -127,17 +127,21 @@ for r in range(1, rounds + 1):
         try:
             b = json.load(open(f"{out}/{label}.json"))
         except (OSError, ValueError):
-            print(f"| {label} | bench failed | | | | | | | | | |")
+            print(f"| {label} | bench failed | | | | | | | | | | |")
             continue
         m = json.load(open(f"{out}/{label}.mem.json"))
         load = open(f"{out}/{label}.load").read().strip()
+        try:
+            bench_cpu = f"{sum(float(x) for x in open(f'{out}/{label}.time').read().split()[-2:]):.1f}"
+        except (OSError, ValueError):
+            bench_cpu = "?"
         t, h = b["ttfb_ms"], b.get("tls_handshake_ms")
         hs = f"{h['p50']:.1f} / {h['p99']:.1f}" if h else "–"
         e = b["errors"]
         errs = ", ".join(f"{k} {v}" for k, v in e.items() if k not in ("status", "total") and v)
         errs = f"{e['total']} ({errs})" if errs else str(e["total"])
         print(f"| {label} | {b['peak_streams']:,} | {errs} | {b['stalls']} | {t['p50']:.1f} / {t['p99']:.1f} | {hs} | "
-              f"{b['mbit_per_s']:.1f} | {m['peak_kib'] / 1024:.1f} | {m['cpu_s']} | {(b.get('peak_rss_kib') or 0) / 1024:.0f} | {load} |")
+              f"{b['mbit_per_s']:.1f} | {m['peak_kib'] / 1024:.1f} | {m['cpu_s']} | {bench_cpu} | {(b.get('peak_rss_kib') or 0) / 1024:.0f} | {load} |")
         med[s].append((b["peak_streams"], m["peak_kib"] / 1024, m["cpu_s"], t["p50"], t["p99"], b["mbit_per_s"]))
 names = ["viewers held", "peak RSS MiB", "CPU s", "TTFB p50 ms", "TTFB p99 ms", "Mbit/s"]
 if med["http"] and med["https"]:

@@ -285,16 +285,34 @@ pub fn send_all(plan: &Plan, out: BorrowedFd<'_>) -> io::Result<u64> {
 
 /// Reads output bytes `range` of `plan` into memory (tests, small answers, hashing).
 pub fn read_range(plan: &Plan, range: Range<u64>) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for seg in plan.slice(range) {
-        let start = out.len();
+    let end = range.end.min(plan.len());
+    let n = usize::try_from(end.saturating_sub(range.start)).map_err(|_| io::Error::other("range too large"))?;
+    let mut out = vec![0; n];
+    fill(plan, range.start, &mut out)?;
+    Ok(out)
+}
+
+/// Fills `out` with the output bytes of `plan` from `from` on, for drivers that must see the
+/// bytes (TLS encrypts them from a scratch buffer). Like [`write_step`], first checks that the
+/// source is still the one the plan was made from; a source that ends early, or a range past
+/// the plan's end, is `UnexpectedEof` ([`is_source_fault`]).
+pub fn read_step(plan: &Plan, from: u64, out: &mut [u8]) -> io::Result<()> {
+    check_source(plan)?;
+    fill(plan, from, out)
+}
+
+/// Fills `out` with the output bytes of `plan` from `from` on.
+fn fill(plan: &Plan, from: u64, out: &mut [u8]) -> io::Result<()> {
+    let end = from.checked_add(out.len() as u64).filter(|&e| e <= plan.len()).ok_or_else(eof)?;
+    let mut start = 0usize;
+    for seg in plan.slice(from..end) {
         let n = usize::try_from(seg.to - seg.from).map_err(|_| io::Error::other("range too large"))?;
-        out.resize(start + n, 0);
+        let part = out.get_mut(start..start + n).ok_or_else(eof)?;
         match seg.piece {
             Piece::Synth(s) => {
                 let mut done = 0;
                 while done < n {
-                    let got = s.read_at(seg.from + done as u64, &mut out[start + done..]);
+                    let got = s.read_at(seg.from + done as u64, &mut part[done..]);
                     if got == 0 {
                         return Err(eof());
                     }
@@ -302,11 +320,16 @@ pub fn read_range(plan: &Plan, range: Range<u64>) -> io::Result<Vec<u8>> {
                 }
             }
             Piece::Source { offset, .. } => {
-                plan.source().read_exact_at(&mut out[start..], offset + seg.from)?;
+                plan.source().read_exact_at(part, offset + seg.from)?;
             }
         }
+        start += n;
     }
-    Ok(out)
+    if start == out.len() {
+        Ok(())
+    } else {
+        Err(eof())
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +383,20 @@ mod tests {
         let p = plan();
         assert_eq!(read_range(&p, 0..p.len()).unwrap(), b"HEADabcde012");
         assert_eq!(read_range(&p, 2..7).unwrap(), b"ADabc");
+    }
+
+    #[test]
+    fn read_step_fills_exactly_or_says_the_source_fell_short() {
+        let p = plan();
+        let mut buf = [0u8; 6];
+        read_step(&p, 3, &mut buf).unwrap();
+        assert_eq!(&buf, b"Dabcde");
+        // Past the plan's end: an error, never a partly filled buffer passed off as whole.
+        assert_eq!(read_step(&p, 8, &mut buf).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        // A source shorter than its piece says.
+        let pieces = vec![Piece::Source { offset: 15, len: 50 }];
+        let short = Plan::new(source(), pieces, PlanInfo::default()).unwrap();
+        assert_eq!(read_step(&short, 0, &mut buf).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -148,8 +148,15 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
             && !is_listing(&cfg, &parsed.request)
             && !ops::is_reserved(role, &cfg, &url_path_of(&parsed.request))
         {
-            let a = crate::storage::answer(cfg.clone(), &shared.storage, parsed.request.clone(), shared.movies.clone())
-                .await;
+            // Boxed, as `write_remote` below: the store client's futures are large, and a
+            // connection's task is sized for its largest state whether storage is used or not.
+            let a = Box::pin(crate::storage::answer(
+                cfg.clone(),
+                &shared.storage,
+                parsed.request.clone(),
+                shared.movies.clone(),
+            ))
+            .await;
             let kind =
                 if counting() { RequestKind::of_path(&url_path_of(&parsed.request)) } else { RequestKind::Other };
             ((a.response, kind), a.remote)
@@ -168,7 +175,7 @@ pub async fn serve(mut stream: Stream, peer: SocketAddr, shared: Arc<Shared>, ro
             matches!(resp.body, Body::Plan { .. }).then(|| shared.sending(format!("{} \"{request_line}\"", peer.ip())));
         #[cfg(feature = "storage")]
         let ok = match remote.as_mut() {
-            Some(r) => write_remote(&mut stream, &resp, r, parsed.http10, keep, &cfg, &mut out).await,
+            Some(r) => Box::pin(write_remote(&mut stream, &resp, r, parsed.http10, keep, &cfg, &mut out)).await,
             None => write_response(&mut stream, &resp, parsed.http10, keep, Some(&cfg), &mut out).await,
         };
         #[cfg(not(feature = "storage"))]
@@ -452,7 +459,8 @@ async fn linger(stream: &mut Stream) {
     if stream.shutdown().await.is_err() {
         return;
     }
-    let mut sink = [0u8; 4096];
+    // On the heap, and only now: an array here would be part of every connection's task.
+    let mut sink = vec![0u8; 4096];
     let mut left = 256 * 1024usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while left > 0 {
@@ -460,5 +468,27 @@ async fn linger(stream: &mut Stream) {
             Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
             _ => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `f` returns, without making one.
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(Stream, SocketAddr, Arc<Shared>, Role) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    #[test]
+    fn a_connection_task_stays_small() {
+        // Every viewer holds one: sized for its largest state (a buffer kept across an await,
+        // an unboxed store-client future) whether that state is reached or not.
+        let size = future_size(serve);
+        eprintln!("conn::serve future: {size} bytes");
+        assert!(size <= 3 * 1024, "conn::serve's future is {size} bytes");
     }
 }

@@ -331,7 +331,7 @@ async fn open_stream(tcp: tokio::net::TcpStream, tls: bool, shared: &Shared) -> 
     let acceptor = shared.tls.as_ref()?.acceptor();
     let limit = Duration::from_secs(shared.config.get().server.header_timeout_secs);
     match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Some(transport::Stream::Tls(Box::new(s))),
+        Ok(Ok(s)) => Some(transport::Stream::tls(s)),
         // A failed or slow handshake (an old protocol, a scanner): no HTTP to answer it with.
         _ => {
             if crate::metrics::enabled() {

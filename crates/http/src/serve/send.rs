@@ -5,7 +5,8 @@
 //! whole budget yields. A burst over several pieces is sent under `TCP_CORK`, released at
 //! its end. Synthesised pieces are pulled into one
 //! scratch buffer per runtime thread, borrowed only during the synchronous step, so a
-//! stream's own memory is a cursor and a few numbers. The throttle's [`Pacer`] decides how
+//! stream's own memory is a cursor and a few numbers (the TLS path in [`super::transport`]
+//! encrypts from the same buffer). The throttle's [`Pacer`] decides how
 //! much may go now and how long to sleep.
 
 use crate::plan::Plan;
@@ -28,6 +29,11 @@ const THREAD_SCRATCH: usize = 256 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; THREAD_SCRATCH]);
+}
+
+/// Runs `f` on this runtime thread's scratch buffer (never held across an await).
+pub(super) fn with_scratch<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
 }
 
 /// Writes all of `bytes` (and flushes: a TLS session holds them until then).
@@ -71,10 +77,7 @@ pub async fn send_plan(
             let _ = rustix::net::sockopt::set_tcp_cork(stream, true);
         }
         let burst = stream.try_io(Interest::WRITABLE, || {
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                sink::write_burst(plan, &mut cur, stream.as_fd(), budget, &mut s, &mut method)
-            })
+            with_scratch(|s| sink::write_burst(plan, &mut cur, stream.as_fd(), budget, s, &mut method))
         });
         if cork {
             let _ = rustix::net::sockopt::set_tcp_cork(stream, false);
