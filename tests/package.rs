@@ -330,23 +330,11 @@ fn ffmpeg_cues(input: &str) -> String {
 fn tx3g_subtitles_are_served_as_webvtt() {
     common::require_tool("ffmpeg");
     let dir = common::scratch("package-subtitles-media");
-    let srt = dir.join("cues.srt");
-    std::fs::write(
-        &srt,
-        "1\n00:00:01,000 --> 00:00:03,500\nHello & friends\n\n2\n00:00:14,000 --> 00:00:20,000\nAcross a boundary\n",
-    )
-    .unwrap();
     let movie = dir.join("subs.mp4");
-    let out = common::run(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(common::media("short.mp4"))
-            .arg("-i")
-            .arg(&srt)
-            .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"])
-            .arg(&movie),
+    common::with_subtitles(
+        "1\n00:00:01,000 --> 00:00:03,500\nHello & friends\n\n2\n00:00:14,000 --> 00:00:20,000\nAcross a boundary\n",
+        &movie,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let serve = Serve::start_in("subtitles", &dir);
     let master = serve.text("/subs.mp4/master.m3u8");
     assert!(master.contains("TYPE=SUBTITLES") && master.contains("LANGUAGE=\"eng\""), "{master}");

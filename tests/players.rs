@@ -144,19 +144,10 @@ fn hls_js_shaka_and_dash_js_play_hls_and_dash() {
     let root = dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
     // short.mp4 with an English tx3g subtitle track.
-    let srt = dir.join("cues.srt");
-    std::fs::write(&srt, "1\n00:00:01,000 --> 00:00:30,000\nHello\n\n2\n00:00:31,000 --> 00:00:59,000\nAgain\n")
-        .unwrap();
-    let out = common::run(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(common::media("short.mp4"))
-            .arg("-i")
-            .arg(&srt)
-            .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"])
-            .arg(root.join("movie.mp4")),
+    common::with_subtitles(
+        "1\n00:00:01,000 --> 00:00:30,000\nHello\n\n2\n00:00:31,000 --> 00:00:59,000\nAgain\n",
+        &root.join("movie.mp4"),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The same picture and sound as a fragmented MP4 (CMAF), packaged from its fragments.
     let out = common::run(
         Command::new("ffmpeg")

@@ -204,3 +204,19 @@ pub fn mp4_boxes(data: &[u8]) -> Vec<BoxAt> {
     walk(data, 0, data.len(), &mut out);
     out
 }
+
+/// Writes `out`: `short.mp4` with an English `mov_text` (tx3g) subtitle track made from the
+/// SubRip text `srt` (ffmpeg, stream copy for the rest).
+pub fn with_subtitles(srt: &str, out: &Path) {
+    require_tool("ffmpeg");
+    let cues = out.with_extension("srt");
+    std::fs::write(&cues, srt).unwrap();
+    let r = run(Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(media("short.mp4"))
+        .arg("-i")
+        .arg(&cues)
+        .args(["-map", "0", "-map", "1", "-c", "copy", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"])
+        .arg(out));
+    assert!(r.status.success(), "ffmpeg: {}", String::from_utf8_lossy(&r.stderr));
+}
