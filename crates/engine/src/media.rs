@@ -69,9 +69,12 @@ fn untouched(req: &Request) -> bool {
 /// freed: at the next lookup of its path (a new identity under the same name drops the old
 /// entry), and by [`MovieCache::sweep`] — run at each insertion and periodically by `serve` —
 /// which drops every entry whose held descriptor has no link left (`fstat`: `st_nlink` 0) or
-/// whose path now names another file or none. Two concurrent misses for one file open it
-/// twice but insert it once: the second finds the first's entry under the lock and uses it
-/// (and likewise for a package).
+/// whose path now names another file or none. Concurrent misses for one file open it once:
+/// a burst of first requests (a player fetching its playlists at once, a new title's first
+/// viewers) waits for the first one's open — reading a `moov` of up to `max_moov_bytes` —
+/// instead of each reading its own (a wait is bounded by [`OPEN_WAIT`], after which a miss
+/// opens the file itself); a movie is inserted once, and a package too (a package built twice
+/// by concurrent misses is kept once).
 pub struct MovieCache {
     capacity: usize,
     entries: std::sync::Mutex<Vec<CacheEntry>>,
@@ -79,6 +82,55 @@ pub struct MovieCache {
     clock: std::sync::atomic::AtomicU64,
     /// Lookups answered and not, for the server's metrics ([`MovieCache::stats`]).
     counts: [std::sync::atomic::AtomicU64; 6],
+    /// The movies being opened right now, one opener each ([`Opening::turn`]).
+    opening: Opening,
+    /// Movies opened (files read), for tests of the single open.
+    opened: std::sync::atomic::AtomicU64,
+}
+
+/// How long a miss waits for another's open of the same movie before opening it itself.
+pub const OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The keys of movies being opened, and a condition their waiters sleep on.
+#[derive(Default)]
+struct Opening {
+    keys: std::sync::Mutex<Vec<MovieKey>>,
+    done: std::sync::Condvar,
+}
+
+impl Opening {
+    /// Waits (at most [`OPEN_WAIT`]) while another thread opens `key`, then takes the turn:
+    /// until the returned guard is dropped (also on an error or a panic), others wait.
+    fn turn(&self, key: &MovieKey) -> Turn<'_> {
+        let deadline = std::time::Instant::now() + OPEN_WAIT;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        while keys.contains(key) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            keys = self.done.wait_timeout(keys, left).unwrap_or_else(|p| p.into_inner()).0;
+        }
+        keys.push(key.clone());
+        Turn { opening: self, key: key.clone() }
+    }
+}
+
+/// One thread's turn to open a movie; ends when dropped, waking the waiters.
+struct Turn<'a> {
+    opening: &'a Opening,
+    key: MovieKey,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut keys = self.opening.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = keys.iter().position(|k| *k == self.key) {
+            keys.swap_remove(i);
+        }
+        drop(keys);
+        self.opening.done.notify_all();
+    }
 }
 
 /// How often [`MovieCache`] lookups were answered from it, since it was made.
@@ -147,7 +199,14 @@ impl MovieCache {
             entries: std::sync::Mutex::new(Vec::new()),
             clock: std::sync::atomic::AtomicU64::new(0),
             counts: Default::default(),
+            opening: Opening::default(),
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times a movie was opened (its file read) by this cache.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Counts one lookup of `what` (`PLAN`, `MOVIE`, `SEGMENT_INDEX`), answered or not.
@@ -401,8 +460,16 @@ impl MovieCache {
 
     /// Opens the movie of a miss, resident (read, not mapped: a file truncated while served
     /// must not fault the server; its seek marks or fragment index built), and inserts it.
+    /// One miss at a time opens a given movie; the others wait for it and take its entry.
     fn open_movie(&self, key: MovieKey, path: &Path, src: Source, opts: &Options) -> Result<Arc<crate::mp4::Movie>> {
+        let _turn = self.opening.turn(&key);
+        // Opened by the miss this one waited for.
+        if let Some(e) = self.lock().iter_mut().find(|e| e.key == key) {
+            e.used = self.tick();
+            return Ok(e.movie.clone());
+        }
         let resident = Options { resident: true, lean: false, marks_dir: None, ..opts.clone() };
+        self.opened.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let m = crate::mp4::Movie::open_for(src, &resident)?;
         self.sweep();
         Ok(self.insert(key, path, Arc::new(m)))

@@ -468,12 +468,45 @@ fn concurrent_package_misses_insert_once() {
                 threads.into_iter().map(|t| t.join().unwrap()).collect()
             });
             assert_eq!((cache.len(), cache.packages()), (1, 1), "{name} round {round}: one movie, one package");
+            assert_eq!(cache.opened(), 1, "{name} round {round}: the file read once, the others waited");
             // Every thread got the one view and the one package kept, as does a later lookup.
             let (m, p) = cached(&cache, &path, Clip::default(), 1.0);
             assert!(got.iter().all(|(gm, _)| Arc::ptr_eq(gm, &m)), "{name} round {round}: one view of the movie");
             assert!(got.iter().all(|(_, gp)| Arc::ptr_eq(gp, &p)), "{name} round {round}: one package shared");
         }
     }
+}
+
+#[test]
+fn concurrent_seeks_of_a_new_movie_read_it_once() {
+    use crate::request::{Position, Request};
+    let path = corpus("faststart.mp4");
+    let cache = crate::media::MovieCache::new(8);
+    let ready = std::sync::Barrier::new(8);
+    let lens: Vec<u64> = std::thread::scope(|s| {
+        let threads: Vec<_> = (1..=8u32)
+            .map(|k| {
+                let (cache, path, ready) = (&cache, &path, &ready);
+                s.spawn(move || {
+                    let req = Request { start: Some(Position::Seconds(f64::from(k) * 0.2)), ..Request::default() };
+                    ready.wait();
+                    cache.plan(path, Source::open(path).unwrap(), &req, &crate::media::Options::for_path(path).unwrap())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap().unwrap().len()).collect()
+    });
+    assert!(lens.iter().all(|&n| n > 0));
+    assert_eq!((cache.opened(), cache.len()), (1, 1), "one read of the moov for 8 first viewers");
+    // A failed open is not waited for forever, and the next miss tries again.
+    let gone = std::env::temp_dir().join(format!("loomiere-open-once-{}.mp4", std::process::id()));
+    std::fs::write(&gone, b"\0\0\0\x08free").unwrap();
+    let opts = crate::media::Options::for_path(&gone).unwrap();
+    let req = Request { start: Some(Position::Seconds(1.0)), ..Request::default() };
+    assert!(cache.plan(&gone, Source::open(&gone).unwrap(), &req, &opts).is_err());
+    assert!(cache.plan(&gone, Source::open(&gone).unwrap(), &req, &opts).is_err());
+    assert_eq!(cache.opened(), 3);
+    let _ = std::fs::remove_file(gone);
 }
 
 #[test]
