@@ -278,27 +278,8 @@ impl MovieCache {
         }
         let key = (src.version.clone(), src.len, src.modified);
         let content_type = opts.content_type;
-        let (cached, replaced) = {
-            let mut entries = self.lock();
-            let tick = self.tick();
-            match entries.iter_mut().find(|e| e.key == key) {
-                Some(e) => {
-                    e.used = tick;
-                    e.movie.check_moov_size(opts.max_moov)?;
-                    // A plan remembered since `plan_held` looked is made again: no harm.
-                    self.count(PLAN, false);
-                    self.count(MOVIE, true);
-                    (Some(e.movie.clone()), Vec::new())
-                }
-                // A miss: an older version of the file under this name is let go now.
-                None => {
-                    self.count(PLAN, false);
-                    self.count(MOVIE, false);
-                    (None, take_where(&mut entries, |e| e.path == path))
-                }
-            }
-        };
-        drop(replaced); // unmapped and closed outside the lock
+        // A plan remembered since `plan_held` looked is made again: no harm.
+        let cached = self.find_movie(&key, path, opts.max_moov, PLAN, |e| Ok(e.movie.clone()))?;
         let movie = match cached {
             Some(m) => m,
             None => self.open_movie(key.clone(), path, src, opts)?,
@@ -383,28 +364,12 @@ impl MovieCache {
         }
         let key = (src.version.clone(), src.len, src.modified);
         let wanted = package_key(clip, segments);
-        let (cached, replaced) = {
-            let mut entries = self.lock();
-            let tick = self.tick();
-            match entries.iter_mut().find(|e| e.key == key) {
-                Some(e) => {
-                    e.used = tick;
-                    e.movie.check_moov_size(opts.max_moov)?;
-                    if let Some(view) = &e.packaging {
-                        view.check_moov_size(opts.max_moov)?;
-                    }
-                    self.count(SEGMENT_INDEX, false);
-                    self.count(MOVIE, true);
-                    (Some((e.movie.clone(), e.packaging.clone())), Vec::new())
-                }
-                None => {
-                    self.count(SEGMENT_INDEX, false);
-                    self.count(MOVIE, false);
-                    (None, take_where(&mut entries, |e| e.path == path))
-                }
+        let cached = self.find_movie(&key, path, opts.max_moov, SEGMENT_INDEX, |e| {
+            if let Some(view) = &e.packaging {
+                view.check_moov_size(opts.max_moov)?;
             }
-        };
-        drop(replaced); // closed outside the lock
+            Ok((e.movie.clone(), e.packaging.clone()))
+        })?;
         let (movie, view) = match cached {
             Some(held) => held,
             None => (self.open_movie(key.clone(), path, src, opts)?, None),
@@ -435,6 +400,36 @@ impl MovieCache {
         drop(entries);
         drop(evicted);
         Ok((view, package))
+    }
+
+    /// The movie lookup after a miss of `what` (`PLAN` or `SEGMENT_INDEX`, counted as such):
+    /// a held movie is touched, checked against `max_moov` and given to `take`; on a miss an
+    /// older version of the file under `path` is let go (unmapped and closed outside the lock)
+    /// and `None` returned.
+    fn find_movie<T>(
+        &self,
+        key: &MovieKey,
+        path: &Path,
+        max_moov: u64,
+        what: usize,
+        take: impl FnOnce(&CacheEntry) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut entries = self.lock();
+        let tick = self.tick();
+        if let Some(e) = entries.iter_mut().find(|e| e.key == *key) {
+            e.used = tick;
+            e.movie.check_moov_size(max_moov)?;
+            let taken = take(e)?;
+            self.count(what, false);
+            self.count(MOVIE, true);
+            return Ok(Some(taken));
+        }
+        self.count(what, false);
+        self.count(MOVIE, false);
+        let replaced = take_where(&mut entries, |e| e.path == path);
+        drop(entries);
+        drop(replaced);
+        Ok(None)
     }
 
     /// The packager's view of the cached `movie` known as `key`: the one its entry holds, else
