@@ -184,23 +184,27 @@ impl Plan {
     /// The pieces overlapping output bytes `range`, each clipped to it, in order. This is how
     /// an HTTP `Range` is answered: on the plan, not on the source file.
     pub fn slice(&self, range: Range<u64>) -> Vec<Segment<'_>> {
+        self.segments(range).collect()
+    }
+
+    /// [`Plan::slice`] without the allocation: the pieces overlapping `range`, clipped, in
+    /// order, as they are needed.
+    pub fn segments(&self, range: Range<u64>) -> impl Iterator<Item = Segment<'_>> + '_ {
         let end = range.end.min(self.len());
-        let mut out = Vec::new();
-        if range.start >= end {
-            return out;
-        }
-        // First piece whose end is after range.start.
-        let first = self.starts[1..].partition_point(|&e| e <= range.start);
-        for (i, piece) in self.pieces.iter().enumerate().skip(first) {
+        // First piece whose end is after range.start (none when the range is empty).
+        let first = if range.start >= end {
+            self.pieces.len()
+        } else {
+            self.starts[1..].partition_point(|&e| e <= range.start)
+        };
+        self.pieces.iter().enumerate().skip(first).map_while(move |(i, piece)| {
             let p_start = self.starts[i];
-            if p_start >= end {
-                break;
-            }
-            let from = range.start.max(p_start) - p_start;
-            let to = end.min(self.starts[i + 1]) - p_start;
-            out.push(Segment { piece, from, to });
-        }
-        out
+            (p_start < end).then(|| Segment {
+                piece,
+                from: range.start.max(p_start) - p_start,
+                to: end.min(self.starts[i + 1]) - p_start,
+            })
+        })
     }
 
     /// The piece containing output offset `pos`, and `pos` relative to that piece.

@@ -81,10 +81,22 @@ pub struct Package {
     /// rendered for their query suffix, the most recently used last (at most
     /// [`ANSWERS_KEPT`]): a long movie's media playlist is rendered once, not per request.
     answers: std::sync::Mutex<Vec<(PackageRequest, String, Plan)>>,
+    /// Media segments of small interleaved samples as made self-contained by
+    /// [`crate::sink::gather::stage`] (their samples gathered once into a memory copy, so a
+    /// repeat is sent as one range, as a pre-packaged file would be), the most recently used
+    /// last: at most [`SEGMENTS_KEPT`] and [`SEGMENT_BYTES_KEPT`] bytes of samples.
+    segments: std::sync::Mutex<Vec<(PackageRequest, Plan)>>,
 }
 
 /// Rendered answers kept per package (different signatures of one URL are different answers).
 pub const ANSWERS_KEPT: usize = 8;
+
+/// Media segments kept per package (see [`Package`]).
+pub const SEGMENTS_KEPT: usize = 16;
+
+/// Bytes of samples kept per package in [`SEGMENTS_KEPT`] segments; a segment of more
+/// than a quarter of this is never kept (its pieces are larger, and go zero-copy).
+pub const SEGMENT_BYTES_KEPT: u64 = 2 << 20;
 
 /// Bits per second of `bytes` over `ticks` of `timescale`.
 fn bps(bytes: u64, ticks: u64, timescale: u32) -> u64 {
@@ -153,7 +165,7 @@ impl Package {
                 language: language(&movie.moov, &t.trak),
             });
         }
-        Package { index, facts, answers: std::sync::Mutex::new(Vec::new()) }
+        Package { index, facts, answers: Default::default(), segments: Default::default() }
     }
 }
 
@@ -178,8 +190,10 @@ pub fn answer(movie: &Movie, req: &PackageRequest, clip: Clip, options: &Options
 /// WebVTT cues, one per segment, are planned each time: a plan over the index, no copy of
 /// the media).
 pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query: &str) -> Result<Plan> {
-    let kept = !matches!(req, PackageRequest::Segment { .. } | PackageRequest::Vtt { .. });
-    if !kept {
+    if let PackageRequest::Segment { .. } = req {
+        return segment(movie, package, req);
+    }
+    if let PackageRequest::Vtt { .. } = req {
         return render(movie, package, req, query);
     }
     let memo = || package.answers.lock().unwrap_or_else(|p| p.into_inner());
@@ -201,6 +215,41 @@ pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query
         answers.push((*req, query.to_string(), plan.clone()));
     }
     Ok(plan)
+}
+
+/// A media segment: kept in the package when it is made of small interleaved samples
+/// (gathered once, [`crate::sink::gather::stage`]), else planned each time over the index.
+fn segment(movie: &Movie, package: &Package, req: &PackageRequest) -> Result<Plan> {
+    let memo = || package.segments.lock().unwrap_or_else(|p| p.into_inner());
+    {
+        let mut kept = memo();
+        if let Some(i) = kept.iter().position(|(r, _)| r == req) {
+            let hit = kept.remove(i);
+            let plan = hit.1.clone();
+            kept.push(hit);
+            return Ok(plan);
+        }
+    }
+    let plan = render(movie, package, req, "")?;
+    // A copy that cannot be made (no memfd, a source changed since it was opened) leaves the
+    // plan as it is: the sink checks the source again and says what went wrong.
+    let Ok(Some(staged)) = crate::sink::gather::stage(&plan, SEGMENT_BYTES_KEPT / 4) else { return Ok(plan) };
+    keep(&mut memo(), req, &staged, SEGMENTS_KEPT, SEGMENT_BYTES_KEPT);
+    Ok(staged)
+}
+
+/// Adds `plan` to `kept` (most recently used last), first dropping the least recently used
+/// until at most `most` segments and `bytes_most` bytes of samples remain with it.
+fn keep(kept: &mut Vec<(PackageRequest, Plan)>, req: &PackageRequest, plan: &Plan, most: usize, bytes_most: u64) {
+    if kept.iter().any(|(r, _)| r == req) {
+        return;
+    }
+    let body = |p: &Plan| p.len().saturating_sub(p.info.header_len);
+    let mut bytes: u64 = kept.iter().map(|(_, p)| body(p)).sum::<u64>() + body(plan);
+    while !kept.is_empty() && (kept.len() >= most || bytes > bytes_most) {
+        bytes -= body(&kept.remove(0).1);
+    }
+    kept.push((*req, plan.clone()));
 }
 
 /// [`answer_with`] made afresh.

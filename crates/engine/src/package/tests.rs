@@ -188,6 +188,45 @@ fn media_segments_carry_the_source_samples_and_their_timing() {
 }
 
 #[test]
+fn segments_of_small_samples_are_kept_as_one_range_within_bounds() {
+    let m = movie("faststart.mp4");
+    let p = build(&m, Clip::default(), 1.0);
+    let (k, info) = p.index.tracks.iter().enumerate().find(|(_, t)| t.media == Media::Audio).unwrap();
+    let req = |n: usize| PackageRequest::Segment { media: info.media, id: info.id, number: n as u32 + 1 };
+    let fresh = |n: usize| render(&m, &p, &req(n), "").unwrap();
+    let count = p.index.cells_of(k).count();
+    assert!(count >= 2);
+    for n in 0..count {
+        let first = answer_with(&m, &p, &req(n), "").unwrap();
+        let again = answer_with(&m, &p, &req(n), "").unwrap();
+        // AAC frames are small: the samples are gathered once into one range, kept.
+        assert_eq!(first.pieces().len(), 2, "segment {}", n + 1);
+        assert!(again.source().same_medium(first.source()), "the second answer is the kept one");
+        assert!(!first.source().same_medium(&m.src));
+        assert_eq!(whole(&first), whole(&fresh(n)), "segment {}", n + 1);
+        assert_eq!(whole(&again), whole(&first));
+        assert_eq!(first.info.modified, m.src.modified);
+    }
+    assert_eq!(p.segments.lock().unwrap().len(), count);
+    // The bounds: least recently used out first, by count and by bytes of samples.
+    let plans: Vec<(PackageRequest, Plan)> =
+        (0..2).map(|n| (req(n), answer_with(&m, &p, &req(n), "").unwrap())).collect();
+    let body = |p: &Plan| p.len() - p.info.header_len;
+    let mut kept = Vec::new();
+    for (r, plan) in &plans {
+        keep(&mut kept, r, plan, 1, u64::MAX);
+    }
+    assert_eq!(kept.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [plans[1].0]);
+    let mut kept = Vec::new();
+    for (r, plan) in &plans {
+        keep(&mut kept, r, plan, 10, body(&plans[1].1));
+    }
+    assert_eq!(kept.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [plans[1].0]);
+    keep(&mut kept, &plans[0].0, &plans[0].1, 10, u64::MAX);
+    assert_eq!(kept.len(), 2);
+}
+
+#[test]
 fn the_first_frame_is_shown_at_the_lead_in_every_track() {
     // Video: first frame at presentation 0 in the source; audio starts with it (the edit
     // lists of the corpus file are plain). The output shows both at the same lead.

@@ -13,6 +13,7 @@
 
 #[allow(unsafe_code)] // signal-safe clean-up of a temporary file
 pub mod file;
+pub mod gather;
 pub mod pace;
 
 use crate::plan::{Piece, Plan};
@@ -168,7 +169,8 @@ pub fn write_step(
 
 /// [`write_step`]s while `out` takes what it is given, until `max` bytes in all were sent or
 /// the cursor is done: the many small pieces of a segment go out in one go instead of one
-/// per turn of a driver's loop. Returns the bytes sent. An error (`WouldBlock` when a
+/// per turn of a driver's loop. With a [`gather::Gather`], runs of pieces under a page are
+/// gathered in the kernel and sent as one range (see there). Returns the bytes sent. An error (`WouldBlock` when a
 /// non-blocking socket fills) is returned even after some bytes went out; `cur` says how far
 /// the stream got.
 pub fn write_burst(
@@ -178,9 +180,19 @@ pub fn write_burst(
     max: u64,
     scratch: &mut [u8],
     method: &mut CopyMethod,
+    mut gather: Option<&mut gather::Gather>,
 ) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < max && !cur.is_done() {
+        if let Some(g) = gather.as_deref_mut() {
+            if let Some(n) = g.send(plan, cur, out, max - sent)? {
+                if n == 0 {
+                    break;
+                }
+                sent += n;
+                continue;
+            }
+        }
         match write_step(plan, cur, out, max - sent, scratch, method)? {
             0 => break,
             n => sent += n,
@@ -484,11 +496,11 @@ mod tests {
         let mut method = CopyMethod::for_output(out.as_fd());
         let mut scratch = vec![0u8; SCRATCH];
         // 15 pieces and half of the 16th.
-        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), 310, &mut scratch, &mut method).unwrap(), 310);
+        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), 310, &mut scratch, &mut method, None).unwrap(), 310);
         assert_eq!(cur.pos, 310);
-        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), u64::MAX, &mut scratch, &mut method).unwrap(), 1_690);
+        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), u64::MAX, &mut scratch, &mut method, None).unwrap(), 1_690);
         assert!(cur.is_done());
-        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), u64::MAX, &mut scratch, &mut method).unwrap(), 0);
+        assert_eq!(write_burst(&p, &mut cur, out.as_fd(), u64::MAX, &mut scratch, &mut method, None).unwrap(), 0);
         assert_eq!(checks(&w), 1);
         let mut got = Vec::new();
         let mut f = out;

@@ -77,7 +77,12 @@ pub async fn send_plan(
             let _ = rustix::net::sockopt::set_tcp_cork(stream, true);
         }
         let burst = stream.try_io(Interest::WRITABLE, || {
-            with_scratch(|s| sink::write_burst(plan, &mut cur, stream.as_fd(), budget, s, &mut method))
+            with_scratch(|s| {
+                // Runs of small pieces are gathered in the kernel and go as one range.
+                sink::gather::with_thread(|g| {
+                    sink::write_burst(plan, &mut cur, stream.as_fd(), budget, s, &mut method, g)
+                })
+            })
         });
         if cork {
             let _ = rustix::net::sockopt::set_tcp_cork(stream, false);
