@@ -378,7 +378,7 @@ impl MovieCache {
             Some(v) => v,
             None => self.packaging_view(&key, movie, opts.max_moov)?,
         };
-        let package = Arc::new(crate::package::Package::build(&view, clip, segments)?);
+        let package = Arc::new(crate::package::Package::build(&view, clip, segments)?.keeping_segments());
         let mut entries = self.lock();
         let tick = self.tick();
         // Evicted meanwhile: answered, not kept.

@@ -86,6 +86,10 @@ pub struct Package {
     /// repeat is sent as one range, as a pre-packaged file would be), the most recently used
     /// last: at most [`SEGMENTS_KEPT`] and [`SEGMENT_BYTES_KEPT`] bytes of samples.
     segments: std::sync::Mutex<Vec<(PackageRequest, Plan)>>,
+    /// Whether segments are kept at all: only in a package that outlives its request
+    /// (`serve`'s movie cache, [`Package::keeping_segments`]); a CGI process would only
+    /// copy what it sends once.
+    keeps: bool,
 }
 
 /// Rendered answers kept per package (different signatures of one URL are different answers).
@@ -118,6 +122,13 @@ impl Package {
         let header = movie.header()?;
         let index = SegmentIndex::build(&tracks, header.timescale, clip, options)?;
         Ok(Package::with_index(movie, &tracks, Arc::new(index)))
+    }
+
+    /// This package, keeping its media segments of small samples for the requests that
+    /// follow (see [`Package`]): for packages that serve many requests.
+    pub fn keeping_segments(mut self) -> Package {
+        self.keeps = true;
+        self
     }
 
     /// The facts for an index already built (or loaded).
@@ -165,7 +176,7 @@ impl Package {
                 language: language(&movie.moov, &t.trak),
             });
         }
-        Package { index, facts, answers: Default::default(), segments: Default::default() }
+        Package { index, facts, answers: Default::default(), segments: Default::default(), keeps: false }
     }
 }
 
@@ -231,6 +242,9 @@ fn segment(movie: &Movie, package: &Package, req: &PackageRequest) -> Result<Pla
         }
     }
     let plan = render(movie, package, req, "")?;
+    if !package.keeps {
+        return Ok(plan);
+    }
     // A copy that cannot be made (no memfd, a source changed since it was opened) leaves the
     // plan as it is: the sink checks the source again and says what went wrong.
     let Ok(Some(staged)) = crate::sink::gather::stage(&plan, SEGMENT_BYTES_KEPT / 4) else { return Ok(plan) };

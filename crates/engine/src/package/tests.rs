@@ -190,7 +190,13 @@ fn media_segments_carry_the_source_samples_and_their_timing() {
 #[test]
 fn segments_of_small_samples_are_kept_as_one_range_within_bounds() {
     let m = movie("faststart.mp4");
-    let p = build(&m, Clip::default(), 1.0);
+    // A one-shot package (the CGI's) plans each segment; a kept one gathers it once.
+    let once = build(&m, Clip::default(), 1.0);
+    let a = PackageRequest::Segment { media: Media::Audio, id: 2, number: 1 };
+    assert!(once.index.track(2).is_some_and(|(_, t)| t.media == Media::Audio));
+    assert!(answer_with(&m, &once, &a, "").unwrap().source().same_medium(&m.src));
+    assert!(once.segments.lock().unwrap().is_empty());
+    let p = build(&m, Clip::default(), 1.0).keeping_segments();
     let (k, info) = p.index.tracks.iter().enumerate().find(|(_, t)| t.media == Media::Audio).unwrap();
     let req = |n: usize| PackageRequest::Segment { media: info.media, id: info.id, number: n as u32 + 1 };
     let fresh = |n: usize| render(&m, &p, &req(n), "").unwrap();
