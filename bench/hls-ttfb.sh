@@ -9,6 +9,10 @@
 #      nginx-static  nginx serving the same video track pre-packaged from disk by
 #                    `ffmpeg -c copy -f hls -hls_segment_type fmp4 -hls_time 6` (the floor:
 #                    no packaging work at all), 4 times
+#    Kind "unkept": a media segment the process has not sent before (a different one for
+#    every request, around the middle), so its samples are gathered now: what a viewer
+#    pays for a segment no one asked for yet (`serve` keeps a segment of small samples
+#    once made; nginx's numbers are for the same segment numbers).
 #    ROUNDS rounds, the three interleaved per request kind; medians over all rounds; ratios
 #    against the floor and middle/first (issue 14's targets: a segment ≤ 1.5× the floor, the
 #    middle segment ≤ 1.2× the first).
@@ -16,7 +20,9 @@
 #    docs/performance.md), warmed with one request; `loomiere bench` holds MEM_VIEWERS
 #    viewers of the HLS master playlist (random start segments), then, on another fresh
 #    serve, of the progressive `long.mp4` (random seeks); serve's RSS is sampled every 0.5 s;
-#    reported: peak RSS, growth over the warmed server, per viewer.
+#    reported: peak RSS, growth over the warmed server, per viewer; and the growth of the
+#    machine's shared memory (/proc/meminfo Shmem, sampled alike), where serve's kept
+#    segments live (memory files, not in its RSS).
 #
 # Usage: bench/hls-ttfb.sh
 #   ROUNDS=5 MEM_VIEWERS=1000 MEM_DURATION=40 (s) MEM_RAMP=15 (s)
@@ -102,10 +108,11 @@ nginx_segments=$(grep -c '\.m4s$' "$pkg/index.m3u8")
 serve_mid=$((serve_segments / 2))
 nginx_mid=$((nginx_segments / 2))
 declare -A serve_path=([master]=/long.mp4/master.m3u8 [media]=/long.mp4/v1/index.m3u8 [init]=/long.mp4/v1/init.mp4
-  [first]=/long.mp4/v1/1.m4s [middle]=/long.mp4/v1/$serve_mid.m4s)
+  [first]=/long.mp4/v1/1.m4s [middle]=/long.mp4/v1/$serve_mid.m4s [unkept]=/long.mp4/v1/$serve_mid.m4s)
 declare -A nginx_path=([master]=/long/master.m3u8 [media]=/long/index.m3u8 [init]=/long/init.mp4
-  [first]=/long/1.m4s [middle]=/long/$nginx_mid.m4s)
-kinds=(master media init first middle)
+  [first]=/long/1.m4s [middle]=/long/$nginx_mid.m4s [unkept]=/long/$nginx_mid.m4s)
+kinds=(master media init first middle unkept)
+unkept=$serve_mid
 
 load=$(cut -d' ' -f1-3 /proc/loadavg)
 printf '# HLS TTFB, long.mp4 (2 h): %s rounds, %s, %s, commit %s, load %s\n' "$rounds" "$(date -u +%FT%TZ)" \
@@ -132,7 +139,14 @@ for ((r = 1; r <= rounds; r++)); do
   for k in "${kinds[@]}"; do
     serve_start "$tmp/plain.conf"
     record serve-first "$k" "http://127.0.0.1:$serve_port${serve_path[$k]}"
-    for _ in 1 2 3; do record serve-cached "$k" "http://127.0.0.1:$serve_port${serve_path[$k]}"; done
+    for _ in 1 2 3; do
+      if [[ $k == unkept ]]; then
+        unkept=$((unkept + 1))
+        serve_path[unkept]=/long.mp4/v1/$unkept.m4s
+        nginx_path[unkept]=/long/$unkept.m4s
+      fi
+      record serve-cached "$k" "http://127.0.0.1:$serve_port${serve_path[$k]}"
+    done
     serve_stop
     for _ in 1 2 3 4; do record nginx-static "$k" "http://127.0.0.1:$nginx_port${nginx_path[$k]}"; done
   done
@@ -140,7 +154,7 @@ done
 python3 - "$samples" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
-kinds = ["master", "media", "init", "first", "middle"]
+kinds = ["master", "media", "init", "first", "middle", "unkept"]
 servers = ["serve-first", "serve-cached", "nginx-static"]
 med = {}
 for s in servers:
@@ -161,9 +175,10 @@ PY
 printf 'document_root = "%s"\nthrottle = 1.2\nburst_seconds = 10\nlog = "%s"\n[server]\nmax_connections = 20000\n' \
   "$media" "$tmp/mem.log" >"$tmp/mem.conf"
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+shm() { awk '/^Shmem:/ { print $2 }' /proc/meminfo; }
 printf '\nmemory: %s viewers, %s s (ramp %s s), serve throttle = 1.2, burst_seconds = 10\n' "$mem_viewers" "$mem_duration" "$mem_ramp"
-printf '%-12s %12s %12s %12s %10s %10s %7s %7s %9s\n' target "warm KiB" "peak KiB" "KiB/viewer" "growth/v" \
-  "peak held" stalls errors segments
+printf '%-12s %12s %12s %12s %10s %10s %7s %7s %9s %11s\n' target "warm KiB" "peak KiB" "KiB/viewer" "growth/v" \
+  "peak held" stalls errors segments "shmem+ KiB"
 for what in hls progressive; do
   serve_start "$tmp/mem.conf"
   if [[ $what == hls ]]; then
@@ -176,6 +191,8 @@ for what in hls progressive; do
   fi
   sleep 0.5
   warm=$(rss "$serve_pid")
+  warm_shm=$(shm)
+  peak_shm=$warm_shm
   "$bin" bench "$url" --viewers "$mem_viewers" --duration "$mem_duration" --ramp "$mem_ramp" --seek random \
     --max-error-rate 100 --json >"$tmp/mem.json" 2>"$tmp/mem.err" &
   bench_pid=$!
@@ -183,16 +200,19 @@ for what in hls progressive; do
   while kill -0 "$bench_pid" 2>/dev/null; do
     now=$(rss "$serve_pid")
     ((now > peak)) && peak=$now
+    now=$(shm)
+    ((now > peak_shm)) && peak_shm=$now
     sleep 0.5
   done
   wait "$bench_pid" || { cat "$tmp/mem.err" >&2; exit 1; }
   serve_stop
-  python3 - "$tmp/mem.json" "$what" "$warm" "$peak" "$mem_viewers" <<'PY'
+  python3 - "$tmp/mem.json" "$what" "$warm" "$peak" "$mem_viewers" "$((peak_shm - warm_shm))" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); warm, peak, n = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+shm = int(sys.argv[6])
 segs = r.get("abr", {}).get("segments", "-")
 print(f'{sys.argv[2]:12} {warm:>12} {peak:>12} {peak/n:>12.1f} {(peak-warm)/n:>10.1f} {r["peak_streams"]:>10} '
-      f'{r["stalls"]:>7} {r["errors"]["total"]:>7} {segs:>9}')
+      f'{r["stalls"]:>7} {r["errors"]["total"]:>7} {segs:>9} {shm:>11}')
 if "abr" in r:
     a = r["abr"]
     print("  HLS viewers: TTFB p50/p99 ms playlist %.2f/%.2f init %.2f/%.2f segment %.2f/%.2f; segment download p50/p99 %.2f/%.2f ms"
