@@ -3,7 +3,9 @@
 //! plans whose samples are ranges of the source (`fragment`), `tx3g` subtitles as WebVTT
 //! (`webvtt`), the HLS playlists (`hls`) and the DASH MPD (`dash`) written from the index,
 //! the URL tail below the movie (`route`), keeping built indexes in memory or on disk
-//! (`cache`), and the layout `inspect --segments` prints (`layout`). Depends only on the MP4
+//! (`cache`), and the layout `inspect --segments` prints (`layout`). A [`Package`] also
+//! keeps its rendered playlists and init segments and, in `serve`, its media segments of
+//! small samples (gathered once by the kernel: `crate::sink::gather`). Depends only on the MP4
 //! engine and the plan; the HTTP side calls [`answer`] (or [`answer_with`]).
 //!
 //! URLs (all below `/path/movie.mp4/`) and the choices made are in docs/hls-dash.md.
@@ -99,8 +101,14 @@ pub const ANSWERS_KEPT: usize = 8;
 pub const SEGMENTS_KEPT: usize = 16;
 
 /// Bytes of samples kept per package in [`SEGMENTS_KEPT`] segments; a segment of more
-/// than a quarter of this is never kept (its pieces are larger, and go zero-copy).
+/// than a quarter of this, or of more than [`SEGMENT_PIECES_KEPT`] ranges, is not kept (it is
+/// planned and sent from the source each time).
 pub const SEGMENT_BYTES_KEPT: u64 = 2 << 20;
+
+/// The most source ranges a kept segment is gathered from (20 s of AAC frames): the
+/// gathering runs where the request is answered, `serve`'s async thread included, so a
+/// hostile file of 1-byte samples cannot make it long.
+pub const SEGMENT_PIECES_KEPT: usize = 1024;
 
 /// Bits per second of `bytes` over `ticks` of `timescale`.
 fn bps(bytes: u64, ticks: u64, timescale: u32) -> u64 {
@@ -197,9 +205,10 @@ pub fn answer(movie: &Movie, req: &PackageRequest, clip: Clip, options: &Options
 }
 
 /// [`answer`] with a package already built from `movie`. A playlist, MPD or init segment
-/// is rendered once and kept in the package for the requests that follow (segments and
-/// WebVTT cues, one per segment, are planned each time: a plan over the index, no copy of
-/// the media).
+/// is rendered once and kept in the package for the requests that follow. WebVTT cues are
+/// made each time; a media segment is planned each time over the index (its samples ranges
+/// of the source), unless the package keeps segments and this one is made of small samples:
+/// then it is gathered once into a memory copy and kept ([`Package`]).
 pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query: &str) -> Result<Plan> {
     if let PackageRequest::Segment { .. } = req {
         return segment(movie, package, req);
@@ -247,23 +256,32 @@ fn segment(movie: &Movie, package: &Package, req: &PackageRequest) -> Result<Pla
     }
     // A copy that cannot be made (no memfd, a source changed since it was opened) leaves the
     // plan as it is: the sink checks the source again and says what went wrong.
-    let Ok(Some(staged)) = crate::sink::gather::stage(&plan, SEGMENT_BYTES_KEPT / 4) else { return Ok(plan) };
-    keep(&mut memo(), req, &staged, SEGMENTS_KEPT, SEGMENT_BYTES_KEPT);
-    Ok(staged)
+    let staged = crate::sink::gather::stage(&plan, SEGMENT_BYTES_KEPT / 4, SEGMENT_PIECES_KEPT);
+    let Ok(Some(staged)) = staged else { return Ok(plan) };
+    Ok(keep(&mut memo(), req, staged, SEGMENTS_KEPT, SEGMENT_BYTES_KEPT))
 }
 
 /// Adds `plan` to `kept` (most recently used last), first dropping the least recently used
-/// until at most `most` segments and `bytes_most` bytes of samples remain with it.
-fn keep(kept: &mut Vec<(PackageRequest, Plan)>, req: &PackageRequest, plan: &Plan, most: usize, bytes_most: u64) {
-    if kept.iter().any(|(r, _)| r == req) {
-        return;
+/// until at most `most` segments and `bytes_most` bytes of samples remain with it; returns
+/// the kept plan (the one already there when another request kept it first, so concurrent
+/// first requests end up sending one copy).
+fn keep(
+    kept: &mut Vec<(PackageRequest, Plan)>,
+    req: &PackageRequest,
+    plan: Plan,
+    most: usize,
+    bytes_most: u64,
+) -> Plan {
+    if let Some((_, there)) = kept.iter().find(|(r, _)| r == req) {
+        return there.clone();
     }
     let body = |p: &Plan| p.len().saturating_sub(p.info.header_len);
-    let mut bytes: u64 = kept.iter().map(|(_, p)| body(p)).sum::<u64>() + body(plan);
+    let mut bytes: u64 = kept.iter().map(|(_, p)| body(p)).sum::<u64>() + body(&plan);
     while !kept.is_empty() && (kept.len() >= most || bytes > bytes_most) {
         bytes -= body(&kept.remove(0).1);
     }
     kept.push((*req, plan.clone()));
+    plan
 }
 
 /// [`answer_with`] made afresh.

@@ -28,27 +28,42 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-/// A source piece shorter than this (a page) is gathered; longer ones go by reference.
+/// A source piece shorter than this (a 4 KiB page, the unit of a pipe slot and of a socket's
+/// page fragment on x86-64 and arm64 Linux) is gathered; longer ones go by reference.
 pub const SMALL: u64 = 4096;
 
 /// At most this many bytes per gathered send (one loopback packet's worth of payload).
 const MOST: u64 = 64 * 1024;
 
-/// The pipe's size when the kernel allows it: 256 page slots, room for a 6-s segment of
-/// 25 fps video in one gather. Without it (a lower `pipe-max-size`), the default 16 slots.
-const PIPE_BYTES: usize = 1 << 20;
+/// The pipe's size when the kernel allows it: 64 slots, so a gather takes up to 64 small
+/// pieces (a 6-s segment of interleaved 25 fps video in 3 gathers) while a thread's pipe
+/// counts only 64 pages against the user's pipe allowance (`pipe-user-pages-soft`).
+/// Without it, the default 16 slots.
+const PIPE_BYTES: usize = 64 * 4096;
 
 thread_local! {
-    /// One gather per thread; `None` where the kernel offers no pipe or memfd.
+    /// One gather per thread that gathers (`serve`'s runtime threads; blocking-pool threads
+    /// that keep a segment), made at its first use; `None` where the kernel offers no pipe
+    /// or memfd.
     static THREAD: RefCell<Option<Gather>> = RefCell::new(Gather::new().ok());
 }
 
-/// Runs `f` with this thread's [`Gather`] (`None`: none could be made; send piece by piece).
+/// Runs `f` with this thread's [`Gather`] (`None`: none could be made, or it is in use
+/// further up this thread's stack; send piece by piece). A gather retired after a failure
+/// is replaced first.
 pub fn with_thread<R>(f: impl FnOnce(Option<&mut Gather>) -> R) -> R {
-    THREAD.with(|g| f(g.borrow_mut().as_mut()))
+    THREAD.with(|g| match g.try_borrow_mut() {
+        Ok(mut g) => {
+            if g.as_ref().is_some_and(|g| g.stage.is_none()) {
+                *g = Gather::new().ok();
+            }
+            f(g.as_mut())
+        }
+        Err(_) => f(None),
+    })
 }
 
-/// A pipe and a staging file, one per sending thread (not shared: a gather is synchronous).
+/// A pipe and a staging file, one per thread (not shared: a gather is synchronous).
 #[derive(Debug)]
 pub struct Gather {
     rd: OwnedFd,
@@ -75,8 +90,12 @@ impl Gather {
     /// When the output at `cur` begins with at least two small source pieces of a local
     /// file: gathers as many as fit (at most `max` bytes) and sends them to `out` with one
     /// `sendfile`, advancing `cur`. `Ok(None)`: nothing to gather here (the caller sends the
-    /// next piece itself). Errors as [`super::write_step`]'s: `WouldBlock` when the socket is
-    /// full (nothing was sent), `UnexpectedEof` when the source ended early.
+    /// next piece itself, as it does when the kernel cannot splice this file or send from a
+    /// memfd to `out`). For non-blocking sockets: a socket that took only part of a gather is
+    /// full, so that is `WouldBlock` after `cur` moved past what it took (as
+    /// [`super::write_burst`] may end); otherwise errors are [`super::write_step`]'s:
+    /// `WouldBlock` when the socket is full (nothing was sent), `UnexpectedEof` when the
+    /// source ended early.
     pub fn send(&mut self, plan: &Plan, cur: &mut Cursor, out: BorrowedFd<'_>, max: u64) -> io::Result<Option<u64>> {
         let Some(file) = plan.source().as_local_file() else { return Ok(None) };
         if self.stage.is_none() {
@@ -107,7 +126,11 @@ impl Gather {
             let Piece::Source { offset, .. } = seg.piece else { break };
             let len = seg.to - seg.from;
             let n = match self.pipe(file.as_fd(), offset + seg.from, len) {
-                Ok(n) => n,
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    self.reset(true);
+                    return Ok(None);
+                }
                 Err(e) => {
                     self.reset(true);
                     cur.recheck();
@@ -138,25 +161,33 @@ impl Gather {
         self.reset(false);
         let n = match sent {
             Ok(n) => n as u64,
+            Err(e) if unsupported(e) => return Ok(None),
             Err(e) => {
                 cur.recheck();
                 return Err(e.into());
             }
         };
         cur.pos += n;
-        cur.unchecked = if n < piped { None } else { cur.unchecked.map(|u| u.saturating_add(n)) };
+        if n < piped {
+            // The socket is full: wait for it rather than gather again for nothing.
+            cur.recheck();
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        cur.unchecked = cur.unchecked.map(|u| u.saturating_add(n));
         Ok(Some(n))
     }
 
     /// Splices up to `len` bytes at `off` of `file` into the pipe; returns how many went in
-    /// (less, even 0, when the pipe is full). A source that ends early is `UnexpectedEof`.
-    fn pipe(&self, file: BorrowedFd<'_>, off: u64, len: u64) -> io::Result<u64> {
+    /// (less, even 0, when the pipe is full), `None` when the kernel cannot splice this file.
+    /// A source that ends early is `UnexpectedEof`.
+    fn pipe(&self, file: BorrowedFd<'_>, off: u64, len: u64) -> io::Result<Option<u64>> {
         let mut at = off;
         let want = usize::try_from(len).unwrap_or(usize::MAX);
         match rustix::pipe::splice(file, Some(&mut at), &self.wr, None, want, SpliceFlags::NONBLOCK) {
             Ok(0) => Err(super::eof()),
-            Ok(n) => Ok(n as u64),
-            Err(rustix::io::Errno::AGAIN) => Ok(0),
+            Ok(n) => Ok(Some(n as u64)),
+            Err(rustix::io::Errno::AGAIN) => Ok(Some(0)),
+            Err(e) if unsupported(e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -200,6 +231,13 @@ impl Gather {
     }
 }
 
+/// Errors that mean "not possible for these descriptors" (then the caller sends piece by
+/// piece, which steps down further by itself), not "something went wrong".
+fn unsupported(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    [Errno::INVAL, Errno::NOSYS, Errno::OPNOTSUPP, Errno::XDEV, Errno::BADF].contains(&e)
+}
+
 fn memfd() -> io::Result<OwnedFd> {
     Ok(rustix::fs::memfd_create("loomiere-gather", rustix::fs::MemfdFlags::CLOEXEC)?)
 }
@@ -219,20 +257,22 @@ impl Medium for Staged {
 }
 
 /// `plan` made self-contained, when it is synthesised bytes followed by small source pieces
-/// of a local file (a media segment of interleaved samples) and at most `max` bytes of them:
-/// the same bytes, its source pieces gathered once by the kernel into a private memory file,
-/// so the plan is then sent as one contiguous range like a file on disk. Headers and
-/// validators stay those of the original source; the copy is made from the source checked
-/// unchanged. `Ok(None)`: not worth keeping this way (large pieces, which go zero-copy by
-/// reference anyway, or no local file, or no gather on this thread).
-pub fn stage(plan: &Plan, max: u64) -> io::Result<Option<Plan>> {
+/// of a local file (a media segment of interleaved samples), at most `max` bytes in at most
+/// `max_pieces` pieces: the same bytes, its source pieces gathered once by the kernel into a
+/// private memory file, so the plan is then sent as one contiguous range like a file on
+/// disk. Headers and validators stay those of the original source. The source is checked
+/// unchanged before and after the copy (a file rewritten meanwhile is an error, never a copy
+/// of mixed bytes). `Ok(None)`: not kept this way (a piece of a page or more, which goes
+/// zero-copy by reference anyway; too much; no local file; no gather on this thread; a file
+/// the kernel cannot splice).
+pub fn stage(plan: &Plan, max: u64, max_pieces: usize) -> io::Result<Option<Plan>> {
     let Some(file) = plan.source().as_local_file() else { return Ok(None) };
     let pieces = plan.pieces();
     let head = pieces.iter().take_while(|p| matches!(p, Piece::Synth(_))).count();
     let body = &pieces[head..];
     let bytes: u64 = body.iter().map(Piece::len).sum();
     let small = |p: &Piece| matches!(p, Piece::Source { len, .. } if *len < SMALL);
-    if body.len() < 2 || bytes > max || !body.iter().all(small) {
+    if body.len() < 2 || body.len() > max_pieces || bytes > max || !body.iter().all(small) {
         return Ok(None);
     }
     check_source(plan)?;
@@ -247,7 +287,10 @@ pub fn stage(plan: &Plan, max: u64) -> io::Result<Option<Plan>> {
             let Piece::Source { offset, len } = *p else { continue };
             let mut done = 0;
             while done < len {
-                let n = g.pipe(file.as_fd(), offset + done, len - done).inspect_err(|_| g.reset(true))?;
+                let Some(n) = g.pipe(file.as_fd(), offset + done, len - done).inspect_err(|_| g.reset(true))? else {
+                    g.reset(true);
+                    return Ok(false);
+                };
                 if n == 0 {
                     // The pipe is full: empty it into the copy and go on.
                     if piped == 0 {
@@ -266,6 +309,7 @@ pub fn stage(plan: &Plan, max: u64) -> io::Result<Option<Plan>> {
     if !copied {
         return Ok(None);
     }
+    check_source(plan)?;
     let src = plan.source();
     let kept = Source::new(Arc::new(Staged(dest)), bytes, src.modified, src.version.clone());
     let mut out: Vec<Piece> = pieces[..head].to_vec();
@@ -356,7 +400,7 @@ mod tests {
         pieces.extend((0..500).map(|i| Piece::Source { offset: i * 311, len: 1 + i % 97 }));
         let plan = Plan::new(src, pieces, PlanInfo { header_len: 4, ..PlanInfo::default() }).unwrap();
         let want = read_range(&plan, 0..plan.len()).unwrap();
-        let staged = stage(&plan, 1 << 20).unwrap().expect("small pieces are staged");
+        let staged = stage(&plan, 1 << 20, 1000).unwrap().expect("small pieces are staged");
         assert_eq!(staged.pieces().len(), 2);
         assert_eq!(staged.len(), plan.len());
         assert_eq!(read_range(&staged, 0..staged.len()).unwrap(), want);
@@ -369,13 +413,51 @@ mod tests {
     #[test]
     fn large_pieces_and_remote_sources_are_not_staged() {
         let (src, _) = file(100_000);
-        assert!(stage(&segment(src.clone(), 100), 1 << 20).unwrap().is_none(), "a 9,000-byte piece");
+        assert!(stage(&segment(src.clone(), 100), 1 << 20, 1000).unwrap().is_none(), "a 9,000-byte piece");
         let small = |src: Source| {
             let pieces = (0..10).map(|i| Piece::Source { offset: i * 100, len: 50 }).collect();
             Plan::new(src, pieces, PlanInfo::default()).unwrap()
         };
-        assert!(stage(&small(src.clone()), 499).unwrap().is_none(), "over the limit");
-        assert!(stage(&small(src), 500).unwrap().is_some());
-        assert!(stage(&small(Source::in_memory(vec![7; 2_000])), 1 << 20).unwrap().is_none());
+        assert!(stage(&small(src.clone()), 499, 1000).unwrap().is_none(), "over the byte limit");
+        assert!(stage(&small(src.clone()), 500, 9).unwrap().is_none(), "over the piece limit");
+        assert!(stage(&small(src), 500, 10).unwrap().is_some());
+        assert!(stage(&small(Source::in_memory(vec![7; 2_000])), 1 << 20, 1000).unwrap().is_none());
+    }
+
+    /// A local file that says it changed from its `after`-th check on.
+    struct Changing {
+        file: File,
+        checks: std::sync::atomic::AtomicUsize,
+        after: usize,
+    }
+
+    impl Medium for Changing {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            FileExt::read_at(&self.file, buf, offset)
+        }
+        fn as_local_file(&self) -> Option<&File> {
+            Some(&self.file)
+        }
+        fn check_unchanged(&self, _: u64, _: std::time::SystemTime) -> io::Result<()> {
+            match self.checks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= self.after {
+                true => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "rewritten")),
+                false => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_rewritten_before_or_while_it_is_copied_is_never_staged() {
+        for after in [0, 1] {
+            let (_, f) = file(10_000);
+            let medium = Arc::new(Changing { file: f, checks: 0.into(), after });
+            let modified = Some(std::time::SystemTime::UNIX_EPOCH);
+            let src = Source::new(medium, 10_000, modified, crate::source::Version::default());
+            let pieces = (0..10).map(|i| Piece::Source { offset: i * 100, len: 50 }).collect();
+            let info = PlanInfo { modified, source_len: 10_000, ..PlanInfo::default() };
+            let plan = Plan::new(src, pieces, info).unwrap();
+            let err = stage(&plan, 1 << 20, 1000).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "changed at check {after}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! The sinks: [`send_range`] (blocking: a pipe, a socket, a file descriptor), [`pace`]
 //! (the same, burst then paced), [`file`] (an output path, atomically), and [`write_step`]
-//! and [`write_burst`] for drivers with their own loop (the async server).
+//! and [`write_burst`] for drivers with their own loop (the async server), which may
+//! [`gather`] runs of small pieces in the kernel first.
 //!
 //! The unit of work is [`write_step`]: at most one write of at most `max` bytes, which suits
 //! blocking callers (loop until done), throttled callers (a budget per step) and non-blocking
@@ -169,10 +170,10 @@ pub fn write_step(
 
 /// [`write_step`]s while `out` takes what it is given, until `max` bytes in all were sent or
 /// the cursor is done: the many small pieces of a segment go out in one go instead of one
-/// per turn of a driver's loop. With a [`gather::Gather`], runs of pieces under a page are
-/// gathered in the kernel and sent as one range (see there). Returns the bytes sent. An error (`WouldBlock` when a
-/// non-blocking socket fills) is returned even after some bytes went out; `cur` says how far
-/// the stream got.
+/// per turn of a driver's loop. With a [`gather::Gather`] (and `sendfile` as the method),
+/// runs of pieces under a page are gathered in the kernel and sent as one range (see there).
+/// Returns the bytes sent. An error (`WouldBlock` when a non-blocking socket fills) is
+/// returned even after some bytes went out; `cur` says how far the stream got.
 pub fn write_burst(
     plan: &Plan,
     cur: &mut Cursor,
@@ -184,7 +185,7 @@ pub fn write_burst(
 ) -> io::Result<u64> {
     let mut sent = 0u64;
     while sent < max && !cur.is_done() {
-        if let Some(g) = gather.as_deref_mut() {
+        if let Some(g) = gather.as_deref_mut().filter(|_| *method == CopyMethod::Sendfile) {
             if let Some(n) = g.send(plan, cur, out, max - sent)? {
                 if n == 0 {
                     break;

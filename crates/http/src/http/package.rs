@@ -228,6 +228,7 @@ pub(super) fn packaged(
 
 /// The packaging answer for an opened movie (a local file, or the stand-in of an object in
 /// storage: `crate::storage`), after the path and signature checks.
+#[cfg_attr(not(feature = "storage"), allow(dead_code))] // only the object store calls it
 pub(crate) fn answer_opened(
     cfg: &Config,
     req: &HttpRequest,
