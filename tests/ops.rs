@@ -98,6 +98,9 @@ fn metrics_are_valid_and_count_what_was_served() {
     assert_eq!(curl(&format!("{base}/short.mp4/master.m3u8"), &[], &body), (200, master.clone()));
     let (c, init) = curl(&format!("{base}/short.mp4/v1/init.mp4"), &[], &body);
     assert_eq!(c, 200);
+    // An audio segment: AAC frames are small, so the package keeps it as a memory copy.
+    let (c, seg) = curl(&format!("{base}/short.mp4/a2/1.m4s"), &[], &body);
+    assert_eq!(c, 200);
 
     let (c, text) = curl(&format!("{base}/metrics"), &["-D", tmp.join("head").to_str().unwrap()], &body);
     assert_eq!(c, 200);
@@ -117,17 +120,20 @@ fn metrics_are_valid_and_count_what_was_served() {
     assert_eq!(m("loomiere_cache_hits_total{cache=\"movie\"}"), 1.0);
     assert_eq!(m("loomiere_cache_hits_total{cache=\"plan\"}"), 1.0);
     assert_eq!(m("loomiere_requests_total{kind=\"hls\",code=\"2xx\"}"), 2.0);
-    assert_eq!(m("loomiere_requests_total{kind=\"segment\",code=\"2xx\"}"), 1.0);
+    assert_eq!(m("loomiere_requests_total{kind=\"segment\",code=\"2xx\"}"), 2.0);
     assert_eq!(m("loomiere_cache_misses_total{cache=\"segment_index\"}"), 1.0);
-    assert_eq!(m("loomiere_cache_hits_total{cache=\"segment_index\"}"), 2.0); // playlist and segment
-    assert_eq!(m("loomiere_plan_seconds_count"), 6.0); // two seeks, the image, HLS
-    assert_eq!(m("loomiere_first_byte_seconds_count"), 8.0); // the scrape is counted after
-    let bodies = (b1.len() + b2.len() + png.len() + 2 * master.len() + init.len()) as f64;
+    assert_eq!(m("loomiere_cache_hits_total{cache=\"segment_index\"}"), 3.0); // playlist, init, segment
+    assert_eq!(m("loomiere_plan_seconds_count"), 7.0); // two seeks, the image, HLS
+    assert_eq!(m("loomiere_first_byte_seconds_count"), 9.0); // the scrape is counted after
+    assert_eq!(m("loomiere_kept_segments"), 1.0);
+    let kept = m("loomiere_kept_segment_bytes");
+    assert!(kept > 0.0 && kept < seg.len() as f64, "{kept} bytes kept for a {}-byte segment", seg.len());
+    let bodies = (b1.len() + b2.len() + png.len() + 2 * master.len() + init.len() + seg.len()) as f64;
     let sent = m("loomiere_sent_bytes_total");
     assert!(sent > bodies && sent < bodies + 8192.0, "sent {sent} for {bodies} body bytes");
     assert_eq!(m("loomiere_streams_active"), 0.0);
     assert_eq!(m("loomiere_connections_open"), 1.0); // the scrape's own
-    assert_eq!(m("loomiere_connections_total"), 9.0);
+    assert_eq!(m("loomiere_connections_total"), 10.0);
 }
 
 #[test]

@@ -253,6 +253,16 @@ impl MovieCache {
         self.lock().iter().map(|e| e.packages.len()).sum()
     }
 
+    /// Media segments kept by the packages held, over all movies, and the bytes of their
+    /// samples: memory copies outside the heap (`crate::sink::gather::stage`).
+    pub fn kept_segments(&self) -> (usize, u64) {
+        self.lock()
+            .iter()
+            .flat_map(|e| &e.packages)
+            .map(|p| p.package.kept_segments())
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
     /// How many movies hold a packager's view (for tests of what is let go).
     pub fn views_held(&self) -> usize {
         self.lock().iter().filter(|e| e.packaging.is_some()).count()

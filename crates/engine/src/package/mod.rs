@@ -139,6 +139,12 @@ impl Package {
         self
     }
 
+    /// The media segments kept now and the bytes of their samples (their memory copies).
+    pub fn kept_segments(&self) -> (usize, u64) {
+        let kept = self.segments.lock().unwrap_or_else(|p| p.into_inner());
+        (kept.len(), kept.iter().map(|(_, p)| p.len().saturating_sub(p.info.header_len)).sum())
+    }
+
     /// The facts for an index already built (or loaded).
     pub fn with_index(movie: &Movie, tracks: &[Track<'_>], index: Arc<SegmentIndex>) -> Package {
         let mut facts = Vec::with_capacity(index.tracks.len());

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::http::{Body, HttpRequest, Response};
 use crate::media::MovieCache;
 use crate::metrics::METRICS;
+use std::fmt::Write as _;
 
 /// Which listener a connection came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +70,17 @@ pub fn answer(role: Role, cfg: &Config, req: &HttpRequest, movies: &MovieCache) 
                 ("movie", c.movie_hits, c.movie_misses),
                 ("segment_index", c.segment_index_hits, c.segment_index_misses),
             ];
-            text(200, "text/plain; version=0.0.4; charset=utf-8", METRICS.render(&caches))
+            let mut body = METRICS.render(&caches);
+            // The packages' kept segments live in memory files, outside serve's heap and RSS.
+            let (segments, bytes) = movies.kept_segments();
+            let _ = write!(
+                body,
+                "# HELP loomiere_kept_segments Media segments of small samples kept as memory copies.\n\
+                 # TYPE loomiere_kept_segments gauge\nloomiere_kept_segments {segments}\n\
+                 # HELP loomiere_kept_segment_bytes Sample bytes of the kept media segments (shared memory, not RSS).\n\
+                 # TYPE loomiere_kept_segment_bytes gauge\nloomiere_kept_segment_bytes {bytes}\n"
+            );
+            text(200, "text/plain; version=0.0.4; charset=utf-8", body)
         }
     };
     let mut r = r;
