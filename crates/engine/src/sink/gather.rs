@@ -107,7 +107,8 @@ impl Gather {
         for seg in plan.segments(cur.pos..cur.pos + limit) {
             let Piece::Source { offset, .. } = seg.piece else { break };
             let at = offset + seg.from;
-            let spans = (at + (seg.to - seg.from) - 1) / 4096 - at / 4096 + 1;
+            // Pages the piece touches (a piece is never empty: `Plan::new` drops those).
+            let spans = at.saturating_add(seg.to - seg.from).saturating_sub(1) / 4096 - at / 4096 + 1;
             if seg.piece.len() >= SMALL || pages + spans > self.slots {
                 break;
             }
