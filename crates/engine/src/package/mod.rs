@@ -82,7 +82,7 @@ pub struct Package {
     /// The answers every viewer asks for alike — playlists, the MPD, init segments — as
     /// rendered for their query suffix, the most recently used last (at most
     /// [`ANSWERS_KEPT`]): a long movie's media playlist is rendered once, not per request.
-    answers: std::sync::Mutex<Vec<(PackageRequest, String, Plan)>>,
+    answers: std::sync::Mutex<Vec<((PackageRequest, String), Plan)>>,
     /// Media segments of small interleaved samples as made self-contained by
     /// [`crate::sink::gather::stage`] (their samples gathered once into a memory copy, so a
     /// repeat is sent as one range, as a pre-packaged file would be), the most recently used
@@ -142,7 +142,7 @@ impl Package {
     /// The media segments kept now and the bytes of their samples (their memory copies).
     pub fn kept_segments(&self) -> (usize, u64) {
         let kept = self.segments.lock().unwrap_or_else(|p| p.into_inner());
-        (kept.len(), kept.iter().map(|(_, p)| p.len().saturating_sub(p.info.header_len)).sum())
+        (kept.len(), kept.iter().map(|(_, p)| sample_bytes(p)).sum())
     }
 
     /// The facts for an index already built (or loaded).
@@ -223,38 +223,20 @@ pub fn answer_with(movie: &Movie, package: &Package, req: &PackageRequest, query
         return render(movie, package, req, query);
     }
     let memo = || package.answers.lock().unwrap_or_else(|p| p.into_inner());
-    {
-        let mut answers = memo();
-        if let Some(i) = answers.iter().position(|(r, q, _)| r == req && q == query) {
-            let hit = answers.remove(i);
-            let plan = hit.2.clone();
-            answers.push(hit);
-            return Ok(plan);
-        }
+    let key = (*req, query.to_string());
+    if let Some(plan) = recall(&mut memo(), &key) {
+        return Ok(plan);
     }
     let plan = render(movie, package, req, query)?;
-    let mut answers = memo();
-    if !answers.iter().any(|(r, q, _)| r == req && q == query) {
-        if answers.len() >= ANSWERS_KEPT {
-            answers.remove(0);
-        }
-        answers.push((*req, query.to_string(), plan.clone()));
-    }
-    Ok(plan)
+    Ok(keep(&mut memo(), key, plan, ANSWERS_KEPT, u64::MAX))
 }
 
 /// A media segment: kept in the package when it is made of small interleaved samples
 /// (gathered once, [`crate::sink::gather::stage`]), else planned each time over the index.
 fn segment(movie: &Movie, package: &Package, req: &PackageRequest) -> Result<Plan> {
     let memo = || package.segments.lock().unwrap_or_else(|p| p.into_inner());
-    {
-        let mut kept = memo();
-        if let Some(i) = kept.iter().position(|(r, _)| r == req) {
-            let hit = kept.remove(i);
-            let plan = hit.1.clone();
-            kept.push(hit);
-            return Ok(plan);
-        }
+    if let Some(plan) = recall(&mut memo(), req) {
+        return Ok(plan);
     }
     let plan = render(movie, package, req, "")?;
     if !package.keeps {
@@ -264,30 +246,37 @@ fn segment(movie: &Movie, package: &Package, req: &PackageRequest) -> Result<Pla
     // plan as it is: the sink checks the source again and says what went wrong.
     let staged = crate::sink::gather::stage(&plan, SEGMENT_BYTES_KEPT / 4, SEGMENT_PIECES_KEPT);
     let Ok(Some(staged)) = staged else { return Ok(plan) };
-    Ok(keep(&mut memo(), req, staged, SEGMENTS_KEPT, SEGMENT_BYTES_KEPT))
+    Ok(keep(&mut memo(), *req, staged, SEGMENTS_KEPT, SEGMENT_BYTES_KEPT))
 }
 
-/// Adds `plan` to `kept` (most recently used last), first dropping the least recently used
-/// until at most `most` segments and `bytes_most` bytes of samples remain with it; returns
-/// the kept plan (the one already there when another request kept it first, so concurrent
-/// first requests end up sending one copy).
-fn keep(
-    kept: &mut Vec<(PackageRequest, Plan)>,
-    req: &PackageRequest,
-    plan: Plan,
-    most: usize,
-    bytes_most: u64,
-) -> Plan {
-    if let Some((_, there)) = kept.iter().find(|(r, _)| r == req) {
+/// The plan kept under `key` in `kept` (most recently used last), moved to the end.
+fn recall<K: PartialEq>(kept: &mut Vec<(K, Plan)>, key: &K) -> Option<Plan> {
+    let i = kept.iter().position(|(k, _)| k == key)?;
+    let hit = kept.remove(i);
+    let plan = hit.1.clone();
+    kept.push(hit);
+    Some(plan)
+}
+
+/// Adds `plan` under `key` to `kept` (most recently used last), first dropping the least
+/// recently used until at most `most` plans and `bytes_most` bytes after their heads
+/// ([`sample_bytes`]) remain with it; returns the kept plan (the one already there when
+/// another request kept it first, so concurrent first requests end up sending one copy).
+fn keep<K: PartialEq>(kept: &mut Vec<(K, Plan)>, key: K, plan: Plan, most: usize, bytes_most: u64) -> Plan {
+    if let Some((_, there)) = kept.iter().find(|(k, _)| *k == key) {
         return there.clone();
     }
-    let body = |p: &Plan| p.len().saturating_sub(p.info.header_len);
-    let mut bytes: u64 = kept.iter().map(|(_, p)| body(p)).sum::<u64>() + body(&plan);
+    let mut bytes = kept.iter().map(|(_, p)| sample_bytes(p)).fold(sample_bytes(&plan), u64::saturating_add);
     while !kept.is_empty() && (kept.len() >= most || bytes > bytes_most) {
-        bytes -= body(&kept.remove(0).1);
+        bytes = bytes.saturating_sub(sample_bytes(&kept.remove(0).1));
     }
-    kept.push((*req, plan.clone()));
+    kept.push((key, plan.clone()));
     plan
+}
+
+/// The bytes of a plan after its head: a kept segment's samples.
+fn sample_bytes(p: &Plan) -> u64 {
+    p.len().saturating_sub(p.info.header_len)
 }
 
 /// [`answer_with`] made afresh.

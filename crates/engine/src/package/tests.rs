@@ -220,19 +220,19 @@ fn segments_of_small_samples_are_kept_as_one_range_within_bounds() {
     let body = |p: &Plan| p.len() - p.info.header_len;
     let mut kept = Vec::new();
     for (r, plan) in &plans {
-        keep(&mut kept, r, plan.clone(), 1, u64::MAX);
+        keep(&mut kept, *r, plan.clone(), 1, u64::MAX);
     }
     assert_eq!(kept.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [plans[1].0]);
     let mut kept = Vec::new();
     for (r, plan) in &plans {
-        keep(&mut kept, r, plan.clone(), 10, body(&plans[1].1));
+        keep(&mut kept, *r, plan.clone(), 10, body(&plans[1].1));
     }
     assert_eq!(kept.iter().map(|(r, _)| *r).collect::<Vec<_>>(), [plans[1].0]);
-    keep(&mut kept, &plans[0].0, plans[0].1.clone(), 10, u64::MAX);
+    keep(&mut kept, plans[0].0, plans[0].1.clone(), 10, u64::MAX);
     assert_eq!(kept.len(), 2);
     // A second copy of a kept segment is not kept: the first one is answered.
     let other = render(&m, &p, &plans[0].0, "").unwrap();
-    let answered = keep(&mut kept, &plans[0].0, other, 10, u64::MAX);
+    let answered = keep(&mut kept, plans[0].0, other, 10, u64::MAX);
     assert!(answered.source().same_medium(plans[0].1.source()));
     assert_eq!(kept.len(), 2);
 }
@@ -644,5 +644,5 @@ fn manifests_and_init_segments_are_rendered_once_per_query() {
     // Segments are planned each time.
     let seg = PackageRequest::Segment { media: Media::Video, id: 1, number: 1 };
     answer_with(&m, &p, &seg, "").unwrap();
-    assert!(p.answers.lock().unwrap().iter().all(|(r, _, _)| *r != seg));
+    assert!(p.answers.lock().unwrap().iter().all(|((r, _), _)| *r != seg));
 }
